@@ -1,0 +1,119 @@
+"""Pure functions from results to Slack Block Kit. No I/O, no core calls.
+
+`render(result)` returns `(text, blocks)`: `text` is the notification and
+screen-reader fallback Slack requires beside blocks.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from typing import Any
+
+from pydantic import BaseModel
+
+from bot.grammar import AuditList, ErrorResult, HelpResult, Message, Outcome, UsageProblem
+from core.notifications import Notice
+from core.status import StatusReport
+
+Blocks = list[dict[str, Any]]
+MAX_TEXT = 3000
+
+
+def section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:MAX_TEXT]}}
+
+
+def header(text: str) -> dict[str, Any]:
+    return {"type": "header", "text": {"type": "plain_text", "text": text[:150], "emoji": True}}
+
+
+def fields(pairs: list[tuple[str, str]]) -> list[dict[str, Any]]:
+    """Two-column facts; Slack allows ten fields per section."""
+    items = [{"type": "mrkdwn", "text": f"*{label}*\n{value}"} for label, value in pairs]
+    return [{"type": "section", "fields": items[i : i + 10]} for i in range(0, len(items), 10)]
+
+
+def context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:MAX_TEXT]}]}
+
+
+def code(text: str) -> str:
+    return "```" + text.replace("```", "'''") + "```"
+
+
+def render_outcome(outcome: Outcome) -> tuple[str, Blocks]:
+    if outcome.as_json:
+        payload = outcome.result.model_dump_json(indent=2)
+        return payload[:MAX_TEXT], [section(code(payload[: MAX_TEXT - 6]))]
+    return render(outcome.result)
+
+
+@functools.singledispatch
+def render(result: BaseModel) -> tuple[str, Blocks]:
+    payload = json.dumps(result.model_dump(mode="json"), indent=2)
+    return payload[:MAX_TEXT], [section(code(payload[: MAX_TEXT - 6]))]
+
+
+@render.register
+def _(result: StatusReport) -> tuple[str, Blocks]:
+    jobs = ", ".join(f"{state} {n}" for state, n in result.jobs_by_state.items() if n) or "none"
+    models = "\n".join(f"`{alias}` → {version}" for alias, version in result.models_by_alias.items()) or "none"
+    heartbeat = result.scheduler_heartbeat or "never (is `finetune serve` running?)"
+    facts = [
+        ("Feedback events", str(result.feedback_events)),
+        ("Datasets", f"{result.datasets} ({result.dataset_versions} versions)"),
+        ("Jobs", jobs),
+        ("Models", models),
+        ("Pending approvals", str(result.pending_approvals)),
+        ("Undelivered notifications", str(result.outbox_pending)),
+    ]
+    text = "finetune-ops status: " + "; ".join(f"{label}: {value}" for label, value in facts)
+    return text, [header("finetune-ops status"), *fields(facts), context(f"Scheduler heartbeat: {heartbeat}")]
+
+
+@render.register
+def _(result: HelpResult) -> tuple[str, Blocks]:
+    if result.topic:
+        entry = result.commands[0]
+        body = f"*Usage:* `{entry.usage}`\n{entry.description or entry.summary}"
+        return f"Usage: {entry.usage}", [section(body)]
+    lines = "\n".join(f"`{result.prog} {entry.name}`: {entry.summary}" for entry in result.commands)
+    return (
+        f"{result.prog} commands",
+        [section(f"*{result.prog} commands*\n{lines}"), context(f"`{result.prog} help COMMAND` shows how to use one.")],
+    )
+
+
+@render.register
+def _(result: UsageProblem) -> tuple[str, Blocks]:
+    body = f":warning: {result.message}"
+    if result.usage:
+        body += f"\n*Usage:* `{result.usage}`"
+    return result.message, [section(body), context(f"`{result.prog} help` lists every command.")]
+
+
+@render.register
+def _(result: ErrorResult) -> tuple[str, Blocks]:
+    body = f":x: {result.message}"
+    if result.hint:
+        body += f"\n*Fix:* {result.hint}"
+    return result.message, [section(body)]
+
+
+@render.register
+def _(result: Notice) -> tuple[str, Blocks]:
+    where = f"<#{result.channel}>" if result.channel else "the team channel"
+    text = f"Queued notice #{result.outbox_id} for {where}."
+    return text, [section(f":white_check_mark: {text}")]
+
+
+@render.register
+def _(result: AuditList) -> tuple[str, Blocks]:
+    lines = [f"`{e.at[:19]}` {e.face}:{e.actor} *{e.command}* → {e.outcome}" for e in result.entries] or ["(empty)"]
+    return "Audit log", [header("Audit log (newest first)"), section("\n".join(lines))]
+
+
+@render.register
+def _(result: Message) -> tuple[str, Blocks]:
+    return result.text, [section(result.text)]

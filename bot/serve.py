@@ -1,0 +1,226 @@
+"""`finetune serve`: one process, one event loop.
+
+uvicorn serves a Starlette app with `/healthz`, `/slack/events` (when Slack
+runs over HTTP) and `/mcp` (streamable HTTP, bearer token when configured);
+its lifespan runs the MCP session manager, the one APScheduler instance and,
+when SLACK_APP_TOKEN is set, the Socket Mode connection. uvicorn turns SIGINT
+and SIGTERM into a graceful shutdown that runs the lifespan's exit.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import hmac
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import uvicorn
+from mcp.server.transport_security import TransportSecuritySettings
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from bot.grammar import Message
+from core import __version__
+from core.errors import Conflict, InvalidInput
+from core.scheduler import add_interval_job, build_scheduler, heartbeat
+from core.settings import Settings
+from core.store import Store
+from mcp_server.server import build_server
+
+log = logging.getLogger(__name__)
+
+
+def serve(settings: Settings, store: Store) -> Message:
+    """Run until SIGINT/SIGTERM. Refuses unsafe exposure and a second serve on the same data."""
+    check_exposure(settings)
+    with serve_lock(settings.data_dir):
+        app = build_app(settings, store)
+        config = uvicorn.Config(
+            app,
+            host=settings.host,
+            port=settings.port,
+            lifespan="on",
+            log_config=None,  # our logging config (stderr) stays in charge
+            timeout_graceful_shutdown=5,
+            server_header=False,
+        )
+        server = uvicorn.Server(config)
+        server.run()
+        if not server.started:
+            raise InvalidInput(
+                f"could not listen on {settings.host}:{settings.port} (see the log above).",
+                hint="Choose another FINETUNE_PORT, or stop what is using it.",
+            )
+    return Message(text="finetune serve stopped.")
+
+
+def check_exposure(settings: Settings) -> None:
+    if not settings.host_is_loopback and settings.mcp_token is None:
+        raise InvalidInput(
+            f"refusing to serve MCP on {settings.host} without a token: anyone who can reach it could act as you.",
+            hint="Set FINETUNE_MCP_TOKEN to a long random value (e.g. `openssl rand -hex 32`), "
+            "or keep FINETUNE_HOST=127.0.0.1.",
+        )
+
+
+@contextlib.contextmanager
+def serve_lock(data_dir: Path):
+    """One serve per data directory: the scheduler must run in exactly one process."""
+    data_dir.mkdir(parents=True, exist_ok=True)
+    path = data_dir / "serve.lock"
+    handle = open(path, "a+")
+    try:
+        fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        handle.seek(0)
+        holder = handle.read().strip() or "unknown"
+        handle.close()
+        raise Conflict(
+            f"another `finetune serve` (pid {holder}) is already running on {data_dir}.",
+            hint="Stop it first, or point FINETUNE_DATA_DIR at another directory.",
+        )
+    try:
+        handle.seek(0)
+        handle.truncate()
+        handle.write(str(os.getpid()))
+        handle.flush()
+        yield
+    finally:
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+class BearerAuth:
+    """Requires `Authorization: Bearer <token>` on every request under `prefix`."""
+
+    def __init__(self, app: ASGIApp, *, token: str | None, prefix: str = "/mcp") -> None:
+        self.app = app
+        self.expected = f"Bearer {token}".encode() if token else None
+        self.prefix = prefix
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if self.expected is not None and scope["type"] == "http" and scope["path"].startswith(self.prefix):
+            given = dict(scope["headers"]).get(b"authorization", b"")
+            if not hmac.compare_digest(given, self.expected):
+                response = JSONResponse(
+                    {"error": "unauthorized", "message": "Send Authorization: Bearer <FINETUNE_MCP_TOKEN>."},
+                    status_code=401,
+                    headers={"WWW-Authenticate": 'Bearer realm="finetune-ops"'},
+                )
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
+
+
+def build_app(settings: Settings, store: Store) -> Starlette:
+    mcp = build_server(settings, store)
+    mcp_app = mcp.streamable_http_app(
+        streamable_http_path="/mcp", host=settings.host, transport_security=_transport_security(settings)
+    )
+    slack = _slack(settings, store)
+    routes: list[Route | Mount] = [Route("/healthz", _healthz(slack.mode))]
+    if slack.http_handler is not None:
+        routes.append(Route("/slack/events", slack.http_handler, methods=["POST"]))
+    routes.append(Mount("/", app=mcp_app))
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_: Starlette) -> AsyncIterator[None]:
+        scheduler = build_scheduler(settings.timezone)
+        add_interval_job(scheduler, heartbeat, job_id="heartbeat", seconds=settings.heartbeat_seconds, args=(store,))
+        if slack.client is not None:
+            from bot.outbox_dispatch import deliver_outbox_job
+
+            add_interval_job(
+                scheduler,
+                deliver_outbox_job,
+                job_id="outbox",
+                seconds=settings.outbox_seconds,
+                args=(store, slack.client, settings.slack_channel),
+            )
+        async with mcp.session_manager.run():
+            scheduler.start()
+            if slack.socket_handler is not None:
+                await asyncio.to_thread(slack.socket_handler.connect)
+            _announce(settings, slack)
+            try:
+                yield
+            finally:
+                scheduler.shutdown(wait=False)
+                if slack.socket_handler is not None:
+                    await asyncio.to_thread(slack.socket_handler.close)
+                log.info("finetune serve stopping")
+
+    token = settings.mcp_token.get_secret_value() if settings.mcp_token else None
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(BearerAuth, token=token)])
+
+
+def _transport_security(settings: Settings) -> TransportSecuritySettings:
+    if settings.host_is_loopback:
+        # DNS-rebinding protection: a web page must not reach a loopback server through a name it controls.
+        return TransportSecuritySettings(
+            enable_dns_rebinding_protection=True,
+            allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"],
+            allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
+        )
+    # Off loopback a bearer token is mandatory (check_exposure), which a rebinding page cannot know.
+    return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+
+
+def _healthz(slack_mode: str):
+    async def healthz(_: Request) -> Response:
+        return JSONResponse({"status": "ok", "version": __version__, "slack": slack_mode})
+
+    return healthz
+
+
+class _Slack:
+    def __init__(self, mode: str, reason: str = "", client=None, http_handler=None, socket_handler=None) -> None:
+        self.mode, self.reason = mode, reason
+        self.client, self.http_handler, self.socket_handler = client, http_handler, socket_handler
+
+
+def _slack(settings: Settings, store: Store) -> _Slack:
+    from bot.slack_app import SlackOff, build_slack_app
+
+    try:
+        app = build_slack_app(settings, store)
+    except SlackOff as off:
+        return _Slack("off", str(off))
+    if settings.socket_mode:
+        from slack_bolt.adapter.socket_mode import SocketModeHandler
+
+        handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
+        return _Slack("socket", client=app.client, socket_handler=handler)
+
+    from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+
+    async def slack_events(request: Request) -> Response:
+        body = await request.body()
+        # bolt is synchronous: dispatch in a worker thread so the event loop keeps serving.
+        bolt_response = await asyncio.to_thread(app.dispatch, to_bolt_request(request, body))
+        return to_starlette_response(bolt_response)
+
+    return _Slack("http", client=app.client, http_handler=slack_events)
+
+
+def _announce(settings: Settings, slack: _Slack) -> None:
+    base = f"http://{settings.host}:{settings.port}"
+    auth = "bearer token required" if settings.mcp_token else "no token (loopback only)"
+    log.info("finetune serve %s listening on %s (MCP at %s/mcp, %s)", __version__, base, base, auth)
+    if slack.mode == "off":
+        log.info(
+            "Slack is off: %s. MCP and the scheduler run; notifications wait in the outbox until Slack is set up.",
+            slack.reason,
+        )
+    elif slack.mode == "socket":
+        log.info("Slack: Socket Mode connected")
+    else:
+        log.info("Slack: HTTP endpoint at %s/slack/events (signature verification on)", base)

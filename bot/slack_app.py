@@ -1,0 +1,77 @@
+"""The Slack face: the real slack-bolt app behind `/finetune`.
+
+Slack wants an answer within 3 seconds, so the command is acked at once and
+the work runs in a lazy listener that answers through the command's
+response_url. Signature verification is always on in HTTP mode. A middleware
+drops redeliveries (Slack retries, double clicks) by their delivery key before
+any listener runs.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from slack_bolt import App, BoltResponse
+from slack_sdk import WebClient
+
+from bot.blocks import render_outcome
+from bot.grammar import Invocation, Outcome, make_grammar, run_text
+from core import slack_deliveries
+from core.actors import Actor
+from core.settings import Settings
+from core.store import Store
+
+log = logging.getLogger(__name__)
+
+SLASH = "/finetune"
+GRAMMAR = make_grammar(help_text="finetune-ops in Slack.")
+
+
+class SlackOff(Exception):
+    """Slack is not configured well enough to run; the message says what is missing."""
+
+
+def web_client(settings: Settings) -> WebClient:
+    token = settings.slack_bot_token.get_secret_value() if settings.slack_bot_token else None
+    return WebClient(token=token, base_url=settings.slack_api_url)
+
+
+def build_slack_app(settings: Settings, store: Store) -> App:
+    if settings.slack_bot_token is None:
+        raise SlackOff("SLACK_BOT_TOKEN is not set")
+    if settings.slack_signing_secret is None and not settings.socket_mode:
+        raise SlackOff("SLACK_SIGNING_SECRET is not set (needed to verify requests in HTTP mode)")
+    app = App(
+        client=web_client(settings),
+        signing_secret=settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else None,
+        # auth.test runs on the first request, not here: serve must start while Slack is unreachable.
+        token_verification_enabled=False,
+        request_verification_enabled=not settings.socket_mode,
+        logger=logging.getLogger("slack_bolt"),
+    )
+
+    @app.middleware
+    def drop_redeliveries(body: dict[str, Any], next):  # noqa: A002 - bolt's argument name
+        key = slack_deliveries.delivery_key(body)
+        if key is not None and not slack_deliveries.first_delivery(store, key):
+            log.info("ignoring a redelivery of %s", key)
+            return BoltResponse(status=200, body="")
+        return next()
+
+    def ack_at_once(ack) -> None:
+        ack()
+
+    def run_slash_command(body: dict[str, Any], respond) -> None:
+        outcome = run_slack_text(settings, store, user_id=body["user_id"], text=body.get("text", ""))
+        text, blocks = render_outcome(outcome)
+        respond(text=text, blocks=blocks, response_type="ephemeral")
+
+    app.command(SLASH)(ack=ack_at_once, lazy=[run_slash_command])
+    return app
+
+
+def run_slack_text(settings: Settings, store: Store, *, user_id: str, text: str) -> Outcome:
+    """Run `/finetune TEXT` as Slack user `user_id`, through the same grammar as the CLI."""
+    actor = Actor(id=user_id, face="slack", is_admin=user_id in settings.admins)
+    return run_text(GRAMMAR, text, Invocation(settings=settings, actor=actor, _store=store), prog=SLASH)

@@ -1,0 +1,49 @@
+"""Named errors raised by core services. Faces decide how to show them.
+
+    FinetuneError                 every error a user should read: message + fix hint
+     ├── InvalidInput             an argument or field is wrong (names it, says how to fix)
+     ├── NotFound                 an id that does not exist
+     ├── PermissionDenied         the actor may not do this
+     ├── Conflict                 the action clashes with current state
+     └── StoreError               the database cannot be used as it is
+          └── SchemaTooNew        the database was written by a newer finetune-ops
+"""
+
+from __future__ import annotations
+
+
+class FinetuneError(Exception):
+    """Base of every error meant for a user."""
+
+    def __init__(self, message: str, *, hint: str | None = None, **ids: object) -> None:
+        super().__init__(message)
+        self.message = message
+        self.hint = hint
+        self.ids = ids
+
+    def __str__(self) -> str:
+        return f"{self.message} {self.hint}" if self.hint else self.message
+
+
+class InvalidInput(FinetuneError):
+    """An argument or field is wrong."""
+
+
+class NotFound(FinetuneError):
+    """Record not found."""
+
+
+class PermissionDenied(FinetuneError):
+    """The actor is not allowed to do this."""
+
+
+class Conflict(FinetuneError):
+    """The action clashes with the current state."""
+
+
+class StoreError(FinetuneError):
+    """The database cannot be used as it is."""
+
+
+class SchemaTooNew(StoreError):
+    """The database was written by a newer version of finetune-ops."""

@@ -1,0 +1,271 @@
+"""Versioned schema migrations. Append only: never edit a migration that has shipped.
+
+`PRAGMA user_version` holds the applied version; `schema_migrations` keeps the
+history. Each migration is a list of statements run in one transaction
+(`executescript` would commit early, so statements are listed one by one).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Migration:
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+INFRASTRUCTURE = Migration(
+    1,
+    "control plane: audit log, outbox, scheduler heartbeats, Slack delivery dedupe",
+    (
+        """CREATE TABLE schema_migrations (
+            version INTEGER PRIMARY KEY,
+            name TEXT NOT NULL,
+            applied_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE audit_log (
+            id INTEGER PRIMARY KEY,
+            at TEXT NOT NULL,
+            actor TEXT NOT NULL,
+            face TEXT NOT NULL,
+            request_id TEXT NOT NULL,
+            command TEXT NOT NULL,
+            args TEXT NOT NULL DEFAULT '{}',
+            outcome TEXT NOT NULL,
+            detail TEXT
+        )""",
+        "CREATE INDEX audit_log_at ON audit_log (at)",
+        "CREATE INDEX audit_log_request ON audit_log (request_id)",
+        """CREATE TABLE outbox (
+            id INTEGER PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            message_key TEXT,
+            channel TEXT,
+            text TEXT NOT NULL,
+            blocks TEXT,
+            status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            last_error TEXT,
+            delivered_at TEXT,
+            slack_channel TEXT,
+            slack_ts TEXT
+        )""",
+        "CREATE INDEX outbox_due ON outbox (status, next_attempt_at)",
+        """CREATE TABLE slack_messages (
+            message_key TEXT PRIMARY KEY,
+            channel TEXT NOT NULL,
+            ts TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE scheduler_runs (
+            job_id TEXT PRIMARY KEY,
+            last_run_at TEXT NOT NULL,
+            outcome TEXT NOT NULL,
+            detail TEXT
+        )""",
+        """CREATE TABLE slack_deliveries (
+            delivery_key TEXT PRIMARY KEY,
+            seen_at TEXT NOT NULL
+        )""",
+    ),
+)
+
+DOMAIN = Migration(
+    2,
+    "domain: feedback, datasets, jobs, registry, approvals, evaluation, experiments, alerts",
+    (
+        """CREATE TABLE feedback (
+            id TEXT PRIMARY KEY,
+            content_hash TEXT NOT NULL UNIQUE,
+            agent TEXT NOT NULL,
+            intent TEXT,
+            system_prompt TEXT,
+            input_messages TEXT NOT NULL,
+            ai_output TEXT NOT NULL,
+            final_output TEXT,
+            rating REAL,
+            model TEXT,
+            template TEXT,
+            latency_ms REAL,
+            cost_usd REAL,
+            user TEXT,
+            tags TEXT NOT NULL DEFAULT '[]',
+            metadata TEXT NOT NULL DEFAULT '{}',
+            acceptance REAL,
+            edit_ops TEXT,
+            redactions TEXT,
+            created_at TEXT NOT NULL,
+            ingested_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX feedback_agent ON feedback (agent, created_at)",
+        """CREATE TABLE datasets (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            description TEXT,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE dataset_versions (
+            id TEXT PRIMARY KEY,
+            dataset_id TEXT NOT NULL REFERENCES datasets (id),
+            version INTEGER NOT NULL,
+            filters TEXT NOT NULL DEFAULT '{}',
+            split_seed INTEGER NOT NULL,
+            counts TEXT NOT NULL DEFAULT '{}',
+            token_stats TEXT NOT NULL DEFAULT '{}',
+            content_hash TEXT NOT NULL,
+            exports TEXT NOT NULL DEFAULT '{}',
+            validation TEXT NOT NULL DEFAULT '{}',
+            redaction_report TEXT NOT NULL DEFAULT '{}',
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (dataset_id, version)
+        )""",
+        """CREATE TABLE dataset_examples (
+            dataset_version_id TEXT NOT NULL REFERENCES dataset_versions (id),
+            feedback_id TEXT NOT NULL REFERENCES feedback (id),
+            split TEXT NOT NULL CHECK (split IN ('train', 'validation', 'test')),
+            PRIMARY KEY (dataset_version_id, feedback_id)
+        )""",
+        """CREATE TABLE jobs (
+            id TEXT PRIMARY KEY,
+            provider TEXT NOT NULL,
+            provider_job_id TEXT,
+            dataset_version_id TEXT NOT NULL REFERENCES dataset_versions (id),
+            base_model TEXT NOT NULL,
+            method TEXT NOT NULL DEFAULT 'supervised',
+            hyperparameters TEXT NOT NULL DEFAULT '{}',
+            status TEXT NOT NULL CHECK (status IN ('pending_approval', 'submitting', 'validating', 'queued',
+                                                   'running', 'succeeded', 'failed', 'cancelled')),
+            provider_status TEXT,
+            estimated_cost_usd REAL,
+            actual_cost_usd REAL,
+            idempotency_key TEXT UNIQUE,
+            error TEXT,
+            requested_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL,
+            finished_at TEXT
+        )""",
+        "CREATE INDEX jobs_status ON jobs (status)",
+        """CREATE TABLE job_events (
+            id INTEGER PRIMARY KEY,
+            job_id TEXT NOT NULL REFERENCES jobs (id),
+            at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            message TEXT,
+            step INTEGER,
+            metrics TEXT,
+            provider_event_id TEXT,
+            UNIQUE (job_id, provider_event_id)
+        )""",
+        """CREATE TABLE model_versions (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            version INTEGER NOT NULL,
+            provider TEXT NOT NULL,
+            provider_model_id TEXT,
+            job_id TEXT REFERENCES jobs (id),
+            dataset_version_id TEXT REFERENCES dataset_versions (id),
+            base_model TEXT,
+            status TEXT NOT NULL DEFAULT 'registered',
+            metrics TEXT NOT NULL DEFAULT '{}',
+            traffic_share REAL NOT NULL DEFAULT 0 CHECK (traffic_share BETWEEN 0 AND 1),
+            created_at TEXT NOT NULL,
+            UNIQUE (name, version)
+        )""",
+        """CREATE TABLE model_aliases (
+            model_name TEXT NOT NULL,
+            alias TEXT NOT NULL,
+            model_version_id TEXT NOT NULL REFERENCES model_versions (id),
+            updated_at TEXT NOT NULL,
+            PRIMARY KEY (model_name, alias)
+        )""",
+        """CREATE TABLE promotions (
+            id INTEGER PRIMARY KEY,
+            model_name TEXT NOT NULL,
+            alias TEXT NOT NULL,
+            from_version_id TEXT REFERENCES model_versions (id),
+            to_version_id TEXT REFERENCES model_versions (id),
+            traffic_share REAL,
+            actor TEXT NOT NULL,
+            reason TEXT,
+            at TEXT NOT NULL
+        )""",
+        """CREATE TABLE approvals (
+            id TEXT PRIMARY KEY,
+            action TEXT NOT NULL,
+            subject_id TEXT,
+            payload TEXT NOT NULL DEFAULT '{}',
+            estimated_cost_usd REAL,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'approved', 'rejected', 'expired', 'cancelled')),
+            requested_by TEXT NOT NULL,
+            requested_via TEXT NOT NULL,
+            decided_by TEXT,
+            decided_at TEXT,
+            reason TEXT,
+            expires_at TEXT,
+            created_at TEXT NOT NULL
+        )""",
+        "CREATE INDEX approvals_status ON approvals (status)",
+        """CREATE TABLE evaluations (
+            id TEXT PRIMARY KEY,
+            model_version_id TEXT REFERENCES model_versions (id),
+            dataset_version_id TEXT REFERENCES dataset_versions (id),
+            kind TEXT NOT NULL,
+            status TEXT NOT NULL,
+            summary TEXT NOT NULL DEFAULT '{}',
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            finished_at TEXT
+        )""",
+        """CREATE TABLE eval_results (
+            id INTEGER PRIMARY KEY,
+            evaluation_id TEXT NOT NULL REFERENCES evaluations (id),
+            feedback_id TEXT REFERENCES feedback (id),
+            metric TEXT NOT NULL,
+            value REAL,
+            detail TEXT
+        )""",
+        """CREATE TABLE experiments (
+            id TEXT PRIMARY KEY,
+            name TEXT NOT NULL,
+            control_version_id TEXT REFERENCES model_versions (id),
+            treatment_version_id TEXT REFERENCES model_versions (id),
+            metric TEXT NOT NULL,
+            status TEXT NOT NULL,
+            result TEXT NOT NULL DEFAULT '{}',
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            ended_at TEXT
+        )""",
+        """CREATE TABLE experiment_samples (
+            id INTEGER PRIMARY KEY,
+            experiment_id TEXT NOT NULL REFERENCES experiments (id),
+            arm TEXT NOT NULL CHECK (arm IN ('control', 'treatment')),
+            feedback_id TEXT REFERENCES feedback (id),
+            value REAL NOT NULL,
+            at TEXT NOT NULL
+        )""",
+        """CREATE TABLE alerts (
+            id INTEGER PRIMARY KEY,
+            kind TEXT NOT NULL,
+            subject TEXT,
+            severity TEXT NOT NULL,
+            message TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            resolved_at TEXT
+        )""",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (INFRASTRUCTURE, DOMAIN)
+LATEST = MIGRATIONS[-1].version
+
+assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migration versions must be 1..N"

@@ -1,0 +1,1 @@
+"""The agent face: one typed MCP tool per core operation."""

@@ -1,0 +1,1 @@
+"""Reports: analytics results turned into digests (Block Kit, Markdown/HTML, PNG charts)."""
