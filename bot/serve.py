@@ -15,6 +15,8 @@ import fcntl
 import hmac
 import logging
 import os
+import signal
+import threading
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -52,7 +54,7 @@ def serve(settings: Settings, store: Store) -> Message:
             timeout_graceful_shutdown=5,
             server_header=False,
         )
-        server = uvicorn.Server(config)
+        server = _Server(config)
         server.run()
         if not server.started:
             raise InvalidInput(
@@ -60,6 +62,22 @@ def serve(settings: Settings, store: Store) -> Message:
                 hint="Choose another FINETUNE_PORT, or stop what is using it.",
             )
     return Message(text="finetune serve stopped.")
+
+
+class _Server(uvicorn.Server):
+    """uvicorn re-raises SIGINT/SIGTERM after its graceful shutdown; a requested stop is a clean exit here."""
+
+    @contextlib.contextmanager
+    def capture_signals(self):
+        if threading.current_thread() is not threading.main_thread():
+            yield
+            return
+        previous = {sig: signal.signal(sig, self.handle_exit) for sig in (signal.SIGINT, signal.SIGTERM)}
+        try:
+            yield
+        finally:
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
 
 
 def check_exposure(settings: Settings) -> None:

@@ -1,0 +1,255 @@
+"""Shared fixtures: an isolated settings/store per test, a local Slack Web API, process helpers.
+
+Everything binds 127.0.0.1 on a port the OS picks; every process a test starts is
+stopped by PID in the fixture's teardown.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+
+from core.settings import Settings
+from core.store import open_store
+
+ROOT = Path(__file__).resolve().parents[1]
+SIGNING_SECRET = "test-signing-secret"
+BOT_TOKEN = "xoxb-test-token-0000"
+MCP_TOKEN = "test-mcp-token-1234567890"
+
+
+@pytest.fixture(autouse=True)
+def clean_environment(monkeypatch, tmp_path):
+    """No setting leaks in from the machine or a developer's .env."""
+    for env in Settings.env_names().values():
+        monkeypatch.delenv(env, raising=False)
+    monkeypatch.chdir(tmp_path)
+
+
+def make_settings(tmp_path: Path, **overrides) -> Settings:
+    return Settings(_env_file=None, data_dir=tmp_path / "data", **overrides)
+
+
+@pytest.fixture
+def settings(tmp_path) -> Settings:
+    return make_settings(tmp_path)
+
+
+@pytest.fixture
+def store(settings):
+    store = open_store(settings.db_path)
+    yield store
+    store.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_until(predicate, *, timeout: float = 10.0, interval: float = 0.05, what: str = "condition"):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+
+
+# A local Slack: the Web API methods finetune-ops calls, and response_url endpoints -------------
+
+
+@dataclass
+class SlackCall:
+    path: str
+    data: dict
+
+
+@dataclass
+class FakeSlack:
+    """A small recording server that speaks the parts of Slack's Web API we use."""
+
+    url: str = ""
+    calls: list[SlackCall] = field(default_factory=list)
+    fail_status: int | None = None  # answer every API call with this HTTP status (Slack down)
+    _ts: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def api_url(self) -> str:
+        return f"{self.url}/api/"
+
+    def response_url(self, name: str = "cmd") -> str:
+        return f"{self.url}/response/{name}"
+
+    def method_calls(self, method: str) -> list[dict]:
+        with self.lock:
+            return [c.data for c in self.calls if c.path == f"/api/{method}"]
+
+    def responses(self, name: str = "cmd") -> list[dict]:
+        with self.lock:
+            return [c.data for c in self.calls if c.path == f"/response/{name}"]
+
+    def answer(self, path: str, data: dict) -> tuple[int, dict]:
+        with self.lock:
+            self.calls.append(SlackCall(path, data))
+            if path.startswith("/response/"):
+                return 200, {"ok": True}
+            if self.fail_status:
+                return self.fail_status, {"ok": False, "error": "service_unavailable"}
+            method = path.removeprefix("/api/")
+            if method == "auth.test":
+                return 200, {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "user": "finetune"}
+            if method == "chat.postMessage":
+                self._ts += 1
+                return 200, {"ok": True, "channel": data.get("channel"), "ts": f"1700000000.{self._ts:06d}"}
+            if method == "chat.update":
+                return 200, {"ok": True, "channel": data.get("channel"), "ts": data.get("ts")}
+            return 200, {"ok": False, "error": "unknown_method"}
+
+
+def _parse_body(handler: BaseHTTPRequestHandler) -> dict:
+    raw = handler.rfile.read(int(handler.headers.get("Content-Length") or 0)).decode()
+    if "json" in (handler.headers.get("Content-Type") or ""):
+        return json.loads(raw or "{}")
+    data = {k: v[0] for k, v in urllib.parse.parse_qs(raw).items()}
+    for key in ("blocks",):
+        if key in data:
+            data[key] = json.loads(data[key])
+    return data
+
+
+@pytest.fixture
+def fake_slack():
+    slack = FakeSlack()
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802 - http.server's name
+            status, payload = slack.answer(self.path, _parse_body(self))
+            body = json.dumps(payload).encode()
+            self.send_response(status)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    slack.url = f"http://127.0.0.1:{server.server_address[1]}"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield slack
+    server.shutdown()
+    server.server_close()
+
+
+def sign(body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:
+    """Headers Slack sends: v0=HMAC_SHA256(secret, 'v0:{ts}:{body}')."""
+    ts = str(int(time.time()) if timestamp is None else timestamp)
+    digest = hmac.new(secret.encode(), f"v0:{ts}:{body}".encode(), hashlib.sha256).hexdigest()
+    return {
+        "X-Slack-Request-Timestamp": ts,
+        "X-Slack-Signature": f"v0={digest}",
+        "Content-Type": "application/x-www-form-urlencoded",
+    }
+
+
+def slash_body(text: str, *, user_id: str = "U123", response_url: str, trigger_id: str | None = None) -> str:
+    return urllib.parse.urlencode(
+        {
+            "token": "legacy-unused",
+            "team_id": "T1",
+            "channel_id": "C1",
+            "user_id": user_id,
+            "user_name": "dana",
+            "command": "/finetune",
+            "text": text,
+            "response_url": response_url,
+            "trigger_id": trigger_id or f"trig-{time.monotonic_ns()}",
+        }
+    )
+
+
+# Processes ------------------------------------------------------------------------------------
+
+
+def finetune_env(settings: Settings, **extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in Settings.env_names().values()}
+    env.update({"FINETUNE_DATA_DIR": str(settings.data_dir), "PYTHONUNBUFFERED": "1"})
+    env.update(extra)
+    return env
+
+
+def run_finetune(args: list[str], env: dict[str, str], *, timeout: float = 60, input: str | None = None):
+    return subprocess.run(
+        [sys.executable, "-m", "bot", *args], env=env, capture_output=True, text=True, timeout=timeout, input=input
+    )
+
+
+@dataclass
+class ServeProcess:
+    proc: subprocess.Popen
+    url: str
+    log_path: Path
+
+    def log(self) -> str:
+        return self.log_path.read_text()
+
+    def stop(self, sig=signal.SIGTERM, timeout: float = 15) -> int:
+        if self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            try:
+                self.proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        return self.proc.returncode
+
+
+@pytest.fixture
+def start_serve(tmp_path):
+    started: list[ServeProcess] = []
+
+    def start(settings: Settings, **env_extra: str) -> ServeProcess:
+        port = free_port()
+        env = finetune_env(settings, FINETUNE_PORT=str(port), **env_extra)
+        log_path = tmp_path / f"serve-{port}.log"
+        with open(log_path, "w") as log:
+            proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+        server = ServeProcess(proc, f"http://127.0.0.1:{port}", log_path)
+        started.append(server)
+
+        def healthy():
+            if proc.poll() is not None:
+                raise AssertionError(f"serve exited with {proc.returncode}:\n{server.log()}")
+            try:
+                with urllib.request.urlopen(f"{server.url}/healthz", timeout=1) as response:
+                    return response.status == 200
+            except OSError:
+                return False
+
+        wait_until(healthy, timeout=30, what="finetune serve /healthz")
+        return server
+
+    yield start
+    for server in started:
+        server.stop(signal.SIGKILL)
