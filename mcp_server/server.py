@@ -19,7 +19,8 @@ from core import __version__, audit
 from core.actors import Actor
 from core.errors import FinetuneError
 from core.settings import Settings
-from core.status import StatusReport, get_status
+from core import status
+from core.status import StatusReport
 from core.store import Store
 
 log = logging.getLogger(__name__)
@@ -59,6 +60,16 @@ def call_core(store: Store, ctx: Context | None, tool: str, args: dict[str, Any]
     return result
 
 
+def tool(server: MCPServer, *, title: str):
+    """Register a tool named after its function, its docstring (whitespace folded) as the description."""
+
+    def register(fn):
+        server.add_tool(fn, name=fn.__name__, title=title, description=" ".join((fn.__doc__ or "").split()))
+        return fn
+
+    return register
+
+
 def build_server(settings: Settings, store: Store) -> MCPServer:
     server = MCPServer(
         "finetune-ops",
@@ -68,11 +79,11 @@ def build_server(settings: Settings, store: Store) -> MCPServer:
         log_level=settings.log_level.upper() if settings.log_level.upper() in _LEVELS else "INFO",
     )
 
-    @server.tool(name="get_status", title="Status")
-    def get_status_tool(ctx: Context) -> StatusReport:
+    @tool(server, title="Status")
+    def get_status(ctx: Context) -> StatusReport:
         """Where everything stands: feedback events, datasets and versions, fine-tuning jobs per state,
         models per alias, pending approvals, undelivered notifications and the scheduler's last heartbeat."""
-        return call_core(store, ctx, "get_status", {}, lambda actor: get_status(store))
+        return call_core(store, ctx, "get_status", {}, lambda actor: status.get_status(store))
 
     return server
 

