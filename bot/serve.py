@@ -163,10 +163,12 @@ def build_app(settings: Settings, store: Store) -> Starlette:
                 seconds=settings.outbox_seconds,
                 args=(store, slack.client, settings.slack_channel),
             )
+        if slack.socket_handler is not None:
+            add_interval_job(
+                scheduler, keep_socket_mode_connected, job_id="socket_mode", seconds=30, args=(slack.socket_handler,)
+            )
         async with mcp.session_manager.run():
             scheduler.start()
-            if slack.socket_handler is not None:
-                await asyncio.to_thread(slack.socket_handler.connect)
             _announce(settings, slack)
             try:
                 yield
@@ -178,6 +180,17 @@ def build_app(settings: Settings, store: Store) -> Starlette:
 
     token = settings.mcp_token.get_secret_value() if settings.mcp_token else None
     return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(BearerAuth, token=token)])
+
+
+def keep_socket_mode_connected(handler) -> None:
+    """(Re)connect Socket Mode; a failed connect is retried on the next run instead of stopping serve."""
+    if handler.client.is_connected():
+        return
+    try:
+        handler.connect()
+        log.info("Slack: Socket Mode connected")
+    except Exception:
+        log.exception("Slack: Socket Mode could not connect; retrying in 30 s")
 
 
 def _transport_security(settings: Settings) -> TransportSecuritySettings:
@@ -239,6 +252,6 @@ def _announce(settings: Settings, slack: _Slack) -> None:
             slack.reason,
         )
     elif slack.mode == "socket":
-        log.info("Slack: Socket Mode connected")
+        log.info("Slack: Socket Mode (connecting; no /slack/events endpoint)")
     else:
         log.info("Slack: HTTP endpoint at %s/slack/events (signature verification on)", base)

@@ -138,3 +138,14 @@ def test_a_killed_serve_leaves_the_lock_free(settings, start_serve):
     server = start_serve(settings)
     server.stop(signal.SIGKILL)
     assert start_serve(settings).proc.poll() is None
+
+
+def test_socket_mode_replaces_the_http_endpoint_and_survives_a_failed_connect(settings, start_serve, fake_slack):
+    server = start_serve(
+        settings, SLACK_BOT_TOKEN=BOT_TOKEN, SLACK_APP_TOKEN="xapp-test-app-token", SLACK_API_URL=fake_slack.api_url
+    )
+    assert '"slack":"socket"' in http("GET", f"{server.url}/healthz")[1]
+    wait_until(lambda: fake_slack.method_calls("apps.connections.open"), what="a Socket Mode connect attempt")
+    assert http("POST", f"{server.url}/slack/events", data=b"x")[0] == 404
+    assert "Socket Mode could not connect" in wait_until(lambda: "could not connect" in server.log() and server.log())
+    assert server.proc.poll() is None and "xapp-test-app-token" not in server.log()
