@@ -57,6 +57,15 @@ class Settings(BaseSettings):
     )
     log_level: str = _env("FINETUNE_LOG_LEVEL", "Logging level (DEBUG, INFO, WARNING, ERROR).", default="INFO")
 
+    redact_at_ingest: bool = _env(
+        "FINETUNE_REDACT_AT_INGEST", "Redact PII when feedback is ingested (exports are always redacted).", default=True
+    )
+    catalog_file: Path | None = _env(
+        "FINETUNE_CATALOG_FILE",
+        "JSON file whose entries override the bundled model catalog (prices, limits, hyperparameter ranges).",
+        default=None,
+    )
+
     slack_bot_token: SecretStr | None = _env("SLACK_BOT_TOKEN", "Slack bot token (xoxb-...).", default=None)
     slack_signing_secret: SecretStr | None = _env(
         "SLACK_SIGNING_SECRET", "Slack signing secret; verifies every HTTP request.", default=None
