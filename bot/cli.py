@@ -9,7 +9,8 @@ import click
 from pydantic import ValidationError
 from rich.console import Console
 
-from bot.grammar import CONTEXT, Invocation, json_option, make_grammar, run_command
+from bot.data_commands import SHARED_DATA_COMMANDS, data_group
+from bot.grammar import CONTEXT, SHARED_COMMANDS, Invocation, json_option, make_grammar, run_command
 from core import audit
 from core.actors import cli_actor
 from core.config_report import describe_settings
@@ -46,6 +47,9 @@ def mcp_command(inv: Invocation):
 
 
 CLI = make_grammar(
+    *SHARED_COMMANDS,
+    *SHARED_DATA_COMMANDS,
+    data_group,
     config_command,
     serve_command,
     mcp_command,

@@ -9,9 +9,12 @@ for Slack.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
 import shlex
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -28,13 +31,26 @@ from core.store import Store, open_store
 log = logging.getLogger(__name__)
 
 
+ProgressFactory = Callable[[str], AbstractContextManager[Callable[[int], None]]]
+
+
+@contextlib.contextmanager
+def no_progress(_: str) -> Iterator[Callable[[int], None]]:
+    yield lambda done: None
+
+
 @dataclass
 class Invocation:
-    """What a command runs with: settings, the actor, and the store (opened on first use)."""
+    """What a command runs with: settings, the actor, and the store (opened on first use).
+
+    `progress(description)` gives long-running commands a callback for items done;
+    the terminal shows it as a progress bar, other faces ignore it.
+    """
 
     settings: Settings
     actor: Actor
     as_json: bool = False
+    progress: ProgressFactory = no_progress
     _store: Store | None = field(default=None, repr=False)
 
     @property
@@ -118,26 +134,38 @@ def json_option(func):
 
 
 @click.command("help", context_settings=CONTEXT, short_help="List commands, or explain one.")
-@click.argument("command", required=False)
+@click.argument("command", nargs=-1)
 @click.pass_context
-def help_command(ctx: click.Context, command: str | None) -> HelpResult:
-    """List every command with a one-line description, or show how to use COMMAND."""
+def help_command(ctx: click.Context, command: tuple[str, ...]) -> HelpResult:
+    """List every command with a one-line description, or show how to use COMMAND (e.g. `help data build`)."""
     root = ctx.find_root()
     group: click.Group = root.command  # type: ignore[assignment]
-    names = list(group.list_commands(root))
-    if command is not None:
-        if command not in group.commands:
-            raise click.UsageError(f"No such command '{command}'.", ctx)
-        names = [command]
-    entries = [describe(root, name, group.commands[name], full=command is not None) for name in names]
-    return HelpResult(prog=root.info_name or "finetune", commands=entries, topic=command)
+    if not command:
+        entries = [describe(root, name, group.commands[name]) for name in group.list_commands(root)]
+        return HelpResult(prog=root.info_name or "finetune", commands=entries)
+    parent, cmd = root, None
+    for depth, word in enumerate(command):
+        commands = getattr(cmd or group, "commands", {})
+        if word not in commands:
+            raise click.UsageError(f"No such command '{' '.join(command[: depth + 1])}'.", ctx)
+        if cmd is not None:
+            parent = click.Context(cmd, info_name=command[depth - 1], parent=parent)
+        cmd = commands[word]
+    entry = describe(parent, command[-1], cmd, full=True)
+    return HelpResult(prog=root.info_name or "finetune", commands=[entry], topic=" ".join(command))
 
 
 def describe(root: click.Context, name: str, cmd: click.Command, *, full: bool = False) -> CommandHelp:
     sub = click.Context(cmd, info_name=name, parent=root)
     usage = " ".join([root.info_name or "finetune", name, *cmd.collect_usage_pieces(sub)])
     description = None
-    if full:
+    if full and isinstance(cmd, click.Group):
+        lines = [" ".join((cmd.help or "").split())]
+        for sub_name, sub_cmd in cmd.commands.items():
+            entry = describe(sub, sub_name, sub_cmd)
+            lines.append(f"  {entry.usage.removeprefix((root.info_name or 'finetune') + ' ')}: {entry.summary}")
+        description = "\n".join(lines)
+    elif full:
         params = [p.get_help_record(sub) for p in cmd.get_params(sub)]
         lines = [" ".join((cmd.help or "").split())] + [f"  {opt}  {text}" for opt, text in filter(None, params) if text]
         description = "\n".join(line for line in lines if line)
@@ -178,9 +206,9 @@ def audit_command(inv: Invocation, limit: int, face: str | None):
 SHARED_COMMANDS: tuple[click.Command, ...] = (help_command, status_command, notify_command, audit_command)
 
 
-def make_grammar(*extra: click.Command, help_text: str) -> Grammar:
+def make_grammar(*commands: click.Command, help_text: str) -> Grammar:
     group = Grammar(name="finetune", help=help_text, context_settings=CONTEXT)
-    for cmd in (*SHARED_COMMANDS, *extra):
+    for cmd in commands:
         group.add_command(cmd)
     return group
 
@@ -204,11 +232,16 @@ def run_command(group: click.Group, argv: list[str], inv: Invocation, *, prog: s
     if not argv:
         argv = ["help"]
     if "--help" in argv or "-h" in argv:
-        argv = ["help", *[a for a in argv if not a.startswith("-")][:1]]
+        words = []
+        for arg in argv:  # the command path: leading words before any option or argument value
+            if arg.startswith("-") or (words and not _is_subcommand(group, [*words, arg])):
+                break
+            words.append(arg)
+        argv = ["help", *words]
     name = argv[0] if argv[0] in group.commands else "unknown"
     try:
         result = group.main(args=argv, prog_name=prog, standalone_mode=False, obj=inv)
-        outcome = Outcome(result, 0, inv.as_json)
+        outcome = Outcome(result, 0 if getattr(result, "ok", True) else 1, inv.as_json)
     except click.UsageError as exc:
         outcome = Outcome(_usage_problem(exc, prog), 2, inv.as_json)
     except click.ClickException as exc:
@@ -229,6 +262,15 @@ def run_command(group: click.Group, argv: list[str], inv: Invocation, *, prog: s
         )
     _audit(inv, name, argv, outcome)
     return outcome
+
+
+def _is_subcommand(group: click.Group, words: list[str]) -> bool:
+    cmd: click.Command = group
+    for word in words:
+        if not isinstance(cmd, click.Group) or word not in cmd.commands:
+            return False
+        cmd = cmd.commands[word]
+    return True
 
 
 def _usage_problem(exc: click.UsageError, prog: str) -> UsageProblem:

@@ -16,7 +16,8 @@ from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
 
 from bot.blocks import render_outcome
-from bot.grammar import Invocation, Outcome, make_grammar, run_text
+from bot.data_commands import SHARED_DATA_COMMANDS
+from bot.grammar import SHARED_COMMANDS, Invocation, Outcome, make_grammar, run_text
 from core import slack_deliveries
 from core.actors import Actor
 from core.settings import Settings
@@ -25,7 +26,7 @@ from core.store import Store
 log = logging.getLogger(__name__)
 
 SLASH = "/finetune"
-GRAMMAR = make_grammar(help_text="finetune-ops in Slack.")
+GRAMMAR = make_grammar(*SHARED_COMMANDS, *SHARED_DATA_COMMANDS, help_text="finetune-ops in Slack.")
 
 
 class SlackOff(Exception):

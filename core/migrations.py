@@ -103,6 +103,7 @@ DOMAIN = Migration(
             ingested_at TEXT NOT NULL
         )""",
         "CREATE INDEX feedback_agent ON feedback (agent, created_at)",
+        "CREATE INDEX feedback_created ON feedback (created_at)",
         """CREATE TABLE datasets (
             id TEXT PRIMARY KEY,
             name TEXT NOT NULL UNIQUE,
@@ -119,8 +120,6 @@ DOMAIN = Migration(
             counts TEXT NOT NULL DEFAULT '{}',
             token_stats TEXT NOT NULL DEFAULT '{}',
             content_hash TEXT NOT NULL,
-            exports TEXT NOT NULL DEFAULT '{}',
-            validation TEXT NOT NULL DEFAULT '{}',
             redaction_report TEXT NOT NULL DEFAULT '{}',
             created_by TEXT NOT NULL,
             created_at TEXT NOT NULL,
@@ -130,7 +129,20 @@ DOMAIN = Migration(
             dataset_version_id TEXT NOT NULL REFERENCES dataset_versions (id),
             feedback_id TEXT NOT NULL REFERENCES feedback (id),
             split TEXT NOT NULL CHECK (split IN ('train', 'validation', 'test')),
+            quality REAL,
             PRIMARY KEY (dataset_version_id, feedback_id)
+        )""",
+        """CREATE TABLE dataset_exports (
+            id INTEGER PRIMARY KEY,
+            dataset_version_id TEXT NOT NULL REFERENCES dataset_versions (id),
+            target TEXT NOT NULL,
+            model TEXT NOT NULL DEFAULT '',
+            directory TEXT NOT NULL,
+            metadata TEXT NOT NULL,
+            validation TEXT,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            UNIQUE (dataset_version_id, target, model)
         )""",
         """CREATE TABLE jobs (
             id TEXT PRIMARY KEY,

@@ -13,9 +13,15 @@ from collections.abc import Callable
 from typing import Any, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
-from mcp.server.mcpserver.exceptions import ToolError
+from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 
-from core import __version__, audit
+from core import __version__, audit, datasets, exports, feedback, planning
+from core.catalog import load_catalog
+from core.datasets import DatasetFilters, DatasetList, DatasetVersion, Recipe
+from core.exports import DatasetValidation, ExportResult
+from core.feedback import IngestReport
+from core.hyperparams import HyperparameterSuggestion
+from core.pricing import CostEstimate
 from core.actors import Actor
 from core.errors import FinetuneError
 from core.settings import Settings
@@ -85,7 +91,116 @@ def build_server(settings: Settings, store: Store) -> MCPServer:
         models per alias, pending approvals, undelivered notifications and the scheduler's last heartbeat."""
         return call_core(store, ctx, "get_status", {}, lambda actor: status.get_status(store))
 
+    register_data_tools(server, settings, store)
     return server
+
+
+def register_data_tools(server: MCPServer, settings: Settings, store: Store) -> None:
+    data_dir = settings.data_dir
+
+    def catalog():
+        return load_catalog(settings.catalog_file)
+
+    @tool(server, title="Ingest feedback")
+    def ingest_feedback(
+        ctx: Context,
+        events: list[dict[str, Any]],
+        field_map: dict[str, str] | None = None,
+        skip_invalid: bool = False,
+    ) -> IngestReport:
+        """Store feedback events about an agent's outputs, in one transaction. Each event: agent, messages (list of
+        {role, content}) or prompt, output (the AI draft), and optionally final (the user's edited version), rating
+        (1-5, "up" or "down"), intent, system, model, template, latency_ms, cost_usd, user, created_at, tags; other
+        fields are kept as metadata. field_map maps our names to yours, e.g. {"output": "model_output"}. A bad event
+        rejects the batch unless skip_invalid. Re-sending events changes nothing. PII is redacted."""
+        args = {"events": len(events), "field_map": field_map, "skip_invalid": skip_invalid}
+        return call_core(store, ctx, "ingest_feedback", args, lambda actor: feedback.ingest_batch(
+            store, events, actor=actor, field_map=field_map, skip_invalid=skip_invalid, redact=settings.redact_at_ingest))
+
+    @tool(server, title="List datasets")
+    def list_datasets(ctx: Context) -> DatasetList:
+        """Every dataset with its number of versions and its latest version (name@N) and size."""
+        return call_core(store, ctx, "list_datasets", {}, lambda actor: datasets.list_datasets(store))
+
+    @tool(server, title="Build dataset version")
+    def build_dataset(
+        ctx: Context,
+        name: str,
+        filters: DatasetFilters | None = None,
+        seed: int = 0,
+        split: tuple[float, float, float] = (0.8, 0.1, 0.1),
+        dedupe: bool = True,
+    ) -> DatasetVersion:
+        """Build a new immutable version of dataset `name` from stored feedback: filter (agents, intents, templates,
+        models, tags, since/until, min_rating, min_acceptance, min_quality, edited_only), drop exact and near
+        duplicates, split train/validation/test by agent with `seed`. The same recipe over the same data returns the
+        existing version (reused=true)."""
+        def build(actor: Actor):
+            recipe = Recipe(filters=filters or DatasetFilters(), seed=seed, split=split, dedupe=dedupe)
+            return datasets.build_dataset(store, name=name, actor=actor, recipe=recipe)
+
+        return call_core(store, ctx, "build_dataset", {"name": name}, build)
+
+    @tool(server, title="Export dataset version")
+    def export_dataset(
+        ctx: Context, version: str, target: exports.Target, model: str | None = None, epochs: int | None = None
+    ) -> ExportResult:
+        """Write a dataset version (name@N, or name for the latest) in a provider's format: openai (chat SFT),
+        openai-dpo, bedrock-nova, bedrock-claude, bedrock-llama or hf-chat (local LoRA). Returns the file paths,
+        rows per split, token stats, a cost estimate for `model` over `epochs` and the redaction report."""
+        return call_core(store, ctx, "export_dataset", {"version": version, "target": target, "model": model},
+                         lambda actor: exports.export_dataset(store, version=version, target=target, model=model,
+                                                              epochs=epochs, actor=actor, data_dir=data_dir,
+                                                              catalog=catalog()))  # fmt: skip
+
+    @tool(server, title="Validate dataset version")
+    def validate_dataset(ctx: Context, version: str, target: exports.Target, model: str | None = None) -> DatasetValidation:
+        """Check a dataset version's export for a target against every rule the provider documents (exporting it
+        first if needed). Returns per-split reports: errors with line numbers, kinds and fixes, and token stats."""
+        return call_core(store, ctx, "validate_dataset", {"version": version, "target": target, "model": model},
+                         lambda actor: exports.validate_dataset(store, version=version, target=target, model=model,
+                                                                actor=actor, data_dir=data_dir, catalog=catalog()))  # fmt: skip
+
+    @tool(server, title="Estimate training cost")
+    def estimate_cost(
+        ctx: Context, version: str, base_model: str, epochs: int | None = None, method: str = "supervised"
+    ) -> CostEstimate:
+        """Estimate what fine-tuning `base_model` on a dataset version costs: billed tokens (training tokens x
+        epochs; epochs default to the suggested number) times the catalog's dated price."""
+        return call_core(store, ctx, "estimate_cost", {"version": version, "base_model": base_model, "epochs": epochs},
+                         lambda actor: planning.estimate_version_cost(store, version=version, base_model=base_model,
+                                                                      epochs=epochs, method=method, actor=actor,
+                                                                      data_dir=data_dir, catalog=catalog()))  # fmt: skip
+
+    @tool(server, title="Suggest hyperparameters")
+    def suggest_hyperparameters(
+        ctx: Context, version: str, base_model: str, method: str = "supervised"
+    ) -> HyperparameterSuggestion:
+        """Suggest epochs, batch size, learning rate and warm-up for training `base_model` on a dataset version, from
+        its size and token stats, within the provider's documented ranges, with one reason per choice."""
+        return call_core(store, ctx, "suggest_hyperparameters", {"version": version, "base_model": base_model},
+                         lambda actor: planning.suggest_for_version(store, version=version, base_model=base_model,
+                                                                    method=method, actor=actor, data_dir=data_dir,
+                                                                    catalog=catalog()))  # fmt: skip
+
+    @server.resource("finetune://datasets/{version}/stats", name="dataset-version-stats", mime_type="application/json")
+    def version_stats(version: str) -> str:
+        """A dataset version's recipe, counts per split and agent, stats and redaction report."""
+        return _resource(lambda: datasets.get_version(store, version).model_dump_json(indent=2))
+
+    @server.resource(
+        "finetune://datasets/{version}/validation/{target}", name="dataset-validation-report", mime_type="application/json"
+    )
+    def validation_report(version: str, target: str) -> str:
+        """The stored validation report of a dataset version's export for a target."""
+        return _resource(lambda: exports.stored_validation(store, version=version, target=target).model_dump_json(indent=2))
+
+
+def _resource(read: Callable[[], str]) -> str:
+    try:
+        return read()
+    except FinetuneError as exc:
+        raise ResourceError(str(exc)) from exc
 
 
 _LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}

@@ -22,8 +22,10 @@ def test_readme_opens_with_the_two_commands():
 
 
 def test_every_cli_command_is_in_the_readme():
-    for name in CLI.commands:
+    for name, command in CLI.commands.items():
         assert f"`finetune {name}" in README, name
+        for sub in getattr(command, "commands", {}):
+            assert f"finetune {name} {sub}" in README, f"{name} {sub}"
 
 
 def test_every_slack_command_is_a_cli_command():

@@ -1,0 +1,158 @@
+"""Throughput and peak memory of the data pipeline: ingest, build + redact + export, validate, redact.
+
+    .venv/bin/python bench/datasets.py                 # N = 100,000
+    .venv/bin/python bench/datasets.py --n 1000000     # N = 1,000,000 (a few GB of disk, several minutes)
+
+Events are synthetic but shaped like real agent traffic: texts mostly 200-2,000
+characters with a tail to 30k, about one in eight carrying PII, a third edited
+by the user, and 0.1 % malformed lines (ingested with skip-invalid). Each phase
+runs in its own process, so each peak RSS is that phase's alone; "workers" is
+the largest worker process of the phase. Prints one line per phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+WORDS = (
+    "the order refund shipping account invoice delivery tracking please update address payment subscription plan "
+    "upgrade cancel renewal discount warranty return label store pickup weekend support ticket we you your can will "
+    "thanks happy help today tomorrow week business days team policy item package carrier status confirm"
+).split()
+PII = [
+    "dana.smith@example.com", "+1 (415) 555-2671", "+44 20 7946 0958", "4111 1111 1111 1111", "123-45-6789",
+    "DE89 3704 0044 0532 0130 00", "10.0.12.7", "AKIAIOSFODNN7EXAMPLE", "sk-proj-abcdefghijklmnopqrstuvwx1234",
+]  # fmt: skip
+
+
+def text_of(rng: random.Random, length: int) -> str:
+    words, size = [], 0
+    while size < length:
+        word = rng.choice(WORDS)
+        words.append(word)
+        size += len(word) + 1
+    if rng.random() < 0.125:
+        words.insert(rng.randrange(len(words)), rng.choice(PII))
+    return " ".join(words)
+
+
+def length(rng: random.Random) -> int:
+    return rng.randint(30_000 // 4, 30_000) if rng.random() < 0.002 else rng.randint(200, 2_000)
+
+
+def generate(path: Path, n: int, seed: int = 1) -> None:
+    rng = random.Random(seed)
+    agents = [f"agent-{i}" for i in range(8)]
+    with open(path, "w") as out:
+        for i in range(n):
+            if rng.random() < 0.001:
+                out.write('{"agent": "broken", "output": \n')
+                continue
+            draft = text_of(rng, length(rng))
+            event = {
+                "id": f"e{i}",
+                "agent": agents[i % len(agents)],
+                "messages": [{"role": "user", "content": text_of(rng, rng.randint(40, 400))}],
+                "output": draft,
+                "rating": rng.randint(1, 5),
+                "created_at": 1_760_000_000 + i,
+            }
+            if i % 3 == 0:
+                event["final"] = draft[: len(draft) * 3 // 4] + " " + text_of(rng, 60)
+            out.write(json.dumps(event) + "\n")
+
+
+def peak_mb(who: int) -> float:
+    return resource.getrusage(who).ru_maxrss / 1024
+
+
+def run_phase(phase: str, workdir: Path) -> dict:
+    from core.actors import cli_actor
+    from core.store import open_store
+
+    store = open_store(workdir / "data" / "finetune.db")
+    actor = cli_actor()
+    started = time.perf_counter()
+    if phase == "ingest":
+        from core.feedback import ingest_file
+
+        report = ingest_file(store, workdir / "events.jsonl", actor=actor, skip_invalid=True)
+        items, extra = report.lines, f"{report.ingested} stored, {report.skipped} malformed skipped"
+    elif phase == "build_export":
+        from core.datasets import build_dataset
+        from core.exports import export_dataset
+
+        version = build_dataset(store, name="bench", actor=actor)
+        built = time.perf_counter() - started
+        export = export_dataset(store, version=version.id, target="openai", actor=actor, data_dir=workdir / "data")
+        items = version.counts["examples"]
+        extra = f"build {built:.1f}s, export {time.perf_counter() - started - built:.1f}s, redacted {export.redactions.total}"
+        (workdir / "train_path").write_text(export.files["train"])
+    elif phase == "validate":
+        from core.validation import validate_file
+
+        report = validate_file(Path((workdir / "train_path").read_text()), target="openai", model="gpt-4o-mini-2024-07-18")
+        items, extra = report.examples, f"{report.error_count} errors, tokens exact={report.token_stats.exact}"
+    elif phase == "redact":
+        from core.pii import Redactor
+
+        rng, redactor = random.Random(3), Redactor()
+        texts = [text_of(rng, length(rng)) for _ in range(20_000)]
+        started = time.perf_counter()
+        for text in texts:
+            redactor.redact(text)
+        items, extra = len(texts), "one core, texts of 200-2,000 chars with a tail to 30k"
+    else:
+        raise SystemExit(f"unknown phase {phase}")
+    seconds = time.perf_counter() - started
+    return {
+        "phase": phase, "items": items, "seconds": round(seconds, 1), "per_second": round(items / seconds),
+        "peak_rss_mb": round(peak_mb(resource.RUSAGE_SELF)), "workers_peak_rss_mb": round(peak_mb(resource.RUSAGE_CHILDREN)),
+        "note": extra,
+    }  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--n", type=int, default=100_000)
+    parser.add_argument("--phase", help=argparse.SUPPRESS)
+    parser.add_argument("--workdir", type=Path, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.phase:
+        print(json.dumps(run_phase(args.phase, args.workdir)))
+        return
+    with tempfile.TemporaryDirectory(prefix="finetune-bench-") as tmp:
+        workdir = Path(tmp)
+        started = time.perf_counter()
+        generate(workdir / "events.jsonl", args.n)
+        size = (workdir / "events.jsonl").stat().st_size / 1e6
+        print(f"N={args.n:,}: generated {size:,.0f} MB of events in {time.perf_counter() - started:.0f}s on {os.cpu_count()} cores")
+        for phase in ("redact", "ingest", "build_export", "validate"):
+            out = subprocess.run(
+                [sys.executable, __file__, "--phase", phase, "--workdir", str(workdir)],
+                capture_output=True, text=True, check=False,
+            )  # fmt: skip
+            if out.returncode:
+                print(f"{phase}: FAILED\n{out.stderr[-3000:]}")
+                raise SystemExit(1)
+            r = json.loads(out.stdout.strip().splitlines()[-1])
+            print(
+                f"{r['phase']:>12}: {r['per_second']:>8,}/s  ({r['items']:,} in {r['seconds']}s)  "
+                f"peak RSS {r['peak_rss_mb']} MB, workers {r['workers_peak_rss_mb']} MB  [{r['note']}]"
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,176 @@
+"""Data commands of the shared grammar: ingest, curate, version, export and validate datasets.
+
+`datasets`, `dataset` and `validate` work in Slack and the terminal; the `data`
+group reads and writes files on this machine, so it is terminal-only.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from bot.grammar import CONTEXT, Invocation, json_option
+from core import datasets, exports, feedback, validation
+
+
+def _split_list(values: tuple[str, ...]) -> list[str]:
+    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+
+
+def _split_ratio(text: str | None) -> tuple[float, float, float] | None:
+    if text is None:
+        return None
+    try:
+        parts = tuple(float(p) for p in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not three numbers, e.g. 0.8,0.1,0.1", param_hint="'--split'")
+    if len(parts) != 3:
+        raise click.BadParameter("give train,validation,test shares, e.g. 0.8,0.1,0.1", param_hint="'--split'")
+    return parts  # type: ignore[return-value]
+
+
+TARGET = click.Choice(list(exports.DEFAULT_MODELS))
+
+
+# Shared with Slack ------------------------------------------------------------------------------
+
+
+@click.command("datasets", context_settings=CONTEXT, short_help="List datasets and their latest versions.")
+@json_option
+@click.pass_obj
+def datasets_command(inv: Invocation):
+    """List every dataset with its number of versions and its latest version's size."""
+    return datasets.list_datasets(inv.store)
+
+
+@click.command("dataset", context_settings=CONTEXT, short_help="Show a dataset version: recipe, counts, stats.")
+@click.argument("version")
+@json_option
+@click.pass_obj
+def dataset_command(inv: Invocation, version: str):
+    """Show VERSION (`name@N`, or `name` for its latest): recipe, counts per split and agent, stats, redactions."""
+    return datasets.get_version(inv.store, version)
+
+
+@click.command("validate", context_settings=CONTEXT, short_help="Validate a dataset version's export for a target.")
+@click.argument("version")
+@click.argument("target", type=TARGET)
+@click.option("--model", help="Base model whose limits apply (default: the target's default model).")
+@json_option
+@click.pass_obj
+def validate_command(inv: Invocation, version: str, target: str, model: str | None):
+    """Export VERSION for TARGET if needed, then check every line against the provider's rules."""
+    return exports.validate_dataset(
+        inv.store, version=version, target=target, model=model, actor=inv.actor, data_dir=inv.settings.data_dir,
+        catalog=_catalog(inv),
+    )  # fmt: skip
+
+
+def _catalog(inv: Invocation):
+    from core.catalog import load_catalog
+
+    return load_catalog(inv.settings.catalog_file)
+
+
+SHARED_DATA_COMMANDS = (datasets_command, dataset_command, validate_command)
+
+
+# Terminal only -----------------------------------------------------------------------------------
+
+
+@click.group("data", context_settings=CONTEXT, short_help="Ingest feedback; build, export and validate datasets.")
+def data_group():
+    """Feedback files in, validated provider files out."""
+
+
+@data_group.command("ingest", context_settings=CONTEXT, short_help="Ingest feedback events from JSONL or CSV.")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--format", "fmt", type=click.Choice(["jsonl", "csv"]), help="Default: from the file's extension.")
+@click.option("--map", "field_map", help="Read the file's own field names: OURS=THEIRS,... e.g. output=model_output.")
+@click.option("--skip-invalid", is_flag=True, help="Store the valid events and report the invalid ones.")
+@click.option("--no-redact", is_flag=True, help="Keep PII at ingest (exports are redacted regardless).")
+@json_option
+@click.pass_obj
+def ingest_command(inv: Invocation, file: Path, fmt, field_map, skip_invalid: bool, no_redact: bool):
+    """Ingest FILE in one transaction: a bad line rejects the whole file (unless --skip-invalid)."""
+    with inv.progress(f"Ingesting {file.name}") as progress:
+        return feedback.ingest_file(
+            inv.store, file, actor=inv.actor, fmt=fmt, field_map=feedback.parse_field_map(field_map),
+            skip_invalid=skip_invalid, redact=inv.settings.redact_at_ingest and not no_redact, on_progress=progress,
+        )  # fmt: skip
+
+
+data_group.add_command(datasets_command, "list")
+data_group.add_command(dataset_command, "show")
+
+
+@data_group.command("build", context_settings=CONTEXT, short_help="Build a new immutable dataset version.")
+@click.argument("name")
+@click.option("--agent", "agents", multiple=True, help="Only these agents (repeat or comma-separate).")
+@click.option("--intent", "intents", multiple=True, help="Only these intents.")
+@click.option("--template", "templates", multiple=True, help="Only these prompt templates.")
+@click.option("--model", "models", multiple=True, help="Only events produced by these models.")
+@click.option("--tag", "tags", multiple=True, help="Only events with any of these tags.")
+@click.option("--since", help="From this ISO date/time (inclusive).")
+@click.option("--until", help="Before this ISO date/time (exclusive).")
+@click.option("--min-rating", type=float, help="Minimum rating, 1-5 (thumbs up = 5, down = 1).")
+@click.option("--min-acceptance", type=float, help="Minimum share of the draft the user kept, 0-1.")
+@click.option("--min-quality", type=float, default=0.0, show_default=True, help="Minimum quality score, 0-1.")
+@click.option("--edited-only", is_flag=True, help="Only events the user edited (what DPO needs).")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the train/validation/test split.")
+@click.option("--split", "split", help="Train,validation,test shares. [default: 0.8,0.1,0.1]")
+@click.option("--no-dedupe", is_flag=True, help="Keep exact and near duplicates.")
+@json_option
+@click.pass_obj
+def build_command(inv: Invocation, name: str, **options):
+    """Select feedback with the filters, drop duplicates, score, split by agent, and record a version."""
+    filters = datasets.DatasetFilters(
+        agents=_split_list(options["agents"]), intents=_split_list(options["intents"]),
+        templates=_split_list(options["templates"]), models=_split_list(options["models"]),
+        tags=_split_list(options["tags"]), since=options["since"], until=options["until"],
+        min_rating=options["min_rating"], min_acceptance=options["min_acceptance"],
+        min_quality=options["min_quality"], edited_only=options["edited_only"],
+    )  # fmt: skip
+    recipe = datasets.Recipe(filters=filters, seed=options["seed"], dedupe=not options["no_dedupe"])
+    if (split := _split_ratio(options["split"])) is not None:
+        recipe = datasets.Recipe(**{**recipe.model_dump(), "split": split})
+    with inv.progress(f"Building {name}") as progress:
+        return datasets.build_dataset(inv.store, name=name, actor=inv.actor, recipe=recipe, on_progress=progress)
+
+
+@data_group.command("export", context_settings=CONTEXT, short_help="Export a version for a provider target.")
+@click.argument("version")
+@click.option("--target", type=TARGET, required=True, help="Provider format.")
+@click.option("--model", help="Base model for token counts, limits and price (default: the target's default).")
+@click.option("--epochs", type=int, help="Epochs for the cost estimate (default 1).")
+@json_option
+@click.pass_obj
+def export_command(inv: Invocation, version: str, target: str, model: str | None, epochs: int | None):
+    """Write VERSION's splits for TARGET (always redacted) with metadata.json: counts, tokens, cost, redactions."""
+    with inv.progress(f"Exporting {version} for {target}") as progress:
+        return exports.export_dataset(
+            inv.store, version=version, target=target, model=model, epochs=epochs, actor=inv.actor,
+            data_dir=inv.settings.data_dir, catalog=_catalog(inv), on_progress=progress,
+        )  # fmt: skip
+
+
+@data_group.command("validate", context_settings=CONTEXT, short_help="Validate any JSONL file against a target.")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--target", type=TARGET, required=True, help="Provider format to check against.")
+@click.option("--model", help="Base model whose limits apply (e.g. the per-example token limit).")
+@json_option
+@click.pass_obj
+def validate_file_command(inv: Invocation, file: Path, target: str, model: str | None):
+    """Check every line of FILE (in the store or not); exits 1 when there are errors."""
+    return validation.validate_file(file, target=target, model=model)
+
+
+@data_group.command("diff", context_settings=CONTEXT, short_help="Compare two dataset versions.")
+@click.argument("a")
+@click.argument("b")
+@json_option
+@click.pass_obj
+def diff_command(inv: Invocation, a: str, b: str):
+    """What changed from version A to version B: examples added, removed, moved between splits; recipe and counts."""
+    return datasets.diff_versions(inv.store, a, b)

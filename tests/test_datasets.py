@@ -1,0 +1,111 @@
+import pytest
+
+from core import datasets, feedback
+from core.actors import cli_actor
+from core.datasets import DatasetFilters, Recipe
+from core.errors import InvalidInput, NotFound
+from tests.feedback_samples import make_events
+
+ACTOR = cli_actor()
+
+
+@pytest.fixture
+def loaded(store):
+    feedback.ingest_batch(store, make_events(120), actor=ACTOR)
+    return store
+
+
+def test_build_records_an_immutable_version_with_lineage(loaded):
+    version = datasets.build_dataset(loaded, name="support-replies", actor=ACTOR)
+    assert version.id == "support-replies@1" and version.counts["examples"] == 120
+    assert sum(version.counts["splits"].values()) == 120
+    assert set(version.counts["by_agent"]) == {"support", "sales", "billing"}
+    assert loaded.scalar("SELECT count(*) FROM dataset_examples WHERE dataset_version_id = 'support-replies@1'") == 120
+    assert version.created_by == "cli:" + ACTOR.id
+
+
+def test_same_recipe_same_data_reuses_the_version(loaded):
+    first = datasets.build_dataset(loaded, name="d", actor=ACTOR)
+    again = datasets.build_dataset(loaded, name="d", actor=ACTOR)
+    assert again.id == first.id and again.reused and again.content_hash == first.content_hash
+    feedback.ingest_batch(loaded, make_events(5, start=500), actor=ACTOR)
+    third = datasets.build_dataset(loaded, name="d", actor=ACTOR)
+    assert third.id == "d@2" and not third.reused
+    assert datasets.get_version(loaded, "d").id == "d@2"  # a bare name means the latest
+
+
+def test_split_is_deterministic_stratified_and_seeded(loaded):
+    a = datasets.build_dataset(loaded, name="a", actor=ACTOR, recipe=Recipe(seed=1))
+    b = datasets.build_dataset(loaded, name="b", actor=ACTOR, recipe=Recipe(seed=1))
+    c = datasets.build_dataset(loaded, name="c", actor=ACTOR, recipe=Recipe(seed=2))
+    splits = lambda v: loaded.query(  # noqa: E731
+        "SELECT feedback_id, split FROM dataset_examples WHERE dataset_version_id = ? ORDER BY feedback_id", (v.id,)
+    )
+    assert splits(a) == splits(b) and splits(a) != splits(c)
+    for agent_counts in a.counts["by_agent"].values():
+        assert agent_counts == {"train": 32, "validation": 4, "test": 4}
+
+
+def test_filters_select_what_they_say(loaded):
+    version = datasets.build_dataset(
+        loaded, name="f", actor=ACTOR,
+        recipe=Recipe(filters=DatasetFilters(agents=["support"], min_rating=4, edited_only=True, tags=["vip", "eu"])),
+    )  # fmt: skip
+    rows = loaded.query(
+        "SELECT f.agent, f.rating, f.final_output, f.tags FROM dataset_examples e JOIN feedback f ON f.id = e.feedback_id"
+        " WHERE e.dataset_version_id = ?", (version.id,)
+    )  # fmt: skip
+    assert rows and all(r["agent"] == "support" and r["rating"] >= 4 and r["final_output"] for r in rows)
+    assert all(("vip" in r["tags"]) or ("eu" in r["tags"]) for r in rows)
+
+
+def test_exact_and_near_duplicates_are_removed(store):
+    base = make_events(2)[1]  # an unedited event: its draft is what trains
+    assert "final" not in base
+    near = base["output"].replace("Hello!", "Hi!")
+    events = [
+        base,
+        base | {"output": base["output"].upper(), "created_at": "2026-10-05T00:00:00Z"},  # same after normalising
+        base | {"output": near, "created_at": "2026-10-06T00:00:00Z"},  # near duplicate
+        make_events(1, start=50)[0],
+    ]
+    feedback.ingest_batch(store, events, actor=ACTOR)
+    version = datasets.build_dataset(store, name="d", actor=ACTOR)
+    assert (version.counts["exact_duplicates"], version.counts["near_duplicates"], version.counts["examples"]) == (1, 1, 2)
+    kept_all = datasets.build_dataset(store, name="all", actor=ACTOR, recipe=Recipe(dedupe=False))
+    assert kept_all.counts["examples"] == 4
+
+
+def test_quality_floor_and_empty_selection(loaded):
+    with pytest.raises(InvalidInput) as caught:
+        datasets.build_dataset(loaded, name="none", actor=ACTOR, recipe=Recipe(filters=DatasetFilters(agents=["nobody"])))
+    assert "selects no examples" in caught.value.message
+    high = datasets.build_dataset(loaded, name="high", actor=ACTOR, recipe=Recipe(filters=DatasetFilters(min_quality=0.8)))
+    assert 0 < high.counts["examples"] < 120 and high.counts["low_quality"] > 0
+
+
+def test_bad_names_and_recipes_are_explained(loaded):
+    with pytest.raises(InvalidInput) as caught:
+        datasets.build_dataset(loaded, name="Bad Name", actor=ACTOR)
+    assert "lowercase" in caught.value.hint
+    with pytest.raises(ValueError):
+        Recipe(split=(0.5, 0.2, 0.2))
+    with pytest.raises(ValueError):
+        DatasetFilters(since="last tuesday")
+
+
+def test_diff_between_versions(loaded):
+    a = datasets.build_dataset(loaded, name="d", actor=ACTOR)
+    b = datasets.build_dataset(loaded, name="d", actor=ACTOR, recipe=Recipe(filters=DatasetFilters(agents=["support", "sales"])))
+    diff = datasets.diff_versions(loaded, a.id, b.id)
+    assert (diff.added, diff.removed, diff.kept) == (0, 40, 80)
+    assert diff.recipe_changes["filters.agents"] == [[], ["support", "sales"]]
+    assert diff.count_changes["examples"] == [120, 80]
+    assert len(diff.sample_removed) == 5
+
+
+def test_unknown_version_lists_the_known_ones(loaded):
+    datasets.build_dataset(loaded, name="d", actor=ACTOR)
+    with pytest.raises(NotFound) as caught:
+        datasets.get_version(loaded, "d@9")
+    assert "d@1" in caught.value.hint

@@ -1,0 +1,153 @@
+"""Every export target gets the row its provider documents, and every row validates."""
+
+import json
+
+import pytest
+
+from core import formats
+from core.catalog import load_catalog
+from core.errors import InvalidInput
+from core.examples import Example
+from core.formats import TARGETS, to_row
+from core.validation import validate_lines
+
+EDITED = Example(
+    id="ex-edited",
+    system="Be brief.",
+    messages=(
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": "Hello! What do you need?"},
+        {"role": "user", "content": "Draft the release note."},
+    ),
+    output="Release 1.2 is out.",
+    final="Release 1.2 is out: faster exports.",
+)
+UNEDITED = Example(id="ex-plain", messages=({"role": "user", "content": "Summarise the call."},), output="We agreed to ship.")
+# Two user turns in a row, an assistant turn before any user turn, and an empty message.
+RAGGED = Example(
+    id="ex-ragged",
+    system="You help the support team.",
+    messages=(
+        {"role": "assistant", "content": "How can I help?"},
+        {"role": "user", "content": "Order 1182 is late."},
+        {"role": "user", "content": ""},
+        {"role": "user", "content": "It was due Monday."},
+    ),
+    output="Sorry about that.",
+    final="Sorry! Order 1182 ships today.",
+)
+NO_USER = Example(id="ex-no-user", system="Write the daily digest.", messages=(), output="Digest: all green.")
+
+
+def test_every_target_has_a_converter():
+    assert set(formats._CONVERTERS) == set(TARGETS)
+    assert {spec.family for spec in TARGETS.values()} == {"openai", "nova", "claude", "llama", "hf"}
+
+
+def test_openai_keeps_the_conversation_and_trains_on_the_final_text():
+    assert to_row(EDITED, "openai") == {
+        "messages": [
+            {"role": "system", "content": "Be brief."},
+            {"role": "user", "content": "Hi"},
+            {"role": "assistant", "content": "Hello! What do you need?"},
+            {"role": "user", "content": "Draft the release note."},
+            {"role": "assistant", "content": "Release 1.2 is out: faster exports."},
+        ]
+    }
+    assert to_row(UNEDITED, "openai")["messages"][-1] == {"role": "assistant", "content": "We agreed to ship."}
+
+
+def test_dpo_prefers_the_edit_and_skips_unedited_examples():
+    assert to_row(EDITED, "openai-dpo") == {
+        "input": {
+            "messages": [
+                {"role": "system", "content": "Be brief."},
+                {"role": "user", "content": "Hi"},
+                {"role": "assistant", "content": "Hello! What do you need?"},
+                {"role": "user", "content": "Draft the release note."},
+            ]
+        },
+        "preferred_output": [{"role": "assistant", "content": "Release 1.2 is out: faster exports."}],
+        "non_preferred_output": [{"role": "assistant", "content": "Release 1.2 is out."}],
+    }
+    assert to_row(UNEDITED, "openai-dpo") is None
+    same = Example(id="same", messages=UNEDITED.messages, output="We agreed.", final="We agreed.")
+    assert to_row(same, "openai-dpo") is None
+
+
+def test_nova_rows_follow_the_bedrock_conversation_schema():
+    assert to_row(EDITED, "bedrock-nova") == {
+        "schemaVersion": "bedrock-conversation-2024",
+        "system": [{"text": "Be brief."}],
+        "messages": [
+            {"role": "user", "content": [{"text": "Hi"}]},
+            {"role": "assistant", "content": [{"text": "Hello! What do you need?"}]},
+            {"role": "user", "content": [{"text": "Draft the release note."}]},
+            {"role": "assistant", "content": [{"text": "Release 1.2 is out: faster exports."}]},
+        ],
+    }
+    assert "system" not in to_row(UNEDITED, "bedrock-nova")
+
+
+def test_alternating_targets_merge_turns_and_start_with_the_user():
+    expected = [
+        {"role": "user", "content": "Order 1182 is late.\n\nIt was due Monday."},
+        {"role": "assistant", "content": "Sorry! Order 1182 ships today."},
+    ]
+    assert to_row(RAGGED, "bedrock-claude") == {"system": "You help the support team.", "messages": expected}
+    assert to_row(RAGGED, "hf-chat") == {
+        "messages": [{"role": "system", "content": "You help the support team."}, *expected]
+    }
+    assert [m["role"] for m in to_row(RAGGED, "bedrock-nova")["messages"]] == ["user", "assistant"]
+    assert to_row(RAGGED, "openai")["messages"][1] == {"role": "assistant", "content": "How can I help?"}
+
+
+def test_llama_renders_the_llama3_template_into_the_prompt():
+    assert to_row(EDITED, "bedrock-llama") == {
+        "prompt": (
+            "<|begin_of_text|>"
+            "<|start_header_id|>system<|end_header_id|>\n\nBe brief.<|eot_id|>"
+            "<|start_header_id|>user<|end_header_id|>\n\nHi<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\nHello! What do you need?<|eot_id|>"
+            "<|start_header_id|>user<|end_header_id|>\n\nDraft the release note.<|eot_id|>"
+            "<|start_header_id|>assistant<|end_header_id|>\n\n"
+        ),
+        "completion": "Release 1.2 is out: faster exports.",
+    }
+
+
+def test_examples_that_a_target_cannot_express_have_no_row():
+    for target in ("bedrock-nova", "bedrock-claude", "bedrock-llama", "hf-chat"):
+        assert to_row(NO_USER, target) is None, target
+    assert to_row(NO_USER, "openai")["messages"][-1]["content"] == "Digest: all green."
+    blank = Example(id="blank", messages=UNEDITED.messages, output="   ")
+    assert all(to_row(blank, target) is None for target in TARGETS)
+
+
+def test_unknown_target_names_the_valid_ones():
+    with pytest.raises(InvalidInput) as error:
+        to_row(EDITED, "vertex")
+    for name in TARGETS:
+        assert name in str(error.value)
+
+
+def test_a_message_role_outside_the_conversation_is_rejected():
+    odd = Example(id="odd", messages=({"role": "system", "content": "x"},), output="y")
+    with pytest.raises(InvalidInput, match="odd"):
+        to_row(odd, "openai")
+
+
+def _family_model(family):
+    return next(m.id for m in load_catalog().models.values() if m.family == family)
+
+
+@pytest.mark.parametrize("target", list(TARGETS))
+@pytest.mark.parametrize("with_model", [False, True])
+def test_every_targets_rows_validate_cleanly(target, with_model):
+    examples = [EDITED, UNEDITED, RAGGED] * 5
+    rows = [row for example in examples if (row := to_row(example, target)) is not None]
+    model = _family_model(TARGETS[target].family) if with_model else None
+    report = validate_lines([json.dumps(row) for row in rows], target=target, model=model)
+    assert report.errors == [] and report.ok, report.errors
+    assert report.valid_examples == len(rows) == (10 if target == "openai-dpo" else 15)
+    assert report.token_stats.exact is (with_model and target.startswith("openai"))
