@@ -9,7 +9,7 @@ shaped like real feedback: a system prompt, one or two user/assistant turns,
 95% of them 200-2,000 characters long and a 5% tail up to 30,000, mixing English
 prose, rare words, numbers, markdown, code, accented and CJK text.
 
-Memory is sampled every 100 ms from a separate process, summed over the process
+Memory is sampled every 250 ms from a separate process, summed over the process
 tree, and reported two ways: RSS (pages shared by the forked workers, like the
 tokenizer tables, count once per process) and PSS (shared pages split between
 the processes sharing them: the memory the tree really occupies).
@@ -32,7 +32,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 SEED = 20241101
-SAMPLE_SECONDS = 0.1
+SAMPLE_SECONDS = 0.25
 
 WORDS = """the of and to in is that for it as with was on be by this are or from at which an have not but
 they all were we when your can there use each she do how their if will up other about out many then them
@@ -49,12 +49,22 @@ misconfiguration interoperability""".split()
 FOREIGN = """café naïve résumé façade jalapeño Zürich São Paulo Ærøskøbing 東京 データ 学習 модель данные
 обучение χρόνος""".split()
 CODE = [
-    "def handler(event, context):\n    return {\"statusCode\": 200, \"body\": json.dumps(event)}\n",
+    'def handler(event, context):\n    return {"statusCode": 200, "body": json.dumps(event)}\n',
     "SELECT id, created_at FROM feedback WHERE rating < 3 ORDER BY created_at DESC LIMIT 50;\n",
     "for (let i = 0; i < items.length; i++) { total += items[i].price * items[i].qty; }\n",
     "kubectl rollout restart deployment/api -n prod && kubectl get pods -w\n",
 ]
-MARKUP = ["\n- ", "\n\n", "**Note:**", "`config.yaml`", "## Summary\n", "(see https://example.com/docs/export)", "1.", "e.g.", "—"]
+MARKUP = [
+    "\n- ",
+    "\n\n",
+    "**Note:**",
+    "`config.yaml`",
+    "## Summary\n",
+    "(see https://example.com/docs/export)",
+    "1.",
+    "e.g.",
+    "—",
+]
 SYSTEMS = [
     "You are a helpful support agent for an online store. Answer politely and concisely.",
     "You write release notes for engineers. Use bullet points and keep each item short.",
@@ -168,7 +178,11 @@ def main() -> None:
         started = time.perf_counter()
         # a separate process, so the generator's memory is not measured
         subprocess.run([sys.executable, __file__, str(args.n), "--generate-only", str(path)], check=True)
-        print(f"generated {args.n} examples, {path.stat().st_size / 2**20:.0f} MiB, in {time.perf_counter() - started:.1f} s")
+        os.sync()  # so writing the file back to disk does not overlap the measurement
+        print(
+            f"generated {args.n} examples, {path.stat().st_size / 2**20:.0f} MiB,"
+            f" in {time.perf_counter() - started:.1f} s"
+        )
 
         from core.validation import validate_file
 
@@ -187,10 +201,14 @@ def main() -> None:
 
     stats = report.token_stats
     print(f"validated {report.examples} examples in {elapsed:.2f} s: {report.examples / elapsed:,.0f} examples/s")
-    print(f"valid {report.valid_examples}, errors {report.error_count}; tokens {stats.total:,} (exact={stats.exact}), "
-          f"mean {stats.mean}, p50 {stats.p50}, p95 {stats.p95}, max {stats.max}")
-    print(f"peak memory of the process tree: RSS {peaks['peak_rss_kib'] / 1024:.0f} MiB, "
-          f"PSS {peaks['peak_pss_kib'] / 1024:.0f} MiB")
+    print(
+        f"valid {report.valid_examples}, errors {report.error_count}; tokens {stats.total:,} (exact={stats.exact}), "
+        f"mean {stats.mean}, p50 {stats.p50}, p95 {stats.p95}, max {stats.max}"
+    )
+    print(
+        f"peak memory of the process tree: RSS {peaks['peak_rss_kib'] / 1024:.0f} MiB, "
+        f"PSS {peaks['peak_pss_kib'] / 1024:.0f} MiB"
+    )
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"max RSS of this process {own:.0f} MiB, of its largest child {workers:.0f} MiB")

@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from bot.grammar import CONTEXT, Invocation, json_option
-from core import datasets, exports, feedback, validation
+from core import datasets, exports, feedback
 
 
 def _split_list(values: tuple[str, ...]) -> list[str]:
@@ -158,12 +158,12 @@ def export_command(inv: Invocation, version: str, target: str, model: str | None
 @data_group.command("validate", context_settings=CONTEXT, short_help="Validate any JSONL file against a target.")
 @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
 @click.option("--target", type=TARGET, required=True, help="Provider format to check against.")
-@click.option("--model", help="Base model whose limits apply (e.g. the per-example token limit).")
+@click.option("--model", help="Base model whose tokenizer and limits apply (default: the target's default model).")
 @json_option
 @click.pass_obj
 def validate_file_command(inv: Invocation, file: Path, target: str, model: str | None):
     """Check every line of FILE (in the store or not); exits 1 when there are errors."""
-    return validation.validate_file(file, target=target, model=model)
+    return exports.validate_any_file(file, target=target, model=model)
 
 
 @data_group.command("diff", context_settings=CONTEXT, short_help="Compare two dataset versions.")

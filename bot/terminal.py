@@ -17,11 +17,10 @@ from core.status import StatusReport
 
 def emit(outcome: Outcome, console: Console, err_console: Console) -> None:
     result = outcome.result
-    if outcome.as_json or (not outcome.ok and not isinstance(result, (UsageProblem, ErrorResult))):
+    if outcome.as_json:
         console.print_json(result.model_dump_json())
         return
-    target = console if outcome.ok else err_console
-    render(result, target)
+    render(result, err_console if isinstance(result, (UsageProblem, ErrorResult)) else console)
 
 
 @functools.singledispatch
@@ -65,17 +64,17 @@ def _(result: HelpResult, console: Console) -> None:
 
 @render.register
 def _(result: UsageProblem, console: Console) -> None:
-    console.print(f"[red]Error:[/red] {result.message}", highlight=False)
+    console.print(f"[red]Error:[/red] {result.message}", highlight=False, soft_wrap=True)
     if result.usage:
-        console.print(f"Usage: {result.usage}", highlight=False)
+        console.print(f"Usage: {result.usage}", highlight=False, soft_wrap=True)
     console.print(f"Run `{result.prog} help` to list commands.", highlight=False)
 
 
 @render.register
 def _(result: ErrorResult, console: Console) -> None:
-    console.print(f"[red]Error:[/red] {result.message}", highlight=False)
+    console.print(f"[red]Error:[/red] {result.message}", highlight=False, soft_wrap=True)
     if result.hint:
-        console.print(f"Fix: {result.hint}", highlight=False)
+        console.print(f"Fix: {result.hint}", highlight=False, soft_wrap=True)
 
 
 @render.register

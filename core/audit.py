@@ -13,21 +13,18 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from core import pii
 from core.actors import FACES, Actor
 from core.errors import InvalidInput, PermissionDenied
 from core.store import Store
 from core.timeutil import iso
 
 _SECRET_KEY = re.compile(r"token|secret|password|passwd|api[_-]?key|authorization|credential", re.I)
-_SECRET_VALUE = re.compile(
-    r"(xox[abposr]-[A-Za-z0-9-]{6,}|xapp-[A-Za-z0-9-]{6,}|sk-[A-Za-z0-9_-]{16,}|AKIA[0-9A-Z]{16}"
-    r"|gh[pousr]_[A-Za-z0-9]{20,}|Bearer\s+[A-Za-z0-9._~+/-]{8,}=*)"
-)
 MASK = "***"
 
 
 def scrub(value: Any, key: str = "") -> Any:
-    """Mask secrets in audit arguments: values under secret-sounding keys and token-shaped strings."""
+    """Mask secrets in audit arguments: values under secret-sounding keys, and PII and tokens in any text."""
     if key and _SECRET_KEY.search(key):
         return MASK
     if isinstance(value, dict):
@@ -35,7 +32,7 @@ def scrub(value: Any, key: str = "") -> Any:
     if isinstance(value, (list, tuple)):
         return [scrub(v) for v in value]
     if isinstance(value, str):
-        return _SECRET_VALUE.sub(MASK, value)
+        return pii.redact(value).text
     return value
 
 

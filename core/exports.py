@@ -203,7 +203,7 @@ def _safe(model: str) -> str:
 
 
 def _write(store, version_id, target, model, staging: Path, final_dir: Path, workers, on_progress) -> dict:
-    stats = tokens.TokenStatsBuilder(exact=tokens.is_exact(model)) if _builder_takes_exact() else tokens.TokenStatsBuilder()
+    stats = tokens.TokenStatsBuilder(exact=tokens.is_exact(model))
     redactions = RedactionReport()
     digest = hashlib.sha256()
     counts: dict[str, int] = {}
@@ -236,12 +236,6 @@ def _write(store, version_id, target, model, staging: Path, final_dir: Path, wor
             hint="For openai-dpo, build a version of edited examples (--edited-only); otherwise check the recipe.",
         )
     return {"counts": counts, "skipped": skipped, "stats": stats.build(), "redactions": redactions, "hash": digest.hexdigest(), "train_tokens": train_tokens}
-
-
-def _builder_takes_exact() -> bool:
-    import inspect
-
-    return "exact" in inspect.signature(tokens.TokenStatsBuilder).parameters
 
 
 def _cost(model: str, train_tokens: int, epochs: int | None, exact: bool, catalog: Catalog | None) -> CostEstimate | None:
@@ -280,6 +274,11 @@ def validate_dataset(
         audit.record(store, actor, "validate_dataset", {"version": export.version, "target": target, "model": model},
                      outcome="ok" if result.ok else "invalid")  # fmt: skip
     return result
+
+
+def validate_any_file(path: Path, *, target: str, model: str | None = None) -> ValidationReport:
+    """Validate any JSONL file; without a model, the target's default model sets the tokenizer and limits."""
+    return validate_file(path, target=target, model=model or default_model(target))
 
 
 def stored_validation(store: Store, *, version: str, target: str, model: str | None = None) -> DatasetValidation:

@@ -1,23 +1,21 @@
 """PII and secret redaction: replace what identifies a person or opens a system with a typed placeholder.
 
-This runs on every feedback event at ingest and on every example at export, and
-most texts hold nothing to redact, so the shape of the code is set by speed:
+This runs on every feedback event at ingest and on every example at export, and most texts hold nothing to
+redact, so speed sets the shape of the code:
 
-- every detector has a gate, a substring test far cheaper than its regex, and
-  its regex runs only when the gate passes (no ``@``, no email scan);
-- numbers are gated on a copy of the text whose digits are all ``0``, where the
-  fixed shapes a card, SSN or phone must contain (``000-0000``, ``+0``) are
-  plain substring tests;
-- check digits (Luhn, mod-97), ``ipaddress`` and context rules run only on
-  the few candidates a regex returns.
+- each detector first tests for something its matches cannot lack, a rare character where there is one (no ``@``,
+  no email scan), and runs its regex only when that is there;
+- numbers are found from hints in the text's *shape*, a byte copy whose digits are all ``0``, where the fixed
+  substrings a card, SSN, IBAN or phone must hold (``0|0000``: a digit, a separator, four digits) are plain
+  substring tests; number patterns then run only in short windows around the hints;
+- check digits (Luhn, mod-97), ``ipaddress`` and context rules run only on the few candidates left.
 
-Detectors all read the original text and their findings are merged by
-priority (a key inside a Bearer header is an API key, an IPv4 tail inside an
-IPv6 address is part of that address). No placeholder is itself a candidate, so
-redacting twice changes nothing.
+Every detector reads the original text, and findings that overlap are settled by priority (a key inside a Bearer
+header is an API key; the IPv4 tail of an IPv6 address is part of that address). No placeholder looks like anything
+a detector finds, so redacting twice changes nothing.
 
-Names and locations come from Microsoft presidio when it is installed (the
-``presidio`` extra); everything else is the standard library.
+Names and locations come from Microsoft presidio when it is installed (the ``presidio`` extra); everything else is
+the standard library.
 """
 
 from __future__ import annotations
@@ -53,7 +51,9 @@ PLACEHOLDERS: dict[str, str] = {
     "LOCATION": "[LOCATION]",
 }
 
-PRESIDIO_HINT = "Install it with `pip install 'finetune-ops[presidio]'`, or pass use_presidio=None to use it only when installed."
+_PRESIDIO_HINT = (
+    "Install it with `pip install 'finetune-ops[presidio]'`, or pass use_presidio=None to use it only when installed."
+)
 
 
 class RedactionResult(NamedTuple):
@@ -98,12 +98,14 @@ def _check_count(kind: str, n: int) -> None:
 
 
 # --- the text's shape ----------------------------------------------------------------------------------------------
-# Multi-character substring tests cost about 1 ns a character, single characters (memchr) a tenth of that, and a
-# regex that cannot start from a literal several times more; so detectors test a rare character first where there
-# is one, and case-insensitive needles and number shapes are tested once on the shape: the text as ASCII bytes, one
-# byte a character so offsets agree, letters lower-cased and every digit turned into 0.
+# A multi-character substring test costs about 1 ns a character, a single character (memchr) a tenth of that, and a
+# regex that cannot start from a literal several times more. So detectors test a rare character first where there
+# is one, and test case-insensitive needles and number shapes once on the shape: the text as ASCII bytes, one byte a
+# character so offsets agree, letters lower-cased, every digit 0 and the separators numbers use (space, - and .) |.
 
-_SHAPE_TABLE = bytes.maketrans(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ123456789", b"abcdefghijklmnopqrstuvwxyz000000000")
+_SHAPE_TABLE = bytes.maketrans(
+    b"ABCDEFGHIJKLMNOPQRSTUVWXYZ123456789 -.", b"abcdefghijklmnopqrstuvwxyz000000000|||"
+)
 
 
 def _shape(text: str) -> bytes:
@@ -118,18 +120,17 @@ def _spans(pattern: re.Pattern, text: str, kind: str, *, group: int = 0) -> list
 # Patterns start with a literal and check their left boundary in a lookbehind *after* it: a leading lookbehind would
 # make the regex engine try every position instead of jumping between occurrences of the literal.
 
-_PEM = re.compile(
-    r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
-    r"(?:.*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----"
-    r"|(?:(?:\r?\n|\\n)[A-Za-z0-9+/=]{16,})*)",  # a pasted key cut off before its END line: take its base64 lines
-    re.S,
-)
-_URL_USERINFO = re.compile(r"(?<=[A-Za-z0-9])://([^\s/?#@:\[\]]*:[^\s/?#@\[\]]+)@(?=[A-Za-z0-9\[])")
+_PEM_BEGIN = re.compile(r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+_PEM_END = re.compile(r"-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----")
+_PEM_BODY = re.compile(r"(?:(?:\r?\n|\\n)[A-Za-z0-9+/=]{16,})*")  # base64 lines, as-is or JSON-escaped
+# The password runs to the last `@` before the host: an unescaped `@` in it must not leave its tail behind.
+_URL_USERINFO = re.compile(r"://(?<=[A-Za-z0-9]://)([^\s/?#@:\[\]]*:[^\s/?#\[\]]+)@(?=[A-Za-z0-9\[])")
 _JWT = re.compile(r"eyJ(?<![A-Za-z0-9_-]eyJ)[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
 _AWS_KEY_ID = re.compile(r"IA(?<=AKIA|ASIA)(?<![A-Za-z0-9]..IA)[A-Z0-9]{16}(?![A-Za-z0-9])")  # from the common "IA"
-_AWS_SECRET = re.compile(
-    r"(?i:(?:aws[_ .-]?)?secret[_ .-]?(?:access[_ .-]?)?key)[\"']?\s*(?:[:=]|\bis\b)\s*[\"']?"
-    r"([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
+_AWS_SECRET_VALUE = r"[\"']?\s*(?:[:=]|\bis\b)\s*[\"']?([A-Za-z0-9/+]{40})(?![A-Za-z0-9/+=])"
+_AWS_SECRET = (  # `aws_secret_access_key`, `SecretAccessKey`, `secret access key`, `AWS_SECRET_KEY`; one per case
+    re.compile(r"ecret(?<=[Ss]ecret)[_ .-]?(?:[Aa]ccess[_ .-]?)?[Kk]ey" + _AWS_SECRET_VALUE),
+    re.compile(r"ECRET(?<=SECRET)[_ .-]?(?:ACCESS[_ .-]?)?KEY" + _AWS_SECRET_VALUE),
 )
 _SK_KEY = re.compile(r"sk-(?<![A-Za-z0-9_-]sk-)[A-Za-z0-9_-]{20,}")
 _SLACK = re.compile(r"x(?<![A-Za-z0-9_-]x)(?:ox[abposr]|app)-[A-Za-z0-9-]{10,}")
@@ -144,7 +145,19 @@ def _random_tail(token: str) -> bool:
 
 
 def _find_private_keys(text: str, shape: bytes) -> list[Finding]:
-    return _spans(_PEM, text, "PRIVATE_KEY") if "-----BEGIN" in text else []
+    """From BEGIN to END; a key pasted without its END line ends with its last base64 line.
+
+    END is looked for only up to the next BEGIN, so many unterminated BEGINs cost linear time, not quadratic.
+    """
+    if "-----BEGIN" not in text:
+        return []
+    found, pos = [], 0
+    while (begin := _PEM_BEGIN.search(text, pos)) is not None:
+        following = text.find("-----BEGIN", begin.end())
+        end = _PEM_END.search(text, begin.end(), len(text) if following == -1 else following)
+        pos = end.end() if end is not None else _PEM_BODY.match(text, begin.end()).end()
+        found.append(Finding(begin.start(), pos, "PRIVATE_KEY"))
+    return found
 
 
 def _find_url_credentials(text: str, shape: bytes) -> list[Finding]:
@@ -160,9 +173,9 @@ def _find_jwts(text: str, shape: bytes) -> list[Finding]:
 
 def _find_aws_keys(text: str, shape: bytes) -> list[Finding]:
     """Key ids by prefix; secret keys only after a label, since 40 base64 characters alone could be anything."""
-    found = [Finding(m.start() - 2, m.end(), "AWS_KEY") for m in _AWS_KEY_ID.finditer(text)]
+    found = [Finding(m.start() - 2, m.end(), "AWS_KEY") for m in _AWS_KEY_ID.finditer(text)] if "IA" in text else []
     if b"ecret" in shape:
-        found += _spans(_AWS_SECRET, text, "AWS_KEY", group=1)
+        found += [f for pattern in _AWS_SECRET for f in _spans(pattern, text, "AWS_KEY", group=1)]
     return found
 
 
@@ -184,7 +197,10 @@ def _find_github_tokens(text: str, shape: bytes) -> list[Finding]:
 
 
 def _find_bearer_tokens(text: str, shape: bytes) -> list[Finding]:
-    """The token only, so `Authorization: Bearer [BEARER_TOKEN]` still reads as a header; prose (`the bearer of`) has no digits."""
+    """The token only, so `Authorization: Bearer [BEARER_TOKEN]` still reads as a header.
+
+    Prose (`the bearer of this note`) has no digit after the word; tokens do.
+    """
     if b"earer" not in shape:
         return []
     return [Finding(m.start(1), m.end(1), "BEARER_TOKEN") for m in _BEARER.finditer(text) if _random_tail(m.group(1))]
@@ -221,7 +237,7 @@ def _local_part_start(text: str, at: int) -> int | None:
 
 
 def _is_address(text: str, start: int, m: re.Match) -> bool:
-    """Not an email: `logo@2x.png`, URL userinfo (`https://token@host`), scp-style remotes (`git@github.com:org/repo`)."""
+    """Not an email: `logo@2x.png`, URL userinfo (`https://token@host`), scp remotes (`git@github.com:org/repo`)."""
     if m.group(2).lower() in _FILE_SUFFIXES or text.endswith("//", 0, start):
         return False
     end = m.end()
@@ -229,10 +245,10 @@ def _is_address(text: str, start: int, m: re.Match) -> bool:
 
 
 # --- IPv6 (IPv4 is with the numbers) -------------------------------------------------------------------------------
-# Every IPv6 address has two colons with at most four hex digits between them; from each such hint, walk back to
+# Every IPv6 address has `::` or seven colons; from each `::` or three colons in a row of hex groups, walk back to
 # where the run of hex digits, colons and dots starts, and let `ipaddress` judge the run.
 
-_IPV6_HINT = re.compile(r":[0-9A-Fa-f]{0,4}:")
+_IPV6_HINT = re.compile(r":(?::|[0-9A-Fa-f]{1,4}:[0-9A-Fa-f]{1,4}:)")  # `::`, or three colons: never a time
 _IPV6_RUN = re.compile(r"[0-9A-Fa-f:.]+")
 _IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
 _LONGEST_IPV6 = 45  # ffff:ffff:ffff:ffff:ffff:ffff:255.255.255.255
@@ -246,12 +262,15 @@ def _find_ipv6(text: str, shape: bytes) -> list[Finding]:
     for hint in _IPV6_HINT.finditer(text):
         if hint.start() < done:
             continue
-        start = hint.start()
-        while start > max(0, hint.start() - _LONGEST_IPV6) and text[start - 1] in _IPV6_CHARS:
+        start, floor = hint.start(), max(0, hint.start() - _LONGEST_IPV6)
+        while start > floor and text[start - 1] in _IPV6_CHARS:
             start -= 1
         run = _IPV6_RUN.match(text, start)
         done = run.end()
         finding = _ipv6_in_run(text, *run.span())
+        colon = text.find(":", start, done)
+        if finding is None and text[colon + 1] != ":":  # `IPv6:fe80::1`: the run starts inside the word before
+            finding = _ipv6_in_run(text, colon + 1, done)
         if finding is not None:
             found.append(finding)
     return found
@@ -272,8 +291,7 @@ def _word_char_at(text: str, i: int) -> bool:
 
 
 def _is_ipv6(candidate: str) -> bool:
-    """Cheap shape checks first: times (`14:30:00`) and MACs have neither `::` nor eight groups, and `ipaddress`
-    raising on them would cost more than everything else here."""
+    """`ipaddress` decides, after cheap checks: MACs and the like have neither `::` nor eight groups."""
     colons = candidate.count(":")
     if colons < 2 or colons > 7 or ("::" not in candidate and colons < 6) or _HAS_DIGIT.search(candidate) is None:
         return False  # `dead::beef` has no digit: a word game, not an address
@@ -285,29 +303,37 @@ def _is_ipv6(candidate: str) -> bool:
 
 
 # --- numbers: cards, SSNs, IBANs, phones, IPv4 ---------------------------------------------------------------------
-# Each number these detectors accept contains a hint: in the shape, eight digits in a row, `00-0000` (a separator
-# then four digits), `00 000 000`, `0 00 00 00 00`, or a dotted quad; international phones start with `+digit`.
-# Only windows around hints are searched, since dates, prices and versions, which nearly every text has, hold none.
+# Every number these detectors accept holds a hint, at most _BEFORE_HINT characters from its start: in the shape,
+# eight digits in a row, a digit, a separator and four digits (`555-2671`, `1111 1111`), or the French `0|00|00|00|0`;
+# in the text, `.digits.digits.digit` or `+digit`. Dates, prices, times and versions, which nearly every text has,
+# hold none, so the number patterns only run in short windows around hints.
 
-_NUMBER_HINT = re.compile(rb"0(?:0{7}|0[ .-]0000|0[ .-]000[ .-]000|[ .]00[ .]00[ .]00[ .]00|0{0,2}\.0{1,3}\.0{1,3}\.0)")
+_NUMBER_NEEDLES = (b"00000000", b"0|0000", b"0|00|00|00|0")
+_IPV4_HINT = re.compile(r"\.[0-9]{1,3}\.[0-9]{1,3}\.[0-9]")  # on the text: in the shape, dots are separators too
 _PLUS_DIGIT = re.compile(r"\+[0-9]")
+_BEFORE_HINT = 24  # an IBAN's letters come first (`RO49 AAAA 1B31 0075`): its hint is 13 characters in
 _LONGEST_NUMBER = 32  # a card in groups: 4 + 6 + 3 * 7 characters
 _LONGEST_IBAN = 42  # 34 characters in groups of four
 
+# One alternative a type. The first character is matched before the alternatives (each of which then looks behind to
+# see what it was), so the regex engine can skip to the next digit, + or ( instead of trying every position. An empty
+# named group closes each alternative, so `lastgroup` names the one that matched.
 _NUMBER = re.compile(
     r"""
-    (?<![A-Za-z0-9_#.-])                        # not the tail of a word or an id like ORD-4111...
+    [0-9+(]
+    (?<![A-Za-z0-9_#.-].)                       # not the tail of a word or an id like ORD-4111...
     (?:
-        (?P<INTL>\+[0-9][0-9 ().-]{6,22}[0-9])
-      | (?<![0-9][ ])                           # not the tail of a longer space-separated number
+        (?<=\+)[0-9][0-9 ().-]{6,22}[0-9](?P<INTL>)
+      | (?<![0-9][ ].)                          # not the tail of a longer space-separated number
         (?:
-            (?P<CARD>[0-9]{13,19}|[0-9]{4}(?P<cs>[ -])[0-9]{4,6}(?:(?P=cs)[0-9]{3,6}){1,3})
-          | (?P<BARE9>[0-9]{9})
-          | (?P<SSN>[0-9]{3}(?P<ss>[ -])[0-9]{2}(?P=ss)[0-9]{4})
-          | (?P<IPV4>[0-9]{1,3}(?:\.[0-9]{1,3}){3})
-          | (?P<NANP>(?:1[ .-])?(?:\([0-9]{3}\)[ ]?|[0-9]{3}[ .-])[0-9]{3}[ .-][0-9]{4})
-          | (?P<NATIONAL>0[0-9]{2,4}(?P<n1>[ .-])[0-9]{3,4}(?P=n1)[0-9]{4}|0[0-9]{3,4}[ ][0-9]{6}
-                         |0[0-9](?P<n2>[ .])[0-9]{2}(?:(?P=n2)[0-9]{2}){3})
+            (?<=[0-9])(?:[0-9]{12,18}|[0-9]{3}(?P<cs>[ -])[0-9]{4,6}(?:(?P=cs)[0-9]{3,6}){1,3})(?P<CARD>)
+          | (?<=[0-9])[0-9]{8}(?P<BARE9>)
+          | (?<=[0-9])[0-9]{2}(?P<ss>[ -])[0-9]{2}(?P=ss)[0-9]{4}(?P<SSN>)
+          | (?<=[0-9])[0-9]{0,2}(?:\.[0-9]{1,3}){3}(?P<IPV4>)
+          | (?:(?<=1)[ .-](?:\([0-9]{3}\)[ ]?|[0-9]{3}[ .-])|(?<=\()[0-9]{3}\)[ ]?|(?<=[0-9])[0-9]{2}[ .-])
+            [0-9]{3}[ .-][0-9]{4}(?P<NANP>)
+          | (?<=0)(?:[0-9]{2,4}(?P<n1>[ .-])[0-9]{3,4}(?P=n1)[0-9]{4}|[0-9]{3,4}[ ][0-9]{6}
+                     |[0-9](?P<n2>[ .])[0-9]{2}(?:(?P=n2)[0-9]{2}){3})(?P<NATIONAL>)
         )
     )
     (?![A-Za-z0-9_])(?![.-][0-9])
@@ -319,13 +345,15 @@ _ID_CONTEXT = re.compile(
     r"(?i)\b(?:order|tracking|invoice|ticket|shipment|parcel|ref|reference|confirmation|booking|case|sku|id"
     r"|ean|gtin|upc|barcode)\W{0,4}(?:(?:no|num|number|id)\W{0,4})?$"
 )
-_NOT_AN_ADDRESS_CONTEXT = re.compile(r"(?i)(?:\b(?:version|ver|release|build|firmware|section|chapter|clause|step)|§)\W{0,3}$")
+_NOT_AN_ADDRESS_CONTEXT = re.compile(
+    r"(?i)(?:\b(?:version|ver|release|build|firmware|section|chapter|clause|step)|§)\W{0,3}$"
+)
 _SSN_LABEL = re.compile(r"(?i)(?:\bssn|social security(?: number| no\.?)?)\W{0,3}(?:is\W{1,3})?$")
 _PHONE_DOUBLE_SEPARATOR = re.compile(r"[ .-][ .-]")
 _PHONE_GROUPS = re.compile(r"[ .()-]+")
 
 # ISO 13616 IBAN lengths by country.
-IBAN_LENGTHS = {
+_IBAN_LENGTHS = {
     "AD": 24, "AE": 23, "AL": 28, "AT": 20, "AZ": 28, "BA": 20, "BE": 16, "BG": 22, "BH": 22, "BI": 27, "BR": 29,
     "BY": 28, "CH": 21, "CR": 22, "CY": 28, "CZ": 24, "DE": 22, "DJ": 27, "DK": 18, "DO": 28, "EE": 20, "EG": 29,
     "ES": 24, "FI": 18, "FK": 18, "FO": 18, "FR": 27, "GB": 22, "GE": 22, "GI": 23, "GL": 18, "GR": 27, "GT": 28,
@@ -338,26 +366,39 @@ IBAN_LENGTHS = {
 
 
 def _find_numbers(text: str, shape: bytes) -> list[Finding]:
+    """Cards, SSNs, IBANs, phones and IPv4 addresses, searched for only near their hints."""
     return _numbers_in(text, _number_windows(text, shape))
 
 
 def _number_windows(text: str, shape: bytes) -> list[tuple[int, int]]:
-    """(from, until) stretches where a number may start: up to one number's length before a hint, to the hint's end.
+    """(from, until) stretches where a number may start: from _BEFORE_HINT before a hint to the hint's end.
 
-    A number contains its hint, or overlaps the earlier hint that swallowed it, so it starts in one of these.
-    Windows whose searches would overlap are merged, so no number is found twice.
+    A number holds a hint, or overlaps an earlier occurrence of the same needle that hid it, so it starts in one of
+    these. Windows whose searches would overlap are merged, so nothing is found twice.
     """
-    hints = [m.span() for m in _NUMBER_HINT.finditer(shape)]
-    if "+" in text:
-        hints = sorted(hints + [m.span() for m in _PLUS_DIGIT.finditer(text)])
     windows: list[tuple[int, int]] = []
-    for start, end in hints:
-        low = max(0, start - _LONGEST_NUMBER)
-        if windows and low <= windows[-1][1] + _LONGEST_IBAN:
+    for start, end in _number_hints(text, shape):
+        low = max(0, start - _BEFORE_HINT)
+        if windows and low <= windows[-1][1] + _LONGEST_NUMBER + 2:
             windows[-1] = (windows[-1][0], max(end, windows[-1][1]))
         else:
             windows.append((low, end))
     return windows
+
+
+def _number_hints(text: str, shape: bytes) -> list[tuple[int, int]]:
+    """Spans of every hint, in order; each needle is a plain substring search, the cheapest scan there is."""
+    hints = []
+    for needle in _NUMBER_NEEDLES:
+        at = shape.find(needle)
+        while at != -1:
+            hints.append((at, at + len(needle)))
+            at = shape.find(needle, at + len(needle))
+    if "." in text:
+        hints += [m.span() for m in _IPV4_HINT.finditer(text)]
+    if "+" in text:
+        hints += [m.span() for m in _PLUS_DIGIT.finditer(text)]
+    return sorted(hints)
 
 
 def _numbers_in(text: str, windows: list[tuple[int, int]]) -> list[Finding]:
@@ -382,19 +423,20 @@ def _candidates_in(text: str, low: int, until: int) -> list[Finding]:
 
 
 def _ibans_in(text: str, low: int, until: int) -> list[Finding]:
-    found = []
-    for m in _IBAN.finditer(text, low, min(len(text), until + _LONGEST_IBAN)):
-        if m.start() >= until:
-            break
+    found: list[Finding] = []
+    stop = min(len(text), until + _LONGEST_IBAN)
+    m = _IBAN.search(text, low, stop)  # most windows have none: one search is cheaper than an iterator
+    while m is not None and m.start() < until:
         end = _iban_end(text, m)
         if end is not None:
             found.append(Finding(m.start(), end, "IBAN"))
+        m = _IBAN.search(text, m.end(), stop)
     return found
 
 
 def _iban_end(text: str, m: re.Match) -> int | None:
     """The candidate is greedy (it may run into the next word), so cut it at the country's length and check there."""
-    length = IBAN_LENGTHS.get(m.group()[:2])
+    length = _IBAN_LENGTHS.get(m.group()[:2])
     compact = m.group().replace(" ", "")
     if length is None or len(compact) < length or not _mod97_ok(compact[:length]):
         return None
@@ -412,10 +454,7 @@ def _mod97_ok(iban: str) -> bool:
 
 
 def _number_finding(text: str, m: re.Match) -> Finding | None:
-    """The candidate as a finding once its check digits and context agree; None for the order number that looks like one.
-
-    `lastgroup` is the alternative that matched: it closes after the separator groups nested in it.
-    """
+    """The candidate as a finding once its check digits and context agree; None for an id that only looks like one."""
     kind, check = _NUMBER_KINDS[m.lastgroup]
     value = _trim_phone(m.group()) if m.lastgroup == "INTL" else m.group()
     return Finding(m.start(), m.start() + len(value), kind) if check(text, m.start(), value) else None
@@ -476,7 +515,7 @@ def _trim_phone(value: str) -> str:
 
 
 def _is_international_phone(text: str, start: int, value: str) -> bool:
-    """E.164 allows at most 15 digits; real formats use one separator style and at most one paren group."""
+    """E.164 allows 15 digits at most; real formats use one separator at a time and at most one paren group."""
     digits = sum(c.isdigit() for c in value)
     if not 8 <= digits <= 15 or _PHONE_DOUBLE_SEPARATOR.search(value):
         return False
@@ -485,11 +524,11 @@ def _is_international_phone(text: str, start: int, value: str) -> bool:
     if value.count("(") != value.count(")") or value.count("(") > 1:
         return False
     groups = _PHONE_GROUPS.split(value[1:])
-    return sum(len(g) == 1 for g in groups[1:]) <= 1
+    return sum(len(g) == 1 for g in groups[1:]) <= 2  # `+353 (0)1 234 5678` has two; `+2 3 4 5 6 7 8 9` is a list
 
 
 def _dots_after_country_code(value: str) -> bool:
-    """`+1 415.555.2671` is a phone; `+12.5 14.2 15.6` is a list of figures: a space may only follow the country code."""
+    """`+1 415.555.2671` is a phone, `+12.5 14.2 15.6` a list of figures: a space may only follow the country code."""
     parts = value[1:].split(" ")
     return len(parts) == 1 or (len(parts) == 2 and parts[0].isdigit() and len(parts[0]) <= 3)
 
@@ -516,7 +555,7 @@ _NUMBER_KINDS: dict[str, tuple[str, Callable[[str, int, str], bool]]] = {
 }
 
 # Priority order: when findings overlap, the earlier detector's wins.
-DETECTORS: tuple[Callable[[str, bytes], list[Finding]], ...] = (
+_DETECTORS: tuple[Callable[[str, bytes], list[Finding]], ...] = (
     _find_private_keys,
     _find_url_credentials,
     _find_jwts,
@@ -564,16 +603,16 @@ def _find_names_and_places(text: str) -> list[Finding]:
 
 
 class Redactor:
-    """Finds and replaces PII and secrets. Cheap to build; pickles as its settings, so each worker process rebuilds it."""
+    """Finds and replaces PII and secrets. Cheap to build; pickles as its settings, so a worker process rebuilds it."""
 
     def __init__(self, *, use_presidio: bool | None = None) -> None:
         if use_presidio not in (None, True, False):
             raise InvalidInput(f"`use_presidio` must be True, False or None, got {use_presidio!r}.")
-        installed = presidio_installed()
+        installed = use_presidio is not False and presidio_installed()
         if use_presidio and not installed:
-            raise InvalidInput("use_presidio=True needs presidio_analyzer, which is not installed.", hint=PRESIDIO_HINT)
+            raise InvalidInput("use_presidio=True needs presidio_analyzer, which is not installed.", hint=_PRESIDIO_HINT)
         self.use_presidio = use_presidio
-        self.presidio = installed if use_presidio is None else use_presidio
+        self.runs_presidio = installed if use_presidio is None else use_presidio
 
     def __reduce__(self):
         return (_build_redactor, (self.use_presidio,))
@@ -586,8 +625,8 @@ class Redactor:
         if not isinstance(text, str):
             raise InvalidInput(f"`text` must be a str, got {type(text).__name__}.")
         shape = _shape(text)
-        batches = [found for detect in DETECTORS if (found := detect(text, shape))]
-        if self.presidio and (names := _find_names_and_places(text)):
+        batches = [found for detect in _DETECTORS if (found := detect(text, shape))]
+        if self.runs_presidio and (names := _find_names_and_places(text)):
             batches.append(names)
         return _resolve(batches)
 
@@ -601,9 +640,12 @@ def _build_redactor(use_presidio: bool | None) -> Redactor:
 
 
 def _resolve(batches: list[list[Finding]]) -> list[Finding]:
-    """Keep each finding that overlaps none kept from an earlier (higher-priority) batch; sorted by start."""
-    if len(batches) <= 1:
-        return batches[0] if batches else []
+    """Findings sorted by start, each kept only if it overlaps none kept before it (earlier batches win).
+
+    Overlaps happen within a batch too: a detector may run two patterns, and `a@b.com@c.com` holds two addresses.
+    """
+    if len(batches) == 1 and len(batches[0]) == 1:
+        return batches[0]
     kept: list[Finding] = []
     for batch in batches:
         for f in batch:

@@ -66,6 +66,7 @@ from core.tokens import TokenStats, TokenStatsBuilder
 MAX_KEPT_ERRORS = 1000
 SMALL_FILE_BYTES = 8 * 2**20  # files below this are validated in one process
 BLOCK_BYTES = 512 * 2**10  # a unit of work for one worker
+MAX_AUTO_WORKERS = 8
 BOM = b"\xef\xbb\xbf"
 
 # Terms Amazon documents as reserved for Nova fine-tuning, plus the capitalised
@@ -124,21 +125,24 @@ def validate_file(
     """Validate a JSONL file, streaming it; `workers` processes tokenize in parallel.
 
     By default files under 8 MiB use this process alone and larger ones one
-    worker per available CPU. Workers are forked from this process when it runs
+    worker per available CPU (at most 8). Workers are forked from this process when it runs
     a single thread, so they share its loaded tokenizer; otherwise they start
     from the forkserver (safe beside other threads, but each loads its own).
     """
     run = _prepare(target, model)
+    if workers is not None and workers < 1:
+        raise InvalidInput(
+            f"workers must be at least 1, got {workers}.", hint="Leave it unset to choose automatically."
+        )
     path = Path(path)
     try:
-        size = path.stat().st_size
+        stream = path.open("rb")
+        size = os.fstat(stream.fileno()).st_size
     except OSError as exc:
         raise InvalidInput(f"cannot read {path}: {exc.strerror}.", hint="Pass the path of a JSONL file.") from exc
     if workers is None:
-        workers = 1 if size < SMALL_FILE_BYTES else _available_cpus()
-    if workers < 1:
-        raise InvalidInput(f"workers must be at least 1, got {workers}.", hint="Leave it unset to choose automatically.")
-    with path.open("rb") as stream:
+        workers = 1 if size < SMALL_FILE_BYTES else min(_available_cpus(), MAX_AUTO_WORKERS)
+    with stream:
         if workers == 1:
             tally = _Tally(run)
             for first_line, blob in _blocks(stream, BLOCK_BYTES):
@@ -296,7 +300,7 @@ def _not_an_object(row: object) -> tuple:
         "not_an_object",
         None,
         f"the line is a JSON {_json_type(row)}, not an object.",
-        "Each line must be one JSON object, e.g. {\"messages\": [...]}.",
+        'Each line must be one JSON object, e.g. {"messages": [...]}.',
     )
 
 
@@ -343,7 +347,8 @@ def _check_block_in_worker(first_line: int, blob: bytes) -> _Tally:
 
 def _check_in_workers(run: _Run, blocks: Iterator[tuple[int, bytes]], workers: int) -> _Tally:
     context = _process_context()
-    tokens.warm(run.model)  # forked workers inherit the loaded tokenizer instead of each loading one
+    if context.get_start_method() == "fork":
+        tokens.warm(run.model)  # forked workers inherit the loaded tokenizer instead of each loading one
     gc.freeze()  # keep the collector from touching, and so copying, pages workers share
     try:
         pool = context.Pool(workers, initializer=_start_worker, initargs=(run,))
@@ -523,7 +528,7 @@ _IMAGE_DETAILS = ("auto", "low", "high")
 def _check_openai_message(message: object, field: str, issues: _Issues, roles: tuple = _OPENAI_ROLES) -> str | None:
     """Check one chat message in OpenAI's format; returns its role when known."""
     if type(message) is not dict:
-        issues.wrong_type(field, message, "an object", f'Write each message as {{"role": ..., "content": ...}}.')
+        issues.wrong_type(field, message, "an object", 'Write each message as {"role": ..., "content": ...}.')
         return None
     role = message.get("role")
     if "role" not in message:
@@ -545,11 +550,12 @@ def _check_openai_message(message: object, field: str, issues: _Issues, roles: t
             issues.missing(f"{field}.content", "Give the message its text as `content`.")
     else:
         _check_openai_content(message["content"], role, calls, f"{field}.content", issues)
-    if "weight" in message and role == "assistant" and (type(message["weight"]) is not int or message["weight"] not in (0, 1)):
+    weight = message.get("weight")
+    if "weight" in message and role == "assistant" and (type(weight) is not int or weight not in (0, 1)):
         issues.add(
             "invalid_weight",
             f"{field}.weight",
-            f"`{field}.weight` is {message['weight']!r}; it must be 0 or 1.",
+            f"`{field}.weight` is {weight!r}; it must be 0 or 1.",
             "Use 1 to train on this assistant message, 0 to skip it.",
         )
     if "name" in message and type(message["name"]) is not str:
@@ -568,7 +574,7 @@ def _check_openai_content(content: object, role: str, calls: bool, field: str, i
         return
     if content is None:
         if not calls:
-            issues.wrong_type(field, content, "a string", "Give the message its text; null is allowed only beside tool_calls.")
+            issues.wrong_type(field, content, "a string", "Give the text; null is allowed only beside tool_calls.")
         return
     if type(content) is not list:
         issues.wrong_type(field, content, "a string or a list of content parts")
@@ -584,7 +590,7 @@ def _check_openai_content(content: object, role: str, calls: bool, field: str, i
             issues.add(
                 "invalid_content_part",
                 f"{part_field}.type",
-                f"`{part_field}.type` is {part.get('type')!r}; a {role} message takes parts of type {', '.join(types)}.",
+                f"`{part_field}.type` is {part.get('type')!r}; a {role} message takes {', '.join(types)} parts.",
                 "Use text parts (and image_url parts only in user messages).",
             )
         elif part["type"] == "text" and type(part.get("text")) is not str:
@@ -592,7 +598,8 @@ def _check_openai_content(content: object, role: str, calls: bool, field: str, i
         elif part["type"] == "image_url":
             image = part.get("image_url")
             if type(image) is not dict or type(image.get("url")) is not str:
-                issues.missing(f"{part_field}.image_url.url", 'Write image parts as {"type": "image_url", "image_url": {"url": ...}}.')
+                shape = '{"type": "image_url", "image_url": {"url": ...}}'
+                issues.missing(f"{part_field}.image_url.url", f"Write image parts as {shape}.")
             elif "detail" in image and image["detail"] not in _IMAGE_DETAILS:
                 issues.add(
                     "invalid_content_part",
@@ -620,11 +627,12 @@ class ChatRules(TargetRules):
     def check(self, row: dict, issues: _Issues, run: _Run) -> None:
         _check_keys(row, self.top_keys, "", "an example", issues)
         _check_openai_tools(row, "", issues)
-        messages = _required_list(row, "messages", "messages", "the conversation, ending with the assistant's answer", issues)
+        conversation = "the conversation, ending with the assistant's answer"
+        messages = _required_list(row, "messages", "messages", conversation, issues)
         if messages is None:
             return
         if not messages:
-            issues.add("too_few_messages", "messages", "`messages` is empty.", "Add the conversation, ending with the assistant's answer.")
+            issues.add("too_few_messages", "messages", "`messages` is empty.", f"Add {conversation}.")
             return
         roles = [_check_openai_message(m, f"messages[{i}]", issues) for i, m in enumerate(messages)]
         if "assistant" not in roles and all(roles):
@@ -667,7 +675,8 @@ class OpenAIDpoRules(TargetRules):
             _check_openai_tools(prompt, "input.", issues)
             messages = _required_list(prompt, "messages", "input.messages", "the prompt conversation", issues)
             if messages == []:
-                issues.add("too_few_messages", "input.messages", "`input.messages` is empty.", "Add the prompt, e.g. the user's message.")
+                hint = "Add the prompt, e.g. the user's message."
+                issues.add("too_few_messages", "input.messages", "`input.messages` is empty.", hint)
             for index, message in enumerate(messages or ()):
                 _check_openai_message(message, f"input.messages[{index}]", issues)
         for key in ("preferred_output", "non_preferred_output"):
@@ -765,7 +774,8 @@ class NovaRules(TargetRules):
                 "Use user or assistant; put instructions in the top-level `system` list.",
             )
             role = None
-        content = _required_list(message, "content", f"{field}.content", 'a list of blocks such as {"text": "..."}', issues)
+        blocks = 'a list of blocks like {"text": "..."}'
+        content = _required_list(message, "content", f"{field}.content", blocks, issues)
         if content is not None and role is not None:
             self._check_content(content, role, f"{field}.content", issues, run, media)
         return role
@@ -813,11 +823,17 @@ class NovaRules(TargetRules):
             return
         formats = NOVA_IMAGE_FORMATS if kind == "image" else NOVA_VIDEO_FORMATS
         if type(item) is not dict:
-            issues.wrong_type(field, item, "an object", f'Write it as {{"format": ..., "source": {{"s3Location": {{"uri": "s3://..."}}}}}}.')
+            shape = '{"format": ..., "source": {"s3Location": {"uri": "s3://..."}}}'
+            issues.wrong_type(field, item, "an object", f"Write it as {shape}.")
             return
         _check_keys(item, self.media_keys, f"{field}.", f"an {kind} block", issues)
         if item.get("format") not in formats:
-            issues.add("invalid_media", f"{field}.format", f"`{field}.format` is {item.get('format')!r}.", f"Use one of {', '.join(formats)}.")
+            issues.add(
+                "invalid_media",
+                f"{field}.format",
+                f"`{field}.format` is {item.get('format')!r}.",
+                f"Use one of {', '.join(formats)}.",
+            )
         source = item.get("source")
         location = source.get("s3Location") if type(source) is dict else None
         uri = location.get("uri") if type(location) is dict else None

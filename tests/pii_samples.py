@@ -129,13 +129,18 @@ def _nanp_parts(rng: random.Random) -> tuple[int, int, str]:
 def _phone(rng: random.Random) -> list[Piece]:
     a, e, n = _nanp_parts(rng)
     d = lambda k: _pick(rng, string.digits, k)  # noqa: E731
+    digit = rng.randint(1, 9)
     formats = (
-        f"({a}) {e}-{n}", f"{a}-{e}-{n}", f"{a}.{e}.{n}", f"+1 ({a}) {e}-{n}", f"+1-{a}-{e}-{n}", f"+1 {a} {e} {n}",
-        f"+1{a}{e}{n}", f"1-800-{e}-{n}", f"{a} {e}-{n}", f"({a}){e}-{n}", f"+1 {a}.{e}.{n}", f"+44 20 {rng.randint(7000, 7999)} {d(4)}", f"+44 (0)20 7946 {d(4)}",
-        f"+44 7700 {d(6)}", f"020 7946 {d(4)}", f"07700 900{d(3)}", f"+33 {rng.randint(1, 9)} {d(2)} {d(2)} {d(2)} {d(2)}",
-        f"0{rng.randint(1, 9)} {d(2)} {d(2)} {d(2)} {d(2)}", f"+49 30 {d(6)}", f"+49 89 {d(7)}", f"+49 151 {d(8)}",
-        f"+81 3-{d(4)}-{d(4)}", f"+91 {rng.randint(6, 9)}{d(4)} {d(5)}", f"+61 2 {d(4)} {d(4)}",
-        f"+55 11 9{d(4)}-{d(4)}", f"+34 6{d(2)} {d(3)} {d(3)}", f"+31 20 {d(3)} {d(4)}", f"+44{rng.randint(7000, 7999)}{d(6)}",
+        # North American
+        f"({a}) {e}-{n}", f"{a}-{e}-{n}", f"{a}.{e}.{n}", f"{a} {e}-{n}", f"({a}){e}-{n}", f"1-800-{e}-{n}",
+        f"+1 ({a}) {e}-{n}", f"+1-{a}-{e}-{n}", f"+1 {a} {e} {n}", f"+1 {a}.{e}.{n}", f"+1{a}{e}{n}",
+        # UK, national and international
+        f"+44 20 {rng.randint(7000, 7999)} {d(4)}", f"+44 (0)20 7946 {d(4)}", f"+44 7700 {d(6)}", f"+447700{d(6)}",
+        f"020 7946 {d(4)}", f"07700 900{d(3)}",
+        # France, Germany, elsewhere
+        f"+33 {digit} {d(2)} {d(2)} {d(2)} {d(2)}", f"0{digit} {d(2)} {d(2)} {d(2)} {d(2)}",
+        f"+49 30 {d(6)}", f"+49 89 {d(7)}", f"+49 151 {d(8)}", f"+81 3-{d(4)}-{d(4)}", f"+91 {rng.randint(6, 9)}{d(4)} {d(5)}",
+        f"+61 2 {d(4)} {d(4)}", f"+55 11 9{d(4)}-{d(4)}", f"+34 6{d(2)} {d(3)} {d(3)}", f"+31 20 {d(3)} {d(4)}",
     )  # fmt: skip
     return [("PHONE", rng.choice(formats))]
 
@@ -255,10 +260,11 @@ def _api_key(rng: random.Random) -> list[Piece]:
 
 def _slack(rng: random.Random) -> list[Piece]:
     d = lambda k: _pick(rng, string.digits, k)  # noqa: E731
+    app_id = "A" + _pick(rng, string.ascii_uppercase + string.digits, 10)
     token = rng.choice(
         (f"xoxb-{d(12)}-{d(13)}-{_pick(rng, ALNUM, 24)}", f"xoxp-{d(12)}-{d(12)}-{d(13)}-{_pick(rng, HEX, 32)}",
          f"xoxa-2-{d(12)}-{_pick(rng, ALNUM, 32)}", f"xoxr-{d(10)}-{_pick(rng, ALNUM, 30)}",
-         f"xoxs-{d(12)}-{d(12)}-{_pick(rng, HEX, 40)}", f"xapp-1-A{_pick(rng, string.ascii_uppercase + string.digits, 10)}-{d(13)}-{_pick(rng, HEX, 64)}")
+         f"xoxs-{d(12)}-{d(12)}-{_pick(rng, HEX, 40)}", f"xapp-1-{app_id}-{d(13)}-{_pick(rng, HEX, 64)}")
     )  # fmt: skip
     return [("SLACK_TOKEN", token)]
 
@@ -276,7 +282,8 @@ def _b64url_json(value: dict) -> str:
 def _jwt(rng: random.Random) -> list[Piece]:
     alg = rng.choice(("HS256", "RS256"))
     header = _b64url_json({"alg": alg, "typ": "JWT"})
-    payload = _b64url_json({"sub": str(rng.randint(1, 10**9)), "name": rng.choice(FIRST), "iat": rng.randint(1_700_000_000, 1_800_000_000)})
+    claims = {"sub": str(rng.randint(1, 10**9)), "name": rng.choice(FIRST), "iat": rng.randint(17 * 10**8, 18 * 10**8)}
+    payload = _b64url_json(claims)
     signature = _pick(rng, B64URL, 43 if alg == "HS256" else 342)
     return [("JWT", f"{header}.{payload}.{signature}")]
 
@@ -379,31 +386,38 @@ def _invalid_ssn(rng: random.Random) -> str:
 def _look_alike(rng: random.Random) -> str:
     """One thing that looks like PII and is not."""
     d = lambda k: _pick(rng, string.digits, k)  # noqa: E731
+    r = rng.randint
     makers = (
-        lambda: f"#{rng.randint(10000, 9999999)}", lambda: f"ORD-2026-{d(6)}", lambda: f"{d(3)}-{d(7)}-{d(7)}",
-        lambda: f"2026-{rng.randint(1, 12):02d}-{rng.randint(1, 28):02d}", lambda: f"{rng.randint(1, 12)}/{rng.randint(1, 28)}/2026",
-        lambda: f"{rng.randint(1, 28):02d}.{rng.randint(1, 12):02d}.2026", lambda: f"2026-11-23T{rng.randint(0, 23):02d}:30:00Z",
-        lambda: f"{rng.randint(0, 23):02d}:{rng.randint(0, 59):02d}", lambda: f"{rng.randint(1, 12)}:45 PM",
-        lambda: f"${rng.randint(1, 9)},{d(3)}.{d(2)}", lambda: f"€{rng.randint(1, 999)}.{d(2)}",
-        lambda: f"v{rng.randint(0, 9)}.{rng.randint(0, 20)}.{rng.randint(0, 30)}", lambda: f"{rng.randint(0, 9)}.{rng.randint(0, 20)}.{rng.randint(0, 30)}",
-        lambda: f"version {rng.randint(1, 12)}.{rng.randint(0, 9)}.{rng.randint(0, 9)}.{rng.randint(0, 99)}",
-        lambda: f"Chrome 120.0.{d(4)}.{d(3)}", lambda: str(uuid.UUID(int=rng.getrandbits(128))),
-        lambda: _pick(rng, HEX, 40), lambda: _pick(rng, HEX, 7), lambda: _isbn13(rng), lambda: "978-3-16-148410-0",
+        # order numbers, tickets, tracking ids, barcodes
+        lambda: f"#{r(10000, 9999999)}", lambda: f"ORD-2026-{d(6)}", lambda: f"{d(3)}-{d(7)}-{d(7)}",
+        lambda: f"order {d(16)}", lambda: f"tracking no. {d(14)}", lambda: f"case {d(8)}", lambda: f"room {d(4)}",
+        lambda: f"1Z{_pick(rng, string.ascii_uppercase + string.digits, 6)}{d(10)}", lambda: f"EAN {_ean13(rng)}",
+        lambda: _ean13(rng), lambda: _isbn13(rng), lambda: "978-3-16-148410-0", lambda: f"zip {d(5)}-{d(4)}",
+        # dates, times, timestamps
+        lambda: f"2026-{r(1, 12):02d}-{r(1, 28):02d}", lambda: f"{r(1, 12)}/{r(1, 28)}/2026",
+        lambda: f"{r(1, 28):02d}.{r(1, 12):02d}.2026", lambda: f"2026-11-23T{r(0, 23):02d}:30:00Z",
+        lambda: f"{r(0, 23):02d}:{r(0, 59):02d}", lambda: f"{r(1, 12)}:45 PM", lambda: "10:30:45",
+        lambda: str(r(16 * 10**8, 18 * 10**8)), lambda: str(r(16 * 10**11, 18 * 10**11)),
+        # prices, figures, versions
+        lambda: f"${r(1, 9)},{d(3)}.{d(2)}", lambda: f"€{r(1, 999)}.{d(2)}", lambda: f"{r(1, 99)}.5%",
+        lambda: f"{r(2, 40)} items", lambda: f"+{r(1, 30)}.{d(1)} {r(1, 30)}.{d(1)} {r(1, 30)}.{d(1)}", lambda: "+/- 5",
+        lambda: f"v{r(0, 9)}.{r(0, 20)}.{r(0, 30)}", lambda: f"{r(0, 9)}.{r(0, 20)}.{r(0, 30)}",
+        lambda: f"version {r(1, 12)}.{r(0, 9)}.{r(0, 9)}.{r(0, 99)}", lambda: f"Chrome 120.0.{d(4)}.{d(3)}",
+        lambda: f"section {r(1, 9)}.{r(1, 9)}.{r(1, 9)}.{r(1, 9)}", lambda: f"{r(1, 9)} {d(3)} {d(3)}",
+        # ids and hashes
+        lambda: str(uuid.UUID(int=rng.getrandbits(128))), lambda: _pick(rng, HEX, 40), lambda: _pick(rng, HEX, 7),
+        lambda: f"#{_pick(rng, HEX, 6)}", lambda: "0x80070005", lambda: "00:1A:2B:3C:4D:5E", lambda: "std::vector<int>",
+        lambda: "dGhpcyBpcyBub3QgYSBzZWNyZXQ=",
+        # numbers that fail their checks
         lambda: _failing_luhn(rng), lambda: _card_text(rng, _failing_luhn(rng)), lambda: "INV" + card_number(rng),
-        lambda: _invalid_ssn(rng), lambda: _iban_text(rng, iban(rng, valid=False)), lambda: f"{rng.randint(256, 999)}.1.2.3",
-        lambda: "00:1A:2B:3C:4D:5E", lambda: f"#{_pick(rng, HEX, 6)}", lambda: f"{rng.randint(1, 99)}.5%",
-        lambda: f"1Z{_pick(rng, string.ascii_uppercase + string.digits, 6)}{d(10)}", lambda: "<@U024BE7LH>",
-        lambda: "@channel", lambda: "@types/node", lambda: "logo@2x.png", lambda: "git@github.com:acme/app.git",
-        lambda: "react@18.2.0", lambda: "std::vector<int>", lambda: "0x80070005", lambda: f"{rng.randint(2, 40)} items",
-        lambda: f"ext. {d(4)}", lambda: f"555-{d(4)}", lambda: f"case {d(8)}", lambda: "sketch", lambda: "sk-ill",
-        lambda: "sk-learn", lambda: "sk-learn-compatible-wrapper-module", lambda: "task-runner", lambda: "Bearer <token>",
-        lambda: "Bearer $TOKEN", lambda: "the bearer of this note", lambda: "dGhpcyBpcyBub3QgYSBzZWNyZXQ=",
-        lambda: f"order {d(16)}", lambda: f"tracking no. {d(14)}", lambda: f"{d(4)} {d(4)}", lambda: "10:30:45",
-        lambda: "eyJustkidding", lambda: "AKIA is a prefix", lambda: "ghp_short", lambda: f"EAN {_ean13(rng)}",
-        lambda: _ean13(rng), lambda: f"section {rng.randint(1, 9)}.{rng.randint(1, 9)}.{rng.randint(1, 9)}.{rng.randint(1, 9)}",
-        lambda: "1-800-FLOWERS", lambda: f"zip {d(5)}-{d(4)}", lambda: f"room {d(4)}", lambda: f"{rng.randint(1, 9)} {d(3)} {d(3)}",
-        lambda: str(rng.randint(1_600_000_000, 1_800_000_000)), lambda: str(rng.randint(1_600_000_000_000, 1_800_000_000_000)),
-        lambda: f"+{rng.randint(1, 30)}.{d(1)} {rng.randint(1, 30)}.{d(1)} {rng.randint(1, 30)}.{d(1)}", lambda: "+/- 5",
+        lambda: _invalid_ssn(rng), lambda: _iban_text(rng, iban(rng, valid=False)), lambda: f"{r(256, 999)}.1.2.3",
+        lambda: f"{d(4)} {d(4)}", lambda: f"ext. {d(4)}", lambda: f"555-{d(4)}", lambda: "1-800-FLOWERS",
+        # words and handles
+        lambda: "<@U024BE7LH>", lambda: "@channel", lambda: "@types/node", lambda: "logo@2x.png", lambda: "react@18.2.0",
+        lambda: "git@github.com:acme/app.git", lambda: "sketch", lambda: "sk-ill", lambda: "sk-learn",
+        lambda: "sk-learn-compatible-wrapper-module", lambda: "task-runner", lambda: "Bearer <token>",
+        lambda: "Bearer $TOKEN", lambda: "the bearer of this note", lambda: "eyJustkidding", lambda: "AKIA is a prefix",
+        lambda: "ghp_short",
     )  # fmt: skip
     return rng.choice(makers)()
 

@@ -82,7 +82,7 @@ def test_notify_queues_an_outbox_row_and_audits_it_once(cli, settings):
     rows = store.query("SELECT command, face, args, outcome FROM audit_log WHERE command = 'notify'")
     assert len(rows) == 1
     assert rows[0]["face"] == "cli" and rows[0]["outcome"] == "ok"
-    assert "xoxb-123456789012" not in rows[0]["args"] and "***" in rows[0]["args"]
+    assert "xoxb-123456789012" not in rows[0]["args"] and "[SLACK_TOKEN]" in rows[0]["args"]
 
 
 def test_every_command_writes_an_audit_row_with_its_outcome(cli, settings):

@@ -22,7 +22,9 @@ EDITED = Example(
     output="Release 1.2 is out.",
     final="Release 1.2 is out: faster exports.",
 )
-UNEDITED = Example(id="ex-plain", messages=({"role": "user", "content": "Summarise the call."},), output="We agreed to ship.")
+UNEDITED = Example(
+    id="ex-plain", messages=({"role": "user", "content": "Summarise the call."},), output="We agreed to ship."
+)
 # Two user turns in a row, an assistant turn before any user turn, and an empty message.
 RAGGED = Example(
     id="ex-ragged",

@@ -177,5 +177,12 @@ def test_estimates_make_stats_inexact_and_empty_stats_are_zero():
     estimated = TokenStatsBuilder(exact=False)
     assert TokenStatsBuilder().merge(estimated).build().exact is False
     assert TokenStatsBuilder().build().model_dump() == {
-        "examples": 0, "total": 0, "min": 0, "max": 0, "mean": 0.0, "p50": 0, "p95": 0, "exact": True,
+        "examples": 0,
+        "total": 0,
+        "min": 0,
+        "max": 0,
+        "mean": 0.0,
+        "p50": 0,
+        "p95": 0,
+        "exact": True,
     }

@@ -88,7 +88,12 @@ CASES = [
         "invalid_content_part",
         "messages[1].content[0].type",
     ),
-    ("openai", {"messages": [{"role": "user", "content": [{"type": "text"}]}, ANSWER]}, "missing_field", "messages[0].content[0].text"),
+    (
+        "openai",
+        {"messages": [{"role": "user", "content": [{"type": "text"}]}, ANSWER]},
+        "missing_field",
+        "messages[0].content[0].text",
+    ),
     (
         "openai",
         {"messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}, ANSWER]},
@@ -101,18 +106,43 @@ CASES = [
     ("openai", {"messages": [USER, ANSWER], "metadata": {}}, "unknown_field", "metadata"),
     ("openai", {"messages": [USER, ANSWER], "tools": {}}, "wrong_type", "tools"),
     ("openai", {"messages": [USER, ANSWER], "parallel_tool_calls": "yes"}, "wrong_type", "parallel_tool_calls"),
-    ("openai", {"messages": [USER, {"role": "tool", "content": "42"}, ANSWER]}, "missing_field", "messages[1].tool_call_id"),
-    ("openai", {"messages": [USER, {"role": "function", "content": "42"}, ANSWER]}, "missing_field", "messages[1].name"),
+    (
+        "openai",
+        {"messages": [USER, {"role": "tool", "content": "42"}, ANSWER]},
+        "missing_field",
+        "messages[1].tool_call_id",
+    ),
+    (
+        "openai",
+        {"messages": [USER, {"role": "function", "content": "42"}, ANSWER]},
+        "missing_field",
+        "messages[1].name",
+    ),
     ("openai", {"messages": [{**USER, "name": 5}, ANSWER]}, "wrong_type", "messages[0].name"),
     # openai-dpo
     ("openai-dpo", {**VALID["openai-dpo"], "input": None}, "wrong_type", "input"),
     ("openai-dpo", {k: v for k, v in VALID["openai-dpo"].items() if k != "input"}, "missing_field", "input"),
     ("openai-dpo", {**VALID["openai-dpo"], "input": {"messages": []}}, "too_few_messages", "input.messages"),
     ("openai-dpo", {**VALID["openai-dpo"], "input": {"messages": [USER], "seed": 1}}, "unknown_field", "input.seed"),
-    ("openai-dpo", {**VALID["openai-dpo"], "input": {"messages": [{"role": "bot", "content": "x"}]}}, "invalid_role", "input.messages[0].role"),
-    ("openai-dpo", {k: v for k, v in VALID["openai-dpo"].items() if k != "preferred_output"}, "missing_field", "preferred_output"),
+    (
+        "openai-dpo",
+        {**VALID["openai-dpo"], "input": {"messages": [{"role": "bot", "content": "x"}]}},
+        "invalid_role",
+        "input.messages[0].role",
+    ),
+    (
+        "openai-dpo",
+        {k: v for k, v in VALID["openai-dpo"].items() if k != "preferred_output"},
+        "missing_field",
+        "preferred_output",
+    ),
     ("openai-dpo", {**VALID["openai-dpo"], "preferred_output": ANSWER}, "wrong_type", "preferred_output"),
-    ("openai-dpo", {**VALID["openai-dpo"], "non_preferred_output": [ANSWER, ANSWER]}, "wrong_output_count", "non_preferred_output"),
+    (
+        "openai-dpo",
+        {**VALID["openai-dpo"], "non_preferred_output": [ANSWER, ANSWER]},
+        "wrong_output_count",
+        "non_preferred_output",
+    ),
     ("openai-dpo", {**VALID["openai-dpo"], "preferred_output": [USER]}, "invalid_role", "preferred_output[0].role"),
     ("openai-dpo", {**VALID["openai-dpo"], "score": 1}, "unknown_field", "score"),
     # bedrock-nova
@@ -120,19 +150,59 @@ CASES = [
     ("bedrock-nova", {"messages": [turn("user"), turn("assistant")]}, "missing_field", "schemaVersion"),
     ("bedrock-nova", nova(turn("user"), turn("assistant"), system="Be brief."), "wrong_type", "system"),
     ("bedrock-nova", nova(turn("user"), turn("assistant"), system=[{}]), "missing_field", "system[0].text"),
-    ("bedrock-nova", nova(turn("user"), turn("assistant"), system=[{"text": "x", "role": "system"}]), "unknown_field", "system[0].role"),
+    (
+        "bedrock-nova",
+        nova(turn("user"), turn("assistant"), system=[{"text": "x", "role": "system"}]),
+        "unknown_field",
+        "system[0].role",
+    ),
     ("bedrock-nova", nova(turn("user")), "too_few_messages", "messages"),
-    ("bedrock-nova", nova(turn("assistant"), turn("user"), turn("assistant")), "must_start_with_user", "messages[0].role"),
+    (
+        "bedrock-nova",
+        nova(turn("assistant"), turn("user"), turn("assistant")),
+        "must_start_with_user",
+        "messages[0].role",
+    ),
     ("bedrock-nova", nova(turn("user"), turn("user"), turn("assistant")), "roles_not_alternating", "messages[1].role"),
-    ("bedrock-nova", nova(turn("user"), turn("assistant"), turn("user")), "must_end_with_assistant", "messages[2].role"),
+    (
+        "bedrock-nova",
+        nova(turn("user"), turn("assistant"), turn("user")),
+        "must_end_with_assistant",
+        "messages[2].role",
+    ),
     ("bedrock-nova", nova(turn("system"), turn("user"), turn("assistant")), "invalid_role", "messages[0].role"),
     ("bedrock-nova", nova({"role": "user", "content": "hi"}, turn("assistant")), "wrong_type", "messages[0].content"),
-    ("bedrock-nova", nova(turn("user", {"text": "a", **IMAGE}), turn("assistant")), "invalid_content_block", "messages[0].content[0]"),
+    (
+        "bedrock-nova",
+        nova(turn("user", {"text": "a", **IMAGE}), turn("assistant")),
+        "invalid_content_block",
+        "messages[0].content[0]",
+    ),
     ("bedrock-nova", nova(turn("user", {"text": ""}), turn("assistant")), "empty_content", "messages[0].content"),
-    ("bedrock-nova", nova(turn("user", {"text": "User: hi"}), turn("assistant")), "reserved_keyword", "messages[0].content[0].text"),
-    ("bedrock-nova", nova(turn("user"), turn("assistant", {"text": "Done [EOS]"})), "reserved_keyword", "messages[1].content[0].text"),
-    ("bedrock-nova", nova(turn("user"), turn("assistant"), system=[{"text": "<image> here"}]), "reserved_keyword", "system[0].text"),
-    ("bedrock-nova", nova(turn("user"), turn("assistant", {"text": "a"}, IMAGE)), "media_not_allowed", "messages[1].content[1].image"),
+    (
+        "bedrock-nova",
+        nova(turn("user", {"text": "User: hi"}), turn("assistant")),
+        "reserved_keyword",
+        "messages[0].content[0].text",
+    ),
+    (
+        "bedrock-nova",
+        nova(turn("user"), turn("assistant", {"text": "Done [EOS]"})),
+        "reserved_keyword",
+        "messages[1].content[0].text",
+    ),
+    (
+        "bedrock-nova",
+        nova(turn("user"), turn("assistant"), system=[{"text": "<image> here"}]),
+        "reserved_keyword",
+        "system[0].text",
+    ),
+    (
+        "bedrock-nova",
+        nova(turn("user"), turn("assistant", {"text": "a"}, IMAGE)),
+        "media_not_allowed",
+        "messages[1].content[1].image",
+    ),
     (
         "bedrock-nova",
         nova(turn("user", {"text": "a"}, {"image": {**IMAGE["image"], "format": "bmp"}}), turn("assistant")),
@@ -141,7 +211,10 @@ CASES = [
     ),
     (
         "bedrock-nova",
-        nova(turn("user", {"text": "a"}, {"image": {"format": "png", "source": {"s3Location": {"uri": "http://x"}}}}), turn("assistant")),
+        nova(
+            turn("user", {"text": "a"}, {"image": {"format": "png", "source": {"s3Location": {"uri": "http://x"}}}}),
+            turn("assistant"),
+        ),
         "invalid_media",
         "messages[0].content[1].image.source.s3Location.uri",
     ),
@@ -152,9 +225,24 @@ CASES = [
     # bedrock-claude
     ("bedrock-claude", {"system": ["x"], "messages": [USER, ANSWER]}, "wrong_type", "system"),
     ("bedrock-claude", {"schemaVersion": "x", "messages": [USER, ANSWER]}, "unknown_field", "schemaVersion"),
-    ("bedrock-claude", {"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}, ANSWER]}, "wrong_type", "messages[0].content"),
-    ("bedrock-claude", {"messages": [{"role": "user", "content": " "}, ANSWER]}, "empty_content", "messages[0].content"),
-    ("bedrock-claude", {"messages": [{"role": "system", "content": "x"}, USER, ANSWER]}, "invalid_role", "messages[0].role"),
+    (
+        "bedrock-claude",
+        {"messages": [{"role": "user", "content": [{"type": "text", "text": "x"}]}, ANSWER]},
+        "wrong_type",
+        "messages[0].content",
+    ),
+    (
+        "bedrock-claude",
+        {"messages": [{"role": "user", "content": " "}, ANSWER]},
+        "empty_content",
+        "messages[0].content",
+    ),
+    (
+        "bedrock-claude",
+        {"messages": [{"role": "system", "content": "x"}, USER, ANSWER]},
+        "invalid_role",
+        "messages[0].role",
+    ),
     ("bedrock-claude", {"messages": [{**USER, "name": "ana"}, ANSWER]}, "unknown_field", "messages[0].name"),
     ("bedrock-claude", {"messages": [USER]}, "too_few_messages", "messages"),
     ("bedrock-claude", {"messages": [ANSWER, USER, ANSWER]}, "must_start_with_user", "messages[0].role"),
@@ -182,8 +270,27 @@ def test_each_rule_reports_its_line_kind_and_field(target, bad, kind, field):
     [
         {"messages": [USER, {"role": "assistant", "tool_calls": [{"id": "c1", "type": "function"}]}]},
         {"messages": [USER, {**ANSWER, "weight": 0}, USER, ANSWER]},
-        {"messages": [{"role": "user", "content": [{"type": "text", "text": "a"}, {"type": "image_url", "image_url": {"url": "https://x/a.png", "detail": "low"}}]}, ANSWER]},
-        {"messages": [USER, {"role": "assistant", "function_call": {"name": "f", "arguments": "{}"}}, {"role": "function", "name": "f", "content": "1"}, ANSWER], "functions": []},
+        {
+            "messages": [
+                {
+                    "role": "user",
+                    "content": [
+                        {"type": "text", "text": "a"},
+                        {"type": "image_url", "image_url": {"url": "https://x/a.png", "detail": "low"}},
+                    ],
+                },
+                ANSWER,
+            ]
+        },
+        {
+            "messages": [
+                USER,
+                {"role": "assistant", "function_call": {"name": "f", "arguments": "{}"}},
+                {"role": "function", "name": "f", "content": "1"},
+                ANSWER,
+            ],
+            "functions": [],
+        },
         {"messages": [USER, ANSWER], "tools": [], "parallel_tool_calls": False},
     ],
 )
@@ -226,7 +333,12 @@ def test_token_stats_cover_valid_examples_exactly_for_openai_models():
 
 @pytest.mark.parametrize(
     ("target", "count", "kind"),
-    [("openai", 9, "too_few_examples"), ("openai-dpo", 9, "too_few_examples"), ("bedrock-nova", 7, "too_few_examples"), ("openai", 0, "empty_file")],
+    [
+        ("openai", 9, "too_few_examples"),
+        ("openai-dpo", 9, "too_few_examples"),
+        ("bedrock-nova", 7, "too_few_examples"),
+        ("openai", 0, "empty_file"),
+    ],
 )
 def test_file_level_rules(target, count, kind):
     report = validate_lines([json.dumps(VALID[target])] * count + [""], target=target)
@@ -309,7 +421,9 @@ def _mixed_file(path):
         elif index % 101 == 0:
             rows.append(json.dumps({"messages": [USER, {"role": "assistant", "content": "long " * 5_000}]}).encode())
         else:
-            rows.append(json.dumps({"messages": [USER, {"role": "assistant", "content": f"Answer number {index}."}]}).encode())
+            rows.append(
+                json.dumps({"messages": [USER, {"role": "assistant", "content": f"Answer number {index}."}]}).encode()
+            )
     path.write_bytes(b"\xef\xbb\xbf" + b"\r\n".join(rows))  # no newline after the last line
     return path
 
