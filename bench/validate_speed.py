@@ -9,10 +9,12 @@ shaped like real feedback: a system prompt, one or two user/assistant turns,
 95% of them 200-2,000 characters long and a 5% tail up to 30,000, mixing English
 prose, rare words, numbers, markdown, code, accented and CJK text.
 
-Memory is sampled every 250 ms from a separate process, summed over the process
-tree, and reported two ways: RSS (pages shared by the forked workers, like the
-tokenizer tables, count once per process) and PSS (shared pages split between
-the processes sharing them: the memory the tree really occupies).
+It also prints the CPU time spent, which, unlike wall time, does not depend on
+what else the machine is running. Memory is sampled every 250 ms from a
+separate process, summed over the process tree, and reported two ways: RSS
+(pages shared by the forked workers, like the tokenizer tables, count once per
+process) and PSS (shared pages split between the processes sharing them: the
+memory the tree really occupies).
 """
 
 from __future__ import annotations
@@ -192,15 +194,19 @@ def main() -> None:
             stdout=subprocess.PIPE,
             text=True,
         )
-        started = time.perf_counter()
+        children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        started, cpu_started = time.perf_counter(), time.process_time()
         report = validate_file(path, target=args.target, model=args.model, workers=args.workers)
-        elapsed = time.perf_counter() - started
+        elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
+        children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the joined workers, not the sampler
+        cpu += children.ru_utime + children.ru_stime - children_before.ru_utime - children_before.ru_stime
         sampler.stdin.close()
         peaks = json.loads(sampler.stdout.read())
         sampler.wait()
 
     stats = report.token_stats
     print(f"validated {report.examples} examples in {elapsed:.2f} s: {report.examples / elapsed:,.0f} examples/s")
+    print(f"CPU time of this process and its workers: {cpu:.1f} s, {cpu / report.examples * 1e6:.0f} µs per example")
     print(
         f"valid {report.valid_examples}, errors {report.error_count}; tokens {stats.total:,} (exact={stats.exact}), "
         f"mean {stats.mean}, p50 {stats.p50}, p95 {stats.p95}, max {stats.max}"

@@ -90,9 +90,9 @@ def main(argv: list[str] | None = None) -> None:
         err.print(f"[red]Error:[/red] {exc.message}", highlight=False)
         sys.exit(2)
     configure_logging(settings.log_level)
-    from bot.terminal import emit
+    from bot.terminal import emit, progress_bar
 
-    inv = Invocation(settings=settings, actor=cli_actor())
+    inv = Invocation(settings=settings, actor=cli_actor(), progress=progress_bar(err))
     outcome = run_command(CLI, argv, inv, prog="finetune")
     if outcome.result is not None:
         emit(outcome, Console(), err)

@@ -2,17 +2,35 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 
 from pydantic import BaseModel
 from rich.console import Console
+from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from bot.grammar import AuditList, ErrorResult, HelpResult, Message, Outcome, UsageProblem
 from core.config_report import ConfigReport
 from core.notifications import Notice
 from core.status import StatusReport
+
+
+def progress_bar(console: Console):
+    """A progress factory for long commands: a live counter on stderr when it is a terminal."""
+
+    @contextlib.contextmanager
+    def progress(description: str):
+        if not console.is_terminal:
+            yield lambda done: None
+            return
+        columns = (SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,} done"), TimeElapsedColumn())
+        with Progress(*columns, console=console, transient=True) as bar:
+            task = bar.add_task(description, total=None)
+            yield lambda done: bar.update(task, completed=done)
+
+    return progress
 
 
 def emit(outcome: Outcome, console: Console, err_console: Console) -> None:

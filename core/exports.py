@@ -33,7 +33,7 @@ from core.pii import RedactionReport, Redactor
 from core.pricing import CostEstimate, estimate_cost
 from core.store import Store
 from core.timeutil import iso
-from core.validation import ValidationReport, validate_file
+from core.validation import ValidationReport, count_row_tokens, validate_file
 
 CHUNK = 1000
 Target = Literal["openai", "openai-dpo", "bedrock-nova", "bedrock-claude", "bedrock-llama", "hf-chat"]
@@ -87,7 +87,7 @@ def _export_chunk(args) -> list[tuple[str | None, int, dict[str, int]]]:
         if row is None:
             out.append((None, 0, counts))
             continue
-        out.append((json.dumps(row, ensure_ascii=False), row_tokens(row, model), counts))
+        out.append((json.dumps(row, ensure_ascii=False), count_row_tokens(row, target=target, model=model), counts))
     return out
 
 
@@ -107,27 +107,6 @@ def redact_example(example: Example, redactor: Redactor) -> tuple[Example, dict[
         final=clean(example.final), messages=tuple({**m, "content": clean(m["content"])} for m in example.messages),
     )  # fmt: skip
     return redacted, counts
-
-
-def row_tokens(row: dict, model: str) -> int:
-    """Tokens a row trains on: chat accounting for message rows, plain text otherwise."""
-    if "messages" in row and isinstance(row["messages"], list):
-        messages = [m for m in row["messages"] if isinstance(m.get("content"), str)]
-        if row.get("system") and isinstance(row["system"], str):
-            messages = [{"role": "system", "content": row["system"]}, *messages]
-        if messages and messages[0].get("content") is not None and all(isinstance(m.get("content"), str) for m in row["messages"]):
-            return tokens.count_messages(messages, model=model)
-    return tokens.count_text(_all_text(row), model=model)
-
-
-def _all_text(value) -> str:
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        return "\n".join(_all_text(v) for k, v in value.items() if k != "schemaVersion")
-    if isinstance(value, list):
-        return "\n".join(_all_text(v) for v in value)
-    return ""
 
 
 def _processed(items: Iterable[Example], target: str, model: str, workers: int) -> Iterator[tuple[str | None, int, dict]]:
@@ -262,7 +241,10 @@ def validate_dataset(
     export = get_export(store, version=version, target=target, model=model)
     if export is None or not all(Path(p).exists() for p in export.files.values()):
         export = export_dataset(store, version=version, target=target, model=model, actor=actor, data_dir=data_dir, catalog=catalog)
-    reports = {split: validate_file(Path(path), target=target, model=model) for split, path in export.files.items()}
+    reports = {
+        split: validate_file(Path(path), target=target, model=model, training_file=split == "train")
+        for split, path in export.files.items()
+    }
     result = DatasetValidation(
         version=export.version, target=target, model=model, ok=all(r.ok for r in reports.values()), reports=reports
     )

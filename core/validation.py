@@ -109,10 +109,19 @@ class ValidationReport(BaseModel):
 
 
 def validate_lines(
-    lines: Iterable[str | bytes], *, target: str, model: str | None = None, source: str = "<lines>"
+    lines: Iterable[str | bytes],
+    *,
+    target: str,
+    model: str | None = None,
+    source: str = "<lines>",
+    training_file: bool = True,
 ) -> ValidationReport:
-    """Validate JSONL given line by line (each item one physical line, newline optional), in this process."""
-    run = _prepare(target, model)
+    """Validate JSONL given line by line (each item one physical line, newline optional), in this process.
+
+    `training_file=False` (a validation or test split) skips the provider's limits on the number of
+    training examples, which apply to the training file alone.
+    """
+    run = _prepare(target, model, training_file)
     tally = _Tally(run)
     for number, raw in enumerate(lines, 1):
         tally.check_line(raw, number)
@@ -120,7 +129,12 @@ def validate_lines(
 
 
 def validate_file(
-    path: str | os.PathLike, *, target: str, model: str | None = None, workers: int | None = None
+    path: str | os.PathLike,
+    *,
+    target: str,
+    model: str | None = None,
+    workers: int | None = None,
+    training_file: bool = True,
 ) -> ValidationReport:
     """Validate a JSONL file, streaming it; `workers` processes tokenize in parallel.
 
@@ -128,8 +142,9 @@ def validate_file(
     worker per available CPU (at most 8). Workers are forked from this process when it runs
     a single thread, so they share its loaded tokenizer; otherwise they start
     from the forkserver (safe beside other threads, but each loads its own).
+    `training_file` is as for `validate_lines`.
     """
-    run = _prepare(target, model)
+    run = _prepare(target, model, training_file)
     if workers is not None and workers < 1:
         raise InvalidInput(
             f"workers must be at least 1, got {workers}.", hint="Leave it unset to choose automatically."
@@ -152,6 +167,12 @@ def validate_file(
     return _report(run, tally, str(path))
 
 
+def count_row_tokens(row: dict, *, target: str, model: str | None = None) -> int:
+    """Tokens of a valid `target` row for `model`, counted exactly as validation counts them."""
+    require_target(target)
+    return RULES[target].count(row, model)
+
+
 # ---------------------------------------------------------------- one validation run
 
 
@@ -161,9 +182,10 @@ class _Run:
     model: str | None
     max_tokens: int | None
     exact: bool
+    training_file: bool = True
 
 
-def _prepare(target: str, model: str | None) -> _Run:
+def _prepare(target: str, model: str | None, training_file: bool = True) -> _Run:
     spec = require_target(target)
     info = load_catalog().get(model) if model else None
     if info is not None and info.family != spec.family:
@@ -174,11 +196,12 @@ def _prepare(target: str, model: str | None) -> _Run:
             model=model,
             target=target,
         )
-    return _Run(target, model, info.max_example_tokens if info else None, tokens.is_exact(model))
+    return _Run(target, model, info.max_example_tokens if info else None, tokens.is_exact(model), training_file)
 
 
 def _report(run: _Run, tally: _Tally, source: str) -> ValidationReport:
-    file_issues = [(None, *issue) for issue in RULES[run.target].dataset_issues(tally.examples)]
+    rules = RULES[run.target]
+    file_issues = [(None, *issue) for issue in rules.dataset_issues(tally.examples)] if run.training_file else []
     kinds = dict(tally.kinds)
     for issue in file_issues:
         kinds[issue[1]] = kinds.get(issue[1], 0) + 1

@@ -120,3 +120,12 @@ def test_cost_and_hyperparameters_for_a_version(store, settings, version):
         data_dir=settings.data_dir,
     )  # fmt: skip
     assert dpo.exact_tokens and dpo.billed_tokens == 2 * dpo.training_tokens
+
+
+def test_example_count_limits_apply_to_the_training_file_only(tmp_path):
+    from core.validation import validate_lines
+
+    row = '{"schemaVersion": "bedrock-conversation-2024", "messages": [{"role": "user", "content": [{"text": "hi"}]}, {"role": "assistant", "content": [{"text": "hello"}]}]}'
+    as_train = validate_lines([row, row], target="bedrock-nova")
+    as_validation = validate_lines([row, row], target="bedrock-nova", training_file=False)
+    assert as_train.errors_by_kind == {"too_few_examples": 1} and as_validation.ok

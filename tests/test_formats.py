@@ -9,7 +9,7 @@ from core.catalog import load_catalog
 from core.errors import InvalidInput
 from core.examples import Example
 from core.formats import TARGETS, to_row
-from core.validation import validate_lines
+from core.validation import count_row_tokens, validate_lines
 
 EDITED = Example(
     id="ex-edited",
@@ -153,3 +153,4 @@ def test_every_targets_rows_validate_cleanly(target, with_model):
     assert report.errors == [] and report.ok, report.errors
     assert report.valid_examples == len(rows) == (10 if target == "openai-dpo" else 15)
     assert report.token_stats.exact is (with_model and target.startswith("openai"))
+    assert report.token_stats.total == sum(count_row_tokens(row, target=target, model=model) for row in rows)
