@@ -13,7 +13,6 @@ candidate search can live in SQLite rather than in memory.
 
 from __future__ import annotations
 
-import re
 import struct
 import zlib
 
@@ -21,34 +20,37 @@ BINS = 32
 BANDS = 8
 ROWS = BINS // BANDS
 EMPTY = 0xFFFFFFFF
-_NOISE = re.compile(r"[\W\d_]+", re.UNICODE)
+_MASK = 0xFFFFFFFF
+_M1, _M2 = 0x9E3779B1, 0x85EBCA77  # odd multipliers: a trigram's hash depends on word order
+_NOISE = bytes(range(33, 48)) + bytes(range(48, 58)) + bytes(range(58, 65)) + bytes(range(91, 97)) + bytes(range(123, 127))
+_TO_SPACE = bytes.maketrans(_NOISE, b" " * len(_NOISE))
+
+
+def _words(text: str) -> list[bytes]:
+    """Lower-cased words with ASCII punctuation and digits removed (byte-level, so it runs in C)."""
+    return text.lower().encode().translate(_TO_SPACE).split()
 
 
 def normalise(text: str) -> str:
-    return _NOISE.sub(" ", text.lower()).strip()
+    return b" ".join(_words(text)).decode()
 
 
 def exact_key(prompt: str, completion: str) -> int:
     """A 64-bit key equal for texts that differ only in case, spacing, punctuation or digits."""
-    digest = zlib.crc32(normalise(completion).encode()) << 32 | zlib.crc32(normalise(prompt).encode())
+    digest = zlib.crc32(b" ".join(_words(completion))) << 32 | zlib.crc32(b" ".join(_words(prompt)))
     return digest - (1 << 63)  # fit SQLite's signed 64-bit integers
 
 
 def signature(text: str) -> tuple[int, ...]:
-    words = normalise(text).split()
-    mins = [EMPTY] * BINS
-    if len(words) < 3:
-        shingles = [" ".join(words)] if words else []
+    """One-permutation MinHash of the word trigrams: per bin (top 5 bits), the smallest trigram hash."""
+    words = _words(text)
+    hashes = [zlib.crc32(w) for w in words]
+    if len(hashes) >= 3:
+        shingles = [(a * _M1 + b * _M2 + c) & _MASK for a, b, c in zip(hashes, hashes[1:], hashes[2:])]
     else:
-        shingles = [f"{words[i]} {words[i + 1]} {words[i + 2]}" for i in range(len(words) - 2)]
-    for shingle in shingles:
-        h = zlib.crc32(shingle.encode())
-        b = h % BINS
-        if h < mins[b]:
-            mins[b] = h
-    return tuple(mins)
-
-
+        shingles = [zlib.crc32(b" ".join(words))] if words else []
+    smallest = {h >> 27: h for h in sorted(shingles, reverse=True)}  # the last write per bin is its minimum
+    return tuple(smallest.get(b, EMPTY) for b in range(BINS))
 def band_keys(sig: tuple[int, ...]) -> list[int]:
     """One 63-bit key per band; equal keys make two texts candidates."""
     keys = []

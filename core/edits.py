@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import re
 from difflib import SequenceMatcher
+from itertools import accumulate
 
 from pydantic import BaseModel
 
-_WORD = re.compile(r"\S+\s*|\s+")
+_PIECE = re.compile(r"\s*\S+")
 MAX_OP_TEXT = 500  # keep stored spans bounded; offsets locate the full text
 
 
@@ -41,13 +42,56 @@ class EditSummary(BaseModel):
     ops: list[EditOp]
 
 
-def _words(text: str) -> tuple[list[str], list[int]]:
-    words, offsets = [], []
-    for match in _WORD.finditer(text):
-        words.append(match.group().rstrip() or match.group())
-        offsets.append(match.start())
-    offsets.append(len(text))
-    return words, offsets
+def _common_prefix(a: str, b: str) -> int:
+    """Length of the common prefix, by binary search over slice comparisons (done in C)."""
+    low, high = 0, min(len(a), len(b))
+    while low < high:
+        mid = (low + high + 1) // 2
+        if a[:mid] == b[:mid]:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def _common_suffix(a: str, b: str, limit: int) -> int:
+    low, high = 0, limit
+    while low < high:
+        mid = (low + high + 1) // 2
+        if a[len(a) - mid :] == b[len(b) - mid :]:
+            low = mid
+        else:
+            high = mid - 1
+    return low
+
+
+def _word_start(text: str, i: int) -> bool:
+    return i == 0 or i == len(text) or text[i - 1].isspace()
+
+
+def _trim(draft: str, final: str) -> tuple[int, int]:
+    """Common head and tail lengths, snapped to word boundaries in both texts.
+
+    Most edits touch a small part of a draft; diffing only the middle keeps
+    ingest fast without changing the result.
+    """
+    head = _common_prefix(draft, final)
+    while head and not (_word_start(draft, head) and _word_start(final, head)):
+        head -= 1
+    tail = _common_suffix(draft, final, min(len(draft), len(final)) - head)
+    while tail and not (_word_start(draft, len(draft) - tail) and _word_start(final, len(final) - tail)):
+        tail -= 1
+    return head, tail
+
+
+def _words(text: str, base: int) -> tuple[list[str], list[int]]:
+    """Words (whitespace dropped, so reflowing costs nothing) and their offsets, plus the end offset."""
+    pieces = _PIECE.findall(text)  # each: leading whitespace + one word
+    offsets = list(accumulate((len(p) for p in pieces), initial=base))
+    lead = len(text) - len(text.lstrip())
+    if pieces:
+        offsets = [base + lead, *offsets[1:]]
+    return text.split(), offsets
 
 
 def compare(draft: str, final: str | None) -> EditSummary:
@@ -56,12 +100,16 @@ def compare(draft: str, final: str | None) -> EditSummary:
         return EditSummary(acceptance=1.0, deleted_chars=0, added_chars=0, ops=[])
     if not draft:
         return EditSummary(acceptance=0.0 if final else 1.0, deleted_chars=0, added_chars=len(final), ops=[])
-    a_words, a_off = _words(draft)
-    b_words, b_off = _words(final)
-    matcher = SequenceMatcher(None, a_words, b_words, autojunk=False)
-    kept = deleted = added = 0
+    head, tail = _trim(draft, final)
+    a_mid, b_mid = draft[head : len(draft) - tail], final[head : len(final) - tail]
+    a_words, a_off = _words(a_mid, head)
+    b_words, b_off = _words(b_mid, head)
+    a_off[-1], b_off[-1] = len(draft) - tail, len(final) - tail
+    kept = head + tail + (len(a_mid) if not a_words else 0)  # a whitespace-only change keeps everything
+    deleted = added = 0
     ops: list[EditOp] = []
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+    opcodes = SequenceMatcher(None, a_words, b_words, autojunk=False).get_opcodes() if a_words or b_words else []
+    for tag, i1, i2, j1, j2 in opcodes:
         a_span, b_span = (a_off[i1], a_off[i2]), (b_off[j1], b_off[j2])
         if tag == "equal":
             kept += a_span[1] - a_span[0]
@@ -72,4 +120,4 @@ def compare(draft: str, final: str | None) -> EditSummary:
         ops.append(
             EditOp(op=tag, draft_span=a_span, final_span=b_span, deleted=removed[:MAX_OP_TEXT], added=inserted[:MAX_OP_TEXT])
         )
-    return EditSummary(acceptance=round(kept / len(draft), 4), deleted_chars=deleted, added_chars=added, ops=ops)
+    return EditSummary(acceptance=round(min(kept, len(draft)) / len(draft), 4), deleted_chars=deleted, added_chars=added, ops=ops)

@@ -23,6 +23,7 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
+from collections import deque
 from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
 from itertools import islice
@@ -111,10 +112,9 @@ def check_field_map(mapping: dict[str, str]) -> dict[str, str]:
 
 
 def read_jsonl(path: Path) -> Iterator[tuple[int, Any]]:
-    """(line number, parsed object or a LineError) per non-blank line; tolerates a BOM and CRLF."""
+    """(line number, raw bytes) per line; bytes are decoded by `prepare`, in the workers."""
     with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            yield number, _decode_json_line(raw, number)
+        yield from enumerate(handle, start=1)
 
 
 def _decode_json_line(raw: bytes, number: int) -> Any:
@@ -288,9 +288,25 @@ def _tags(value: Any) -> list[str]:
     return sorted({t for t in value if t})
 
 
-def content_hash(event: dict[str, Any]) -> str:
-    canonical = json.dumps(event, sort_keys=True, ensure_ascii=False, separators=(",", ":"), default=str)
-    return hashlib.sha256(canonical.encode()).hexdigest()
+def content_hash(row: dict[str, Any]) -> str:
+    """SHA-256 of an event's identifying fields, in a fixed order, before redaction."""
+    digest = hashlib.sha256()
+    for name in IDENTITY:
+        value = row[name]
+        if isinstance(value, str):
+            text = value
+        elif isinstance(value, (list, dict)):
+            text = json.dumps(value, ensure_ascii=False, separators=(",", ":"))
+        else:
+            text = "\x00" if value is None else repr(value)  # None differs from "", 5.0 from "5.0"
+        digest.update(name.encode() + b"\x1f" + text.encode() + b"\x1e")
+    return digest.hexdigest()
+
+
+IDENTITY = (
+    "agent", "intent", "system_prompt", "messages", "ai_output", "final_output", "rating", "model", "template",
+    "latency_ms", "cost_usd", "user", "created_at", "tags",
+)  # fmt: skip
 
 
 def normalise(raw: Any, field_map: dict[str, str]) -> dict[str, Any]:
@@ -325,8 +341,7 @@ def normalise(raw: Any, field_map: dict[str, str]) -> dict[str, Any]:
     given_id = event.get("id")
     if given_id is not None and (not isinstance(given_id, (str, int)) or str(given_id).strip() == ""):
         raise _Bad("id", f"{given_id!r} is not an id.", "Give `id` as a non-empty string, or leave it out.")
-    identity = {k: v for k, v in row.items() if k != "metadata"}
-    row["content_hash"] = content_hash(identity)
+    row["content_hash"] = content_hash(row)
     row["id"] = str(given_id) if given_id is not None else "fb_" + row["content_hash"][:20]
     return row
 
@@ -350,8 +365,14 @@ def _redact_row(row: dict[str, Any], redactor: Redactor) -> dict[str, int]:
 
 
 def prepare(item: tuple[int, Any], field_map: dict[str, str], redactor: Redactor | None, ingested_at: str):
-    """One line -> (line, storable row with derived fields) or (line, LineError). Pure: runs in workers."""
+    """One event -> (line, row with derived fields), (line, LineError) or (line, None) for a blank line.
+
+    Pure, so it runs in worker processes. `raw` is a JSONL line's bytes, a CSV row's dict, an in-memory
+    event, or a LineError from the reader.
+    """
     number, raw = item
+    if isinstance(raw, bytes):
+        raw = _decode_json_line(raw, number)
     if raw is None or isinstance(raw, LineError):  # a blank line, or one that could not be read
         return number, raw
     try:
@@ -372,26 +393,38 @@ def prepare(item: tuple[int, Any], field_map: dict[str, str], redactor: Redactor
     return number, row
 
 
-def _prepare_chunk(args) -> list:
+def _prepare_chunk(args) -> list[tuple[int, Any]]:
+    """Worker: prepare a chunk; valid events come back as (line, (row values..., redactions))."""
     chunk, field_map, redact, ingested_at = args
     redactor = Redactor() if redact else None
-    return [prepare(item, field_map, redactor, ingested_at) for item in chunk]
+    out = []
+    for item in chunk:
+        number, prepared = prepare(item, field_map, redactor, ingested_at)
+        if isinstance(prepared, dict):
+            prepared = (_values(prepared), prepared["redactions"])
+        out.append((number, prepared))
+    return out
 
 
-def _prepared(
+def _prepared_chunks(
     items: Iterable[tuple[int, Any]], field_map: dict[str, str], redact: bool, workers: int
-) -> Iterator[tuple[int, Any]]:
-    """Prepare events in order, on `workers` processes when it pays off."""
+) -> Iterator[list[tuple[int, Any]]]:
+    """Prepared chunks in input order; with workers, at most two chunks per worker are in flight
+    so memory stays flat however large the input."""
     ingested_at = iso()
-    chunks = iter(lambda: list(islice(items, CHUNK)), [])
+    items = iter(items)
+    chunks = (((chunk, field_map, redact, ingested_at)) for chunk in iter(lambda: list(islice(items, CHUNK)), []))
     if workers <= 1:
-        for chunk in chunks:
-            yield from _prepare_chunk((chunk, field_map, redact, ingested_at))
+        yield from map(_prepare_chunk, chunks)
         return
     with ProcessPoolExecutor(max_workers=workers) as pool:
-        args = ((chunk, field_map, redact, ingested_at) for chunk in chunks)
-        for prepared in pool.map(_prepare_chunk, args, chunksize=1):
-            yield from prepared
+        pending: deque = deque()
+        for args in chunks:
+            pending.append(pool.submit(_prepare_chunk, args))
+            if len(pending) >= 2 * workers:
+                yield pending.popleft().result()
+        while pending:
+            yield pending.popleft().result()
 
 
 COLUMNS = (
@@ -435,26 +468,19 @@ def ingest(
     try:
         with store.write() as db:
             conn = db.conn
-            for number, prepared in _prepared(items, field_map, redact, workers):
-                if prepared is None:
-                    continue
-                report.lines += 1
-                if on_progress and report.lines % 1000 == 0:
+            for chunk in _prepared_chunks(items, field_map, redact, workers):
+                batch = []
+                for number, prepared in chunk:
+                    if prepared is None:
+                        continue
+                    report.lines += 1
+                    if isinstance(prepared, LineError):
+                        _add_error(report, prepared)
+                    elif skip_invalid or not report.error_count:  # once rejected, only keep checking lines
+                        batch.append((number, *prepared))
+                _store_batch(conn, batch, report)
+                if on_progress:
                     on_progress(report.lines)
-                if isinstance(prepared, LineError):
-                    _add_error(report, prepared)
-                    continue
-                if report.error_count and not skip_invalid:
-                    continue  # already rejected: keep checking lines, write nothing more
-                if conn.execute(INSERT, _values(prepared)).rowcount:
-                    report.ingested += 1
-                    report.redactions.add(prepared["redactions"])
-                    continue
-                conflict = _id_conflict(conn, prepared)
-                if conflict:
-                    _add_error(report, LineError(line=number, field="id", message=conflict, hint="Give each distinct event its own id."))
-                else:
-                    report.duplicates += 1
             if report.error_count and not skip_invalid:
                 raise IngestRejected(report)
             report.skipped = report.error_count
@@ -471,16 +497,41 @@ def ingest(
     return report
 
 
+def _store_batch(conn, batch: list[tuple[int, tuple, dict[str, int]]], report: IngestReport) -> None:
+    """Insert a batch at once; if some rows were already stored, redo it row by row to tell which."""
+    if not batch:
+        return
+    conn.execute("SAVEPOINT ingest_batch")
+    before = conn.total_changes
+    conn.executemany(INSERT, [values for _, values, _ in batch])
+    if conn.total_changes - before == len(batch):
+        conn.execute("RELEASE ingest_batch")
+        report.ingested += len(batch)
+        for _, _, redactions in batch:
+            report.redactions.add(redactions)
+        return
+    conn.execute("ROLLBACK TO ingest_batch")
+    conn.execute("RELEASE ingest_batch")
+    for number, values, redactions in batch:
+        if conn.execute(INSERT, values).rowcount:
+            report.ingested += 1
+            report.redactions.add(redactions)
+        elif conflict := _id_conflict(conn, values[0], values[1]):
+            _add_error(report, LineError(line=number, field="id", message=conflict, hint="Give each distinct event its own id."))
+        else:
+            report.duplicates += 1
+
+
 def _add_error(report: IngestReport, error: LineError) -> None:
     report.error_count += 1
     if len(report.errors) < MAX_ERRORS_KEPT:
         report.errors.append(error)
 
 
-def _id_conflict(conn, row: dict[str, Any]) -> str | None:
-    stored = conn.execute("SELECT content_hash FROM feedback WHERE id = ?", (row["id"],)).fetchone()
-    if stored is not None and stored[0] != row["content_hash"]:
-        return f"`id` {row['id']!r} was already ingested with different content; stored events are never overwritten."
+def _id_conflict(conn, event_id: str, event_hash: str) -> str | None:
+    stored = conn.execute("SELECT content_hash FROM feedback WHERE id = ?", (event_id,)).fetchone()
+    if stored is not None and stored[0] != event_hash:
+        return f"`id` {event_id!r} was already ingested with different content; stored events are never overwritten."
     return None
 
 
