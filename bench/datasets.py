@@ -3,11 +3,14 @@
     .venv/bin/python bench/datasets.py                 # N = 100,000
     .venv/bin/python bench/datasets.py --n 1000000     # N = 1,000,000 (a few GB of disk, several minutes)
 
-Events are synthetic but shaped like real agent traffic: texts mostly 200-2,000
+Phases: redaction alone (one core), ingest (parse, validate, redact, diff, store),
+build (filter, dedupe, split), export (redact again, convert, count tokens
+exactly) and validate (every rule, exact tokens). Events are synthetic but shaped like real agent traffic: texts mostly 200-2,000
 characters with a tail to 30k, about one in eight carrying PII, a third edited
 by the user, and 0.1 % malformed lines (ingested with skip-invalid). Each phase
-runs in its own process, so each peak RSS is that phase's alone; "workers" is
-the largest worker process of the phase. Prints one line per phase.
+runs in its own process, so each peak RSS is that phase's alone: the main
+process, its largest worker, and the whole process tree summed (shared pages
+count once per process there, so the sum overstates). Prints one line per phase.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import resource
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -78,27 +82,72 @@ def peak_mb(who: int) -> float:
     return resource.getrusage(who).ru_maxrss / 1024
 
 
+class TreeSampler(threading.Thread):
+    """Samples the RSS of this process and all its descendants (workers come from a fork server,
+    so getrusage does not see them) every 0.1 s; keeps the peak of the sum and of the largest worker."""
+
+    def __init__(self) -> None:
+        super().__init__(daemon=True)
+        self.peak_total = self.peak_worker = 0.0
+        self.done = threading.Event()
+
+    @staticmethod
+    def _tree() -> dict[int, float]:
+        parents, rss = {}, {}
+        for entry in os.listdir("/proc"):
+            if not entry.isdigit():
+                continue
+            try:
+                with open(f"/proc/{entry}/stat") as handle:
+                    fields = handle.read().rsplit(")", 1)[1].split()
+                parents[int(entry)] = int(fields[1])
+                rss[int(entry)] = int(fields[21]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+            except (OSError, IndexError, ValueError):
+                continue
+        tree, frontier = {os.getpid()}, [os.getpid()]
+        while frontier:
+            parent = frontier.pop()
+            children = [pid for pid, ppid in parents.items() if ppid == parent and pid not in tree]
+            tree.update(children)
+            frontier.extend(children)
+        return {pid: rss.get(pid, 0.0) for pid in tree}
+
+    def run(self) -> None:
+        while not self.done.wait(0.1):
+            tree = self._tree()
+            self.peak_total = max(self.peak_total, sum(tree.values()))
+            others = [v for pid, v in tree.items() if pid != os.getpid()]
+            self.peak_worker = max([self.peak_worker, *others])
+
+
 def run_phase(phase: str, workdir: Path) -> dict:
     from core.actors import cli_actor
     from core.store import open_store
 
     store = open_store(workdir / "data" / "finetune.db")
     actor = cli_actor()
+    sampler = TreeSampler()
+    sampler.start()
     started = time.perf_counter()
     if phase == "ingest":
         from core.feedback import ingest_file
 
         report = ingest_file(store, workdir / "events.jsonl", actor=actor, skip_invalid=True)
         items, extra = report.lines, f"{report.ingested} stored, {report.skipped} malformed skipped"
-    elif phase == "build_export":
+    elif phase == "build":
         from core.datasets import build_dataset
-        from core.exports import export_dataset
 
         version = build_dataset(store, name="bench", actor=actor)
-        built = time.perf_counter() - started
-        export = export_dataset(store, version=version.id, target="openai", actor=actor, data_dir=workdir / "data")
         items = version.counts["examples"]
-        extra = f"build {built:.1f}s, export {time.perf_counter() - started - built:.1f}s, redacted {export.redactions.total}"
+        extra = f"{version.counts['exact_duplicates']} exact / {version.counts['near_duplicates']} near duplicates dropped"
+        (workdir / "version").write_text(version.id)
+    elif phase == "export":
+        from core.exports import export_dataset
+
+        version = (workdir / "version").read_text()
+        export = export_dataset(store, version=version, target="openai", actor=actor, data_dir=workdir / "data")
+        items = sum(export.counts.values())
+        extra = f"redact + convert + exact tokens; redacted {export.redactions.total} items left after ingest"
         (workdir / "train_path").write_text(export.files["train"])
     elif phase == "validate":
         from core.validation import validate_file
@@ -117,9 +166,12 @@ def run_phase(phase: str, workdir: Path) -> dict:
     else:
         raise SystemExit(f"unknown phase {phase}")
     seconds = time.perf_counter() - started
+    sampler.done.set()
+    sampler.join()
     return {
         "phase": phase, "items": items, "seconds": round(seconds, 1), "per_second": round(items / seconds),
-        "peak_rss_mb": round(peak_mb(resource.RUSAGE_SELF)), "workers_peak_rss_mb": round(peak_mb(resource.RUSAGE_CHILDREN)),
+        "peak_rss_mb": round(peak_mb(resource.RUSAGE_SELF)), "worker_peak_rss_mb": round(sampler.peak_worker),
+        "tree_peak_rss_mb": round(sampler.peak_total),
         "note": extra,
     }  # fmt: skip
 
@@ -139,7 +191,7 @@ def main() -> None:
         generate(workdir / "events.jsonl", args.n)
         size = (workdir / "events.jsonl").stat().st_size / 1e6
         print(f"N={args.n:,}: generated {size:,.0f} MB of events in {time.perf_counter() - started:.0f}s on {os.cpu_count()} cores")
-        for phase in ("redact", "ingest", "build_export", "validate"):
+        for phase in ("redact", "ingest", "build", "export", "validate"):
             out = subprocess.run(
                 [sys.executable, __file__, "--phase", phase, "--workdir", str(workdir)],
                 capture_output=True, text=True, check=False,
@@ -149,8 +201,9 @@ def main() -> None:
                 raise SystemExit(1)
             r = json.loads(out.stdout.strip().splitlines()[-1])
             print(
-                f"{r['phase']:>12}: {r['per_second']:>8,}/s  ({r['items']:,} in {r['seconds']}s)  "
-                f"peak RSS {r['peak_rss_mb']} MB, workers {r['workers_peak_rss_mb']} MB  [{r['note']}]"
+                f"{r['phase']:>8}: {r['per_second']:>8,}/s  ({r['items']:,} in {r['seconds']}s)  "
+                f"peak RSS: main {r['peak_rss_mb']} MB, largest worker {r['worker_peak_rss_mb']} MB, "
+                f"whole tree {r['tree_peak_rss_mb']} MB  [{r['note']}]"
             )
 
 

@@ -17,7 +17,6 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
 from itertools import islice
 from pathlib import Path
 from typing import Literal
@@ -29,13 +28,15 @@ from core.actors import Actor
 from core.catalog import Catalog
 from core.errors import InvalidInput, NotFound
 from core.examples import Example
-from core.pii import RedactionReport, Redactor
+from core.parallel import ordered_map
+from core.pii import RedactionReport, Redactor, redact_into
 from core.pricing import CostEstimate, estimate_cost
 from core.store import Store
 from core.timeutil import iso
 from core.validation import ValidationReport, count_row_tokens, validate_file
 
 CHUNK = 1000
+PARALLEL_FROM_EXAMPLES = 5000
 Target = Literal["openai", "openai-dpo", "bedrock-nova", "bedrock-claude", "bedrock-llama", "hf-chat"]
 DEFAULT_MODELS: dict[str, str] = {
     "openai": "gpt-4o-mini-2024-07-18",
@@ -95,12 +96,7 @@ def redact_example(example: Example, redactor: Redactor) -> tuple[Example, dict[
     counts: dict[str, int] = {}
 
     def clean(text: str | None) -> str | None:
-        if not text:
-            return text
-        result = redactor.redact(text)
-        for kind, n in result.counts.items():
-            counts[kind] = counts.get(kind, 0) + n
-        return result.text
+        return redact_into(redactor, text, counts)
 
     redacted = Example(
         id=example.id, agent=example.agent, system=clean(example.system), output=clean(example.output),
@@ -111,14 +107,9 @@ def redact_example(example: Example, redactor: Redactor) -> tuple[Example, dict[
 
 def _processed(items: Iterable[Example], target: str, model: str, workers: int) -> Iterator[tuple[str | None, int, dict]]:
     iter_items = iter(items)
-    chunks = iter(lambda: list(islice(iter_items, CHUNK)), [])
-    if workers <= 1:
-        for chunk in chunks:
-            yield from _export_chunk((chunk, target, model))
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        for result in pool.map(_export_chunk, ((c, target, model) for c in chunks), chunksize=1):
-            yield from result
+    chunks = ((chunk, target, model) for chunk in iter(lambda: list(islice(iter_items, CHUNK)), []))
+    for result in ordered_map(_export_chunk, chunks, workers=workers):
+        yield from result
 
 
 def export_dataset(
@@ -137,7 +128,9 @@ def export_dataset(
     dataset_version = datasets.get_version(store, version)
     formats.TARGETS.get(target) or default_model(target)  # names the valid targets when unknown
     model = model or default_model(target)
-    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    if workers is None:  # starting workers costs about a second: worth it for large versions only
+        size = sum(dataset_version.counts.get("splits", {}).values())
+        workers = 1 if size < PARALLEL_FROM_EXAMPLES else min(2, os.cpu_count() or 1)
     final_dir = data_dir / "exports" / dataset_version.id / (target if model == default_model(target) else f"{target}--{_safe(model)}")
     final_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=final_dir.parent))

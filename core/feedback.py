@@ -23,8 +23,6 @@ import hashlib
 import json
 import os
 from collections.abc import Callable, Iterable, Iterator
-from collections import deque
-from concurrent.futures import ProcessPoolExecutor
 from datetime import datetime, timezone
 from itertools import islice
 from pathlib import Path
@@ -35,7 +33,8 @@ from pydantic import BaseModel, Field
 from core import audit, edits
 from core.actors import Actor
 from core.errors import InvalidInput
-from core.pii import RedactionReport, Redactor
+from core.parallel import ordered_map
+from core.pii import RedactionReport, Redactor, redact_into
 from core.store import Store
 from core.timeutil import iso
 
@@ -46,6 +45,7 @@ FIELDS = (
 ROLES = ("user", "assistant", "system")
 MAX_ERRORS_KEPT = 1000
 CHUNK = 2000  # events per worker task: large enough to amortise pickling
+PARALLEL_FROM_BYTES = 8 * 2**20
 
 
 class LineError(BaseModel):
@@ -350,12 +350,7 @@ def _redact_row(row: dict[str, Any], redactor: Redactor) -> dict[str, int]:
     counts: dict[str, int] = {}
 
     def clean(text: str | None) -> str | None:
-        if not text:
-            return text
-        result = redactor.redact(text)
-        for kind, n in result.counts.items():
-            counts[kind] = counts.get(kind, 0) + n
-        return result.text
+        return redact_into(redactor, text, counts)
 
     row["system_prompt"] = clean(row["system_prompt"])
     row["ai_output"] = clean(row["ai_output"])
@@ -409,22 +404,11 @@ def _prepare_chunk(args) -> list[tuple[int, Any]]:
 def _prepared_chunks(
     items: Iterable[tuple[int, Any]], field_map: dict[str, str], redact: bool, workers: int
 ) -> Iterator[list[tuple[int, Any]]]:
-    """Prepared chunks in input order; with workers, at most two chunks per worker are in flight
-    so memory stays flat however large the input."""
+    """Prepared chunks of events, in input order."""
     ingested_at = iso()
     items = iter(items)
-    chunks = (((chunk, field_map, redact, ingested_at)) for chunk in iter(lambda: list(islice(items, CHUNK)), []))
-    if workers <= 1:
-        yield from map(_prepare_chunk, chunks)
-        return
-    with ProcessPoolExecutor(max_workers=workers) as pool:
-        pending: deque = deque()
-        for args in chunks:
-            pending.append(pool.submit(_prepare_chunk, args))
-            if len(pending) >= 2 * workers:
-                yield pending.popleft().result()
-        while pending:
-            yield pending.popleft().result()
+    chunks = ((chunk, field_map, redact, ingested_at) for chunk in iter(lambda: list(islice(items, CHUNK)), []))
+    return ordered_map(_prepare_chunk, chunks, workers=workers)
 
 
 COLUMNS = (
@@ -460,7 +444,7 @@ def ingest(
 ) -> IngestReport:
     """Store events given as (line number, raw event) pairs, in one transaction."""
     field_map = check_field_map(field_map or {})
-    workers = workers if workers is not None else min(2, os.cpu_count() or 1)
+    workers = workers if workers is not None else 1
     report = IngestReport(
         source=source, lines=0, ingested=0, duplicates=0, skipped=0, error_count=0, errors=[],
         redactions=RedactionReport(),
@@ -547,8 +531,12 @@ def ingest_file(
     workers: int | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> IngestReport:
+    path = Path(path)
+    items = read_events(path, fmt=fmt)
+    if workers is None:  # starting workers costs about a second: worth it for large files only
+        workers = 1 if path.stat().st_size < PARALLEL_FROM_BYTES else min(2, os.cpu_count() or 1)
     return ingest(
-        store, read_events(Path(path), fmt=fmt), actor=actor, source=str(path), field_map=field_map,
+        store, items, actor=actor, source=str(path), field_map=field_map,
         skip_invalid=skip_invalid, redact=redact, workers=workers, on_progress=on_progress,
     )  # fmt: skip
 

@@ -670,6 +670,16 @@ def _default_redactor() -> Redactor:
     return Redactor()
 
 
+def redact_into(redactor: Redactor, text: str | None, counts: dict[str, int]) -> str | None:
+    """Redact `text`, adding what was found to `counts`; None and empty text pass through."""
+    if not text:
+        return text
+    result = redactor.redact(text)
+    for kind, n in result.counts.items():
+        counts[kind] = counts.get(kind, 0) + n
+    return result.text
+
+
 def redact(text: str) -> RedactionResult:
     """Redact with the default Redactor: regex detectors, plus presidio when it is installed."""
     return _default_redactor().redact(text)

@@ -57,6 +57,22 @@ def store(settings):
     store.close()
 
 
+@pytest.fixture
+def cli(settings, monkeypatch, capsys):
+    """Run `finetune ARGS` in-process on the test's data directory; returns (exit code, stdout, stderr)."""
+    from bot.cli import main
+
+    monkeypatch.setenv("FINETUNE_DATA_DIR", str(settings.data_dir))
+
+    def run(*args: str):
+        with pytest.raises(SystemExit) as exited:
+            main(list(args))
+        out, err = capsys.readouterr()
+        return exited.value.code, out, err
+
+    return run
+
+
 def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

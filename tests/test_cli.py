@@ -8,18 +8,6 @@ from core.status import get_status
 from core.store import open_store
 
 
-@pytest.fixture
-def cli(settings, monkeypatch, capsys):
-    """Run `finetune ARGS` in-process; returns (exit code, stdout, stderr)."""
-    monkeypatch.setenv("FINETUNE_DATA_DIR", str(settings.data_dir))
-
-    def run(*args: str):
-        with pytest.raises(SystemExit) as exited:
-            main(list(args))
-        out, err = capsys.readouterr()
-        return exited.value.code, out, err
-
-    return run
 
 
 def test_status_shows_every_fact(cli):

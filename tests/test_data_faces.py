@@ -7,23 +7,11 @@ import pytest
 from mcp import Client
 
 from bot.blocks import render_outcome
-from bot.cli import main
 from bot.slack_app import run_slack_text
 from mcp_server.server import build_server
 from tests.feedback_samples import make_events, write_jsonl
 
 
-@pytest.fixture
-def cli(settings, monkeypatch, capsys):
-    monkeypatch.setenv("FINETUNE_DATA_DIR", str(settings.data_dir))
-
-    def run(*args: str):
-        with pytest.raises(SystemExit) as exited:
-            main(list(args))
-        out, err = capsys.readouterr()
-        return exited.value.code, out, err
-
-    return run
 
 
 def test_cli_from_feedback_file_to_validated_export(cli, tmp_path):
