@@ -15,17 +15,16 @@ from typing import Any, TypeVar
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 
-from core import __version__, audit, datasets, exports, feedback, planning
+from core import __version__, audit, datasets, exports, feedback, planning, status
+from core.actors import Actor
 from core.catalog import load_catalog
 from core.datasets import DatasetFilters, DatasetList, DatasetVersion, Recipe
+from core.errors import FinetuneError
 from core.exports import DatasetValidation, ExportResult
 from core.feedback import IngestReport
 from core.hyperparams import HyperparameterSuggestion
 from core.pricing import CostEstimate
-from core.actors import Actor
-from core.errors import FinetuneError
 from core.settings import Settings
-from core import status
 from core.status import StatusReport
 from core.store import Store
 
