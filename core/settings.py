@@ -66,6 +66,32 @@ class Settings(BaseSettings):
         default=None,
     )
 
+    auto_approve_usd: float = _env(
+        "FINETUNE_AUTO_APPROVE_USD",
+        "Jobs estimated at or below this cost launch at once; above it they wait for an approver.",
+        default=10.0,
+        ge=0,
+    )
+    bedrock_bucket: str | None = _env(
+        "FINETUNE_BEDROCK_BUCKET", "S3 bucket (optionally bucket/prefix) for Bedrock training data and output.", default=None
+    )
+    bedrock_role_arn: str | None = _env(
+        "FINETUNE_BEDROCK_ROLE_ARN", "IAM role Bedrock assumes to read training data and write output.", default=None
+    )
+    aws_region: str = _env("AWS_REGION", "AWS region for Bedrock and S3.", default="us-east-1")
+    aws_endpoint_url: str | None = _env(
+        "AWS_ENDPOINT_URL", "Endpoint for AWS APIs (S3-compatible stores, local emulators).", default=None
+    )
+    openai_api_key: SecretStr | None = _env("OPENAI_API_KEY", "OpenAI API key.", default=None)
+    openai_base_url: str | None = _env("OPENAI_BASE_URL", "OpenAI API base URL (default: OpenAI's).", default=None)
+    azure_openai_endpoint: str | None = _env(
+        "AZURE_OPENAI_ENDPOINT", "Azure OpenAI resource endpoint, e.g. https://NAME.openai.azure.com.", default=None
+    )
+    azure_openai_api_key: SecretStr | None = _env("AZURE_OPENAI_API_KEY", "Azure OpenAI API key.", default=None)
+    azure_openai_api_version: str = _env(
+        "AZURE_OPENAI_API_VERSION", "Azure OpenAI API version for fine-tuning calls.", default="2025-04-01-preview"
+    )
+
     slack_bot_token: SecretStr | None = _env("SLACK_BOT_TOKEN", "Slack bot token (xoxb-...).", default=None)
     slack_signing_secret: SecretStr | None = _env(
         "SLACK_SIGNING_SECRET", "Slack signing secret; verifies every HTTP request.", default=None

@@ -1,0 +1,110 @@
+"""The contract every fine-tuning provider implements, and the registry that names them.
+
+A provider turns a `LaunchRequest` into a job on its platform and reports that
+job as a `ProviderJob` whose `status` is one of the unified states
+(`core.states.JOB_STATES`). Each provider maps every status its platform
+documents to exactly one unified state in `STATUS_MAP` (a test checks the map
+is complete). Errors are `ProviderError`s: `transient` ones (throttling, 5xx,
+timeouts) are retried by the poller with backoff; the others are final.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+from core.errors import FinetuneError
+from core.settings import Settings
+
+
+class ProviderError(FinetuneError):
+    """The provider refused or failed a call."""
+
+    def __init__(self, message: str, *, hint: str | None = None, transient: bool = False, request_id: str | None = None, **ids):
+        super().__init__(message, hint=hint, **ids)
+        self.transient = transient
+        self.request_id = request_id
+
+
+class ProviderNotConfigured(ProviderError):
+    """Settings the provider needs are missing."""
+
+
+class ProviderRefused(ProviderError):
+    """The provider will not run this job for this account (permissions, wind-down, quota)."""
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    job_id: str  # ours; sent as metadata/tags so the provider's job points back to it
+    idempotency_key: str  # a retried launch with the same key never creates a second job
+    base_model: str  # the provider's own model id
+    method: str  # "supervised" or "dpo"
+    hyperparameters: dict[str, Any]  # finetune-ops names (epochs, batch_size, learning_rate, ...)
+    train_file: Path
+    validation_file: Path | None = None
+    suffix: str | None = None
+    seed: int | None = None
+
+
+@dataclass(frozen=True)
+class ProviderJob:
+    provider_job_id: str
+    status: str  # a unified state
+    provider_status: str  # the provider's own word, kept for people and debugging
+    detail: str | None = None  # sub-status or progress, e.g. Bedrock's statusDetails
+    model_id: str | None = None  # the trained model (fine-tuned model id, custom model ARN) once succeeded
+    metrics: dict[str, float] = field(default_factory=dict)
+    error: str | None = None
+    trained_tokens: int | None = None
+
+
+@dataclass(frozen=True)
+class ProviderEvent:
+    id: str  # stable, so events are stored once
+    at: str  # ISO-8601 UTC
+    kind: str  # "message" or "metrics"
+    message: str | None = None
+    step: int | None = None
+    metrics: dict[str, float] | None = None
+
+
+class FineTuneProvider(ABC):
+    name: ClassVar[str]
+    STATUS_MAP: ClassVar[dict[str, str]]
+
+    @abstractmethod
+    def launch(self, request: LaunchRequest) -> ProviderJob: ...
+
+    @abstractmethod
+    def poll(self, provider_job_id: str) -> ProviderJob: ...
+
+    @abstractmethod
+    def events(self, provider_job_id: str, *, after: str | None = None) -> list[ProviderEvent]:
+        """Events newer than the event id `after` (all when None), oldest first."""
+
+    @abstractmethod
+    def cancel(self, provider_job_id: str) -> ProviderJob: ...
+
+    def unified(self, provider_status: str) -> str:
+        try:
+            return self.STATUS_MAP[provider_status]
+        except KeyError:
+            raise ProviderError(
+                f"{self.name} reported an unknown job status {provider_status!r}.",
+                hint="Upgrade finetune-ops; the job is left as it was.",
+            ) from None
+
+
+REGISTRY: dict[str, Callable[[Settings], FineTuneProvider]] = {}
+
+
+def register(name: str):
+    def decorator(factory: Callable[[Settings], FineTuneProvider]):
+        REGISTRY[name] = factory
+        return factory
+
+    return decorator
