@@ -162,3 +162,57 @@ def _(result: DatasetValidation) -> tuple[str, Blocks]:
             lines.append(f"  • line {issue.line}: {issue.message} _Fix:_ {issue.hint}")
     text = f"{result.version} for {result.target}: {'valid' if result.ok else 'invalid'}"
     return text, [section(f"{icon} *{result.version}* for `{result.target}` ({result.model})"), section("\n".join(lines))]
+
+
+# Jobs and approvals ---------------------------------------------------------------------------------
+
+from core.approvals import Approval, ApprovalList  # noqa: E402
+from core.jobs import Job, JobEvents, JobList, LaunchResult  # noqa: E402
+
+
+def _job_text(job: Job) -> str:
+    cost = f"${job.estimated_cost_usd:,.2f}" if job.estimated_cost_usd is not None else "cost unknown"
+    text = f"*{job.id}* `{job.status}`: {job.base_model} on `{job.dataset_version}` via {job.provider} ({cost})"
+    if job.model_id:
+        text += f"\nModel: `{job.model_id}`"
+    if job.error:
+        text += f"\nError: {job.error}"
+    return text
+
+
+@render.register
+def _(result: Job) -> tuple[str, Blocks]:
+    return f"{result.id}: {result.status}", [section(_job_text(result)), context(f"Requested {result.created_at[:19]} UTC by {result.requested_by}")]
+
+
+@render.register
+def _(result: LaunchResult) -> tuple[str, Blocks]:
+    blocks = [section(_job_text(result.job))]
+    if not result.created:
+        blocks.insert(0, context("This request already launched a job; nothing new was started."))
+    if result.approval is not None:
+        blocks.append(section(f":raised_hand: Waiting for approval `{result.approval.id}`: an approver runs `/finetune approve {result.approval.id}`."))
+    return f"{result.job.id}: {result.job.status}", blocks
+
+
+@render.register
+def _(result: JobList) -> tuple[str, Blocks]:
+    lines = "\n".join(_job_text(job).split("\n")[0] for job in result.jobs) or "No jobs yet."
+    return f"{len(result.jobs)} job(s)", [header("Fine-tuning jobs"), section(lines)]
+
+
+@render.register
+def _(result: JobEvents) -> tuple[str, Blocks]:
+    lines = [f"`{e.at[:19]}` {e.kind} {e.message or ''} {e.metrics or ''}" for e in result.events[-30:]] or ["No events yet."]
+    return f"Events of {result.job_id}", [section("\n".join(lines))]
+
+
+@render.register
+def _(result: ApprovalList) -> tuple[str, Blocks]:
+    lines = [f"`{a.id}` {a.action} {a.subject_id} (${a.estimated_cost_usd or 0:,.2f}) by {a.requested_by}" for a in result.approvals]
+    return f"{len(result.approvals)} approval(s) waiting", [section("\n".join(lines) or "No approvals waiting.")]
+
+
+@render.register
+def _(result: Approval) -> tuple[str, Blocks]:
+    return f"{result.id} {result.status}", [section(f"`{result.id}` *{result.status}* by {result.decided_by}")]

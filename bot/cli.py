@@ -10,6 +10,7 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from bot.data_commands import SHARED_DATA_COMMANDS, data_group
+from bot.job_commands import SHARED_JOB_COMMANDS
 from bot.grammar import CONTEXT, SHARED_COMMANDS, Invocation, json_option, make_grammar, run_command
 from core import audit
 from core.actors import cli_actor
@@ -49,6 +50,7 @@ def mcp_command(inv: Invocation):
 CLI = make_grammar(
     *SHARED_COMMANDS,
     *SHARED_DATA_COMMANDS,
+    *SHARED_JOB_COMMANDS,
     data_group,
     config_command,
     serve_command,

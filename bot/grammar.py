@@ -51,6 +51,7 @@ class Invocation:
     actor: Actor
     as_json: bool = False
     progress: ProgressFactory = no_progress
+    request_key: str | None = None  # the face's own id for this request (Slack trigger id): an idempotency key
     _store: Store | None = field(default=None, repr=False)
 
     @property

@@ -32,7 +32,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bot.grammar import Message
 from core import __version__
 from core.errors import Conflict, InvalidInput
-from core.scheduler import add_interval_job, build_scheduler, heartbeat
+from core.scheduler import add_interval_job, build_scheduler, heartbeat, poll_jobs
 from core.settings import Settings
 from core.store import Store
 from mcp_server.server import build_server
@@ -153,6 +153,7 @@ def build_app(settings: Settings, store: Store) -> Starlette:
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         scheduler = build_scheduler(settings.timezone)
         add_interval_job(scheduler, heartbeat, job_id="heartbeat", seconds=settings.heartbeat_seconds, args=(store,))
+        add_interval_job(scheduler, poll_jobs, job_id="jobs", seconds=settings.poll_seconds, args=(store, settings))
         if slack.client is not None:
             from bot.outbox_dispatch import deliver_outbox_job
 

@@ -17,6 +17,7 @@ from slack_sdk import WebClient
 
 from bot.blocks import render_outcome
 from bot.data_commands import SHARED_DATA_COMMANDS
+from bot.job_commands import SHARED_JOB_COMMANDS
 from bot.grammar import SHARED_COMMANDS, Invocation, Outcome, make_grammar, run_text
 from core import slack_deliveries
 from core.actors import Actor
@@ -26,7 +27,7 @@ from core.store import Store
 log = logging.getLogger(__name__)
 
 SLASH = "/finetune"
-GRAMMAR = make_grammar(*SHARED_COMMANDS, *SHARED_DATA_COMMANDS, help_text="finetune-ops in Slack.")
+GRAMMAR = make_grammar(*SHARED_COMMANDS, *SHARED_DATA_COMMANDS, *SHARED_JOB_COMMANDS, help_text="finetune-ops in Slack.")
 
 
 class SlackOff(Exception):
@@ -64,7 +65,9 @@ def build_slack_app(settings: Settings, store: Store) -> App:
         ack()
 
     def run_slash_command(body: dict[str, Any], respond) -> None:
-        outcome = run_slack_text(settings, store, user_id=body["user_id"], text=body.get("text", ""))
+        outcome = run_slack_text(
+            settings, store, user_id=body["user_id"], text=body.get("text", ""), request_key=f"slack:{body.get('trigger_id')}"
+        )
         text, blocks = render_outcome(outcome)
         respond(text=text, blocks=blocks, response_type="ephemeral")
 
@@ -72,7 +75,8 @@ def build_slack_app(settings: Settings, store: Store) -> App:
     return app
 
 
-def run_slack_text(settings: Settings, store: Store, *, user_id: str, text: str) -> Outcome:
+def run_slack_text(settings: Settings, store: Store, *, user_id: str, text: str, request_key: str | None = None) -> Outcome:
     """Run `/finetune TEXT` as Slack user `user_id`, through the same grammar as the CLI."""
     actor = Actor(id=user_id, face="slack", is_admin=user_id in settings.admins)
-    return run_text(GRAMMAR, text, Invocation(settings=settings, actor=actor, _store=store), prog=SLASH)
+    inv = Invocation(settings=settings, actor=actor, request_key=request_key, _store=store)
+    return run_text(GRAMMAR, text, inv, prog=SLASH)

@@ -56,6 +56,7 @@ class ExportResult(BaseModel):
     files: dict[str, str] = Field(description="split -> JSONL path")
     counts: dict[str, int] = Field(description="rows written per split")
     skipped: int = Field(description="examples the target cannot use (e.g. unedited ones for DPO)")
+    train_tokens: int = Field(description="tokens in the training split (what one epoch trains on)")
     token_stats: tokens.TokenStats
     cost: CostEstimate | None
     redactions: RedactionReport
@@ -141,7 +142,7 @@ def export_dataset(
         export = ExportResult(
             version=dataset_version.id, target=target, model=model, directory=str(final_dir),
             files={split: str(final_dir / f"{split}.jsonl") for split in result["counts"]},
-            counts=result["counts"], skipped=result["skipped"], token_stats=result["stats"], cost=cost,
+            counts=result["counts"], skipped=result["skipped"], train_tokens=train_tokens, token_stats=result["stats"], cost=cost,
             redactions=result["redactions"], content_hash=result["hash"], created_at=iso(),
         )  # fmt: skip
         metadata = {

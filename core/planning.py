@@ -51,8 +51,7 @@ def estimate_version_cost(
             base_model=base_model, n_train=export.counts["train"], mean_tokens=export.token_stats.mean, method=method,
             catalog=catalog,
         ).epochs  # fmt: skip
-    train_tokens = round(export.token_stats.mean * export.counts["train"])
     return estimate_cost(
-        base_model=base_model, training_tokens=train_tokens, epochs=epochs, exact_tokens=export.token_stats.exact,
+        base_model=base_model, training_tokens=export.train_tokens, epochs=epochs, exact_tokens=export.token_stats.exact,
         catalog=catalog,
     )  # fmt: skip

@@ -55,3 +55,11 @@ def record_run(store: Store, job_id: str, *, outcome: str = "ok", detail: str | 
 def heartbeat(store: Store) -> None:
     """Proves the scheduler is alive; `status` shows the time of the last beat."""
     record_run(store, "heartbeat")
+
+
+def poll_jobs(store: Store, settings) -> None:
+    """Polls every due active fine-tuning job (see core.jobs)."""
+    from core.jobs import poll_active_jobs
+
+    polled = poll_active_jobs(store, settings)
+    record_run(store, "jobs", detail=f"polled {polled}")

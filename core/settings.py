@@ -55,6 +55,9 @@ class Settings(BaseSettings):
     outbox_seconds: float = _env(
         "FINETUNE_OUTBOX_SECONDS", "How often serve delivers pending notifications.", default=2.0, gt=0
     )
+    poll_seconds: float = _env(
+        "FINETUNE_POLL_SECONDS", "How often serve polls providers for active jobs.", default=30.0, gt=0
+    )
     log_level: str = _env("FINETUNE_LOG_LEVEL", "Logging level (DEBUG, INFO, WARNING, ERROR).", default="INFO")
 
     redact_at_ingest: bool = _env(
@@ -71,6 +74,12 @@ class Settings(BaseSettings):
         "Jobs estimated at or below this cost launch at once; above it they wait for an approver.",
         default=10.0,
         ge=0,
+    )
+    four_eyes: bool = _env(
+        "FINETUNE_FOUR_EYES", "An approval must be decided by someone other than its requester.", default=True
+    )
+    approval_ttl_hours: float = _env(
+        "FINETUNE_APPROVAL_TTL_HOURS", "Hours an approval request stays open before it expires.", default=24, gt=0
     )
     bedrock_bucket: str | None = _env(
         "FINETUNE_BEDROCK_BUCKET", "S3 bucket (optionally bucket/prefix) for Bedrock training data and output.", default=None

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, Literal, TypeVar
 
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 
-from core import __version__, audit, datasets, exports, feedback, planning, status
+from core import __version__, audit, datasets, exports, feedback, jobs, planning, status
 from core.actors import Actor
 from core.catalog import load_catalog
 from core.datasets import DatasetFilters, DatasetList, DatasetVersion, Recipe
@@ -23,6 +23,7 @@ from core.errors import FinetuneError
 from core.exports import DatasetValidation, ExportResult
 from core.feedback import IngestReport
 from core.hyperparams import HyperparameterSuggestion
+from core.jobs import Job, JobEvents, JobList, LaunchResult
 from core.pricing import CostEstimate
 from core.settings import Settings
 from core.status import StatusReport
@@ -91,6 +92,7 @@ def build_server(settings: Settings, store: Store) -> MCPServer:
         return call_core(store, ctx, "get_status", {}, lambda actor: status.get_status(store))
 
     register_data_tools(server, settings, store)
+    register_job_tools(server, settings, store)
     return server
 
 
@@ -193,6 +195,50 @@ def register_data_tools(server: MCPServer, settings: Settings, store: Store) -> 
     def validation_report(version: str, target: str) -> str:
         """The stored validation report of a dataset version's export for a target."""
         return _resource(lambda: exports.stored_validation(store, version=version, target=target).model_dump_json(indent=2))
+
+
+def register_job_tools(server: MCPServer, settings: Settings, store: Store) -> None:
+    @tool(server, title="Launch fine-tuning job")
+    def launch_job(
+        ctx: Context,
+        version: str,
+        provider: Literal["openai", "azure", "bedrock", "local"],
+        base_model: str,
+        method: Literal["supervised", "dpo"] = "supervised",
+        hyperparameters: dict[str, float] | None = None,
+        key: str | None = None,
+    ) -> LaunchResult:
+        """Launch fine-tuning of `base_model` on a dataset version (name@N) at a provider. The export is validated
+        first and the cost estimated: within the team's auto-approve budget the job starts at once; above it the
+        job waits in pending_approval and an approval request goes to Slack (returned as `approval`). Pass the same
+        `key` to retry safely: it never starts a second job. hyperparameters: epochs, batch_size, learning_rate,
+        learning_rate_multiplier, warmup_steps (omitted ones are suggested from the data)."""
+        args = {"version": version, "provider": provider, "base_model": base_model, "key": key}
+        return call_core(store, ctx, "launch_job", args, lambda actor: jobs.launch_job(
+            store, settings, dataset_version=version, provider=provider, base_model=base_model, actor=actor,
+            method=method, hyperparameters=hyperparameters, key=key))  # fmt: skip
+
+    @tool(server, title="Job status")
+    def job_status(ctx: Context, job_id: str) -> Job:
+        """A job's unified state (pending_approval, submitting, validating, queued, running, succeeded, failed,
+        cancelled), provider status, estimated cost, trained model id and error."""
+        return call_core(store, ctx, "job_status", {"job_id": job_id}, lambda actor: jobs.get_job(store, job_id))
+
+    @tool(server, title="List jobs")
+    def list_jobs(ctx: Context, status: str | None = None) -> JobList:
+        """Recent fine-tuning jobs, newest first, optionally only those in one state."""
+        return call_core(store, ctx, "list_jobs", {"status": status}, lambda actor: jobs.list_jobs(store, status=status))
+
+    @tool(server, title="Job events")
+    def job_events(ctx: Context, job_id: str) -> JobEvents:
+        """A job's status changes, provider messages and step-wise training metrics, oldest first."""
+        return call_core(store, ctx, "job_events", {"job_id": job_id}, lambda actor: jobs.job_events(store, job_id))
+
+    @tool(server, title="Cancel job")
+    def cancel_job(ctx: Context, job_id: str) -> Job:
+        """Cancel a job at its provider, or before it reaches one (a pending approval is withdrawn)."""
+        return call_core(store, ctx, "cancel_job", {"job_id": job_id},
+                         lambda actor: jobs.cancel_job(store, settings, job_id=job_id, actor=actor))  # fmt: skip
 
 
 def _resource(read: Callable[[], str]) -> str:

@@ -1,0 +1,138 @@
+"""Job commands of the shared grammar: launch, watch and cancel fine-tuning; decide approvals."""
+
+from __future__ import annotations
+
+import click
+
+from bot.grammar import CONTEXT, Invocation, json_option
+from core import approvals, jobs
+from core.states import JOB_STATES
+
+PROVIDERS = click.Choice(list(jobs.PROVIDER_FAMILY))
+METHODS = click.Choice(["supervised", "dpo"])
+
+
+def _launch(inv: Invocation, version, provider, base_model, method, key, **hyperparameters):
+    return jobs.launch_job(
+        inv.store, inv.settings, dataset_version=version, provider=provider, base_model=base_model, actor=inv.actor,
+        method=method, hyperparameters=hyperparameters, key=key or inv.request_key,
+    )  # fmt: skip
+
+
+def launch_options(func):
+    for decorator in reversed(
+        [
+            click.option("--method", type=METHODS, default="supervised", show_default=True, help="Training method."),
+            click.option("--epochs", type=int, help="Epochs (default: suggested from the data)."),
+            click.option("--batch-size", "batch_size", type=int, help="Batch size."),
+            click.option("--learning-rate", "learning_rate", type=float, help="Learning rate (Bedrock, local)."),
+            click.option("--lr-multiplier", "learning_rate_multiplier", type=float, help="Learning-rate multiplier (OpenAI, Claude)."),
+            click.option("--warmup-steps", "warmup_steps", type=int, help="Warm-up steps."),
+            click.option("--key", help="Idempotency key: launching again with the same key returns the same job."),
+            json_option,
+            click.pass_obj,
+        ]
+    ):
+        func = decorator(func)
+    return func
+
+
+@click.group("jobs", context_settings=CONTEXT, invoke_without_command=True, short_help="Fine-tuning jobs: list, launch, show, events, cancel.")
+@click.option("--status", type=click.Choice(JOB_STATES), help="Only jobs in this state.")
+@json_option
+@click.pass_context
+def jobs_group(ctx: click.Context, status: str | None):
+    """Without a subcommand, list recent jobs."""
+    if ctx.invoked_subcommand is None:
+        return jobs.list_jobs(ctx.obj.store, status=status)
+    return None
+
+
+@jobs_group.command("launch", context_settings=CONTEXT, short_help="Launch a fine-tuning job (approval above budget).")
+@click.argument("version")
+@click.option("--provider", type=PROVIDERS, required=True, help="Where to train.")
+@click.option("--base-model", required=True, help="Base model id from the catalog.")
+@launch_options
+def jobs_launch(inv: Invocation, version, provider, base_model, method, key, **hyperparameters):
+    """Launch VERSION on PROVIDER: validates the export, estimates the cost, and launches at once when the
+    estimate is within FINETUNE_AUTO_APPROVE_USD, else asks an approver."""
+    return _launch(inv, version, provider, base_model, method, key, **hyperparameters)
+
+
+@click.command("launch", context_settings=CONTEXT, short_help="Launch: launch VERSION PROVIDER BASE_MODEL [--epochs N].")
+@click.argument("version")
+@click.argument("provider", type=PROVIDERS)
+@click.argument("base_model")
+@launch_options
+def launch_command(inv: Invocation, version, provider, base_model, method, key, **hyperparameters):
+    """The short form of `jobs launch`: VERSION PROVIDER BASE_MODEL."""
+    return _launch(inv, version, provider, base_model, method, key, **hyperparameters)
+
+
+@jobs_group.command("show", context_settings=CONTEXT, short_help="A job's state, model and error.")
+@click.argument("job_id")
+@json_option
+@click.pass_obj
+def jobs_show(inv: Invocation, job_id: str):
+    """Show JOB_ID: state, provider status, estimated cost, trained model, error."""
+    return jobs.get_job(inv.store, job_id)
+
+
+@jobs_group.command("events", context_settings=CONTEXT, short_help="A job's events and training metrics.")
+@click.argument("job_id")
+@json_option
+@click.pass_obj
+def jobs_events(inv: Invocation, job_id: str):
+    """List JOB_ID's status changes, provider messages and step metrics, oldest first."""
+    return jobs.job_events(inv.store, job_id)
+
+
+@jobs_group.command("cancel", context_settings=CONTEXT, short_help="Cancel a job.")
+@click.argument("job_id")
+@json_option
+@click.pass_obj
+def jobs_cancel(inv: Invocation, job_id: str):
+    """Cancel JOB_ID at its provider (or before it reaches one)."""
+    return jobs.cancel_job(inv.store, inv.settings, job_id=job_id, actor=inv.actor)
+
+
+
+
+@click.command("job", context_settings=CONTEXT, short_help="Show one job (same as `jobs show`).")
+@click.argument("job_id")
+@json_option
+@click.pass_obj
+def job_command(inv: Invocation, job_id: str):
+    """Show JOB_ID: state, provider status, estimated cost, trained model, error."""
+    return jobs.get_job(inv.store, job_id)
+
+
+@click.command("approvals", context_settings=CONTEXT, short_help="Approval requests waiting for a decision.")
+@json_option
+@click.pass_obj
+def approvals_command(inv: Invocation):
+    """List pending approval requests, oldest first."""
+    return approvals.pending(inv.store)
+
+
+def _decide(approve: bool):
+    verb = "approve" if approve else "reject"
+
+    @click.command(verb, context_settings=CONTEXT, short_help=f"{verb.capitalize()} an approval request (approvers).")
+    @click.argument("approval_id")
+    @click.option("--reason", help="Why, for the record.")
+    @json_option
+    @click.pass_obj
+    def decide(inv: Invocation, approval_id: str, reason: str | None):
+        return jobs.decide_launch(
+            inv.store, inv.settings, approval_id=approval_id, actor=inv.actor, approve=approve, reason=reason
+        )
+
+    decide.help = f"{verb.capitalize()} APPROVAL_ID. Approvers are admins, and not the requester when four-eyes is on."
+    return decide
+
+
+approve_command = _decide(True)
+reject_command = _decide(False)
+
+SHARED_JOB_COMMANDS = (jobs_group, launch_command, job_command, approvals_command, approve_command, reject_command)

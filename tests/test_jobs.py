@@ -1,0 +1,153 @@
+import pytest
+
+from core import approvals, datasets, feedback, jobs
+from core.actors import Actor, cli_actor
+from core.datasets import DatasetFilters, Recipe
+from core.errors import Conflict, InvalidInput, PermissionDenied
+from core.providers.base import ProviderError, ProviderEvent
+from tests.conftest import make_settings
+from tests.fake_provider import FakeProvider
+from tests.feedback_samples import make_events
+
+ALICE = Actor(id="UALICE", face="slack", is_admin=True)
+BOB = Actor(id="UBOB", face="slack", is_admin=True)
+AGENT = Actor(id="claude-desktop", face="mcp")
+MODEL = "gpt-4o-mini-2024-07-18"
+
+
+@pytest.fixture
+def fake():
+    return FakeProvider()
+
+
+@pytest.fixture
+def registry(fake):
+    return {"openai": lambda settings: fake, "azure": lambda settings: fake}
+
+
+@pytest.fixture
+def version(store):
+    feedback.ingest_batch(store, make_events(60), actor=cli_actor())
+    return datasets.build_dataset(store, name="support", actor=cli_actor())
+
+
+def launch(store, settings, registry, version, actor=ALICE, **kwargs):
+    return jobs.launch_job(store, settings, dataset_version=version.id, provider="openai", base_model=MODEL,
+                           actor=actor, registry=registry, **kwargs)  # fmt: skip
+
+
+def test_launch_under_budget_submits_at_once(store, settings, registry, version, fake):
+    result = launch(store, settings, registry, version, hyperparameters={"epochs": 2})
+    job = result.job
+    assert result.created and result.approval is None and result.cost.usd < settings.auto_approve_usd
+    assert job.status == "validating" and job.provider_job_id == "ftjob-1"
+    assert job.hyperparameters["epochs"] == 2 and fake.launches[0].train_file.exists()
+    assert store.scalar("SELECT count(*) FROM outbox WHERE message_key = ?", (f"job:{job.id}",)) >= 1
+    assert store.scalar("SELECT outcome FROM audit_log WHERE command = 'launch_job'") == "ok"
+
+
+def test_the_same_key_launches_one_job(store, settings, registry, version, fake):
+    first = launch(store, settings, registry, version, key="slack-trigger-123")
+    again = launch(store, settings, registry, version, key="slack-trigger-123")
+    assert again.job.id == first.job.id and not again.created
+    assert store.scalar("SELECT count(*) FROM jobs") == 1 and len(fake.jobs) == 1
+
+
+def test_over_budget_waits_for_another_approver(tmp_path, store, registry, version, fake):
+    settings = make_settings(tmp_path, auto_approve_usd=0)
+    result = launch(store, settings, registry, version, actor=AGENT)
+    assert result.job.status == "pending_approval" and result.approval.status == "pending" and not fake.launches
+    with pytest.raises(PermissionDenied):
+        jobs.decide_launch(store, settings, approval_id=result.approval.id, actor=Actor(id="UX", face="slack"), approve=True)
+    decided = jobs.decide_launch(store, settings, approval_id=result.approval.id, actor=BOB, approve=True, registry=registry)
+    assert decided.status == "approved" and decided.decided_by == "slack:UBOB"
+    assert jobs.get_job(store, result.job.id).status == "validating" and len(fake.launches) == 1
+    with pytest.raises(Conflict):
+        jobs.decide_launch(store, settings, approval_id=result.approval.id, actor=BOB, approve=True, registry=registry)
+
+
+def test_requesters_cannot_approve_their_own_launch(tmp_path, store, registry, version):
+    settings = make_settings(tmp_path, auto_approve_usd=0)
+    result = launch(store, settings, registry, version, actor=ALICE)
+    with pytest.raises(PermissionDenied) as caught:
+        jobs.decide_launch(store, settings, approval_id=result.approval.id, actor=ALICE, approve=True)
+    assert "four eyes" in caught.value.message
+
+
+def test_a_rejected_launch_is_cancelled(tmp_path, store, registry, version, fake):
+    settings = make_settings(tmp_path, auto_approve_usd=0)
+    result = launch(store, settings, registry, version, actor=AGENT)
+    jobs.decide_launch(store, settings, approval_id=result.approval.id, actor=BOB, approve=False, reason="too big")
+    job = jobs.get_job(store, result.job.id)
+    assert job.status == "cancelled" and "too big" in job.error and not fake.launches
+
+
+def test_polling_to_success_registers_a_candidate_with_lineage(store, settings, registry, version, fake):
+    job = launch(store, settings, registry, version).job
+    fake.advance("ftjob-1", "running")
+    fake.events_by_job["ftjob-1"] = [
+        ProviderEvent(id="ev1", at="2026-11-23T10:00:00Z", kind="metrics", step=1, metrics={"train_loss": 2.1}),
+        ProviderEvent(id="ev2", at="2026-11-23T10:01:00Z", kind="metrics", step=2, metrics={"train_loss": 1.4}),
+    ]
+    assert jobs.poll_active_jobs(store, settings, registry=registry) == 1
+    jobs.poll_job(store, settings, job.id, registry=registry)  # events are stored once
+    assert [e.step for e in jobs.job_events(store, job.id).events if e.kind == "metrics"] == [1, 2]
+    fake.advance("ftjob-1", "succeeded", model="ft:gpt-4o-mini:acme:support:abc", metrics={"train_loss": 1.2})
+    done = jobs.poll_job(store, settings, job.id, registry=registry)
+    assert done.status == "succeeded" and done.model_id == "ft:gpt-4o-mini:acme:support:abc" and done.finished_at
+    row = store.query("SELECT * FROM model_versions")[0]
+    assert (row["id"], row["job_id"], row["dataset_version_id"]) == ("support:v1", job.id, version.id)
+    assert store.scalar("SELECT model_version_id FROM model_aliases WHERE alias = 'candidate'") == "support:v1"
+    assert jobs.due_jobs(store) == []
+
+
+def test_transient_errors_back_off_and_permanent_ones_fail(store, settings, registry, version, fake):
+    job = launch(store, settings, registry, version).job
+    fake.fail_next = [ProviderError("429 slow down", transient=True)]
+    after = jobs.poll_job(store, settings, job.id, registry=registry)
+    assert after.status == "validating" and "retrying" in after.status_detail
+    assert jobs.due_jobs(store) == []  # backing off
+    store.db.execute("UPDATE jobs SET next_poll_at = '2000-01-01T00:00:00Z'")
+    fake.fail_next = [ProviderError("job not found", transient=False)]
+    failed = jobs.poll_job(store, settings, job.id, registry=registry)
+    assert failed.status == "failed" and "job not found" in failed.error
+
+
+def test_a_launch_interrupted_before_submission_is_resubmitted_once(store, settings, registry, version, fake):
+    fake.fail_next = [ProviderError("503 unavailable", transient=True)]
+    job = launch(store, settings, registry, version).job
+    assert job.status == "submitting" and job.provider_job_id is None
+    store.db.execute("UPDATE jobs SET next_poll_at = '2000-01-01T00:00:00Z'")
+    jobs.poll_active_jobs(store, settings, registry=registry)
+    jobs.poll_active_jobs(store, settings, registry=registry)
+    assert jobs.get_job(store, job.id).provider_job_id == "ftjob-1" and len(fake.jobs) == 1
+
+
+def test_cancel_running_and_pending_jobs(tmp_path, store, settings, registry, version, fake):
+    running = launch(store, settings, registry, version).job
+    assert jobs.cancel_job(store, settings, job_id=running.id, actor=ALICE, registry=registry).status == "cancelled"
+    with pytest.raises(Conflict):
+        jobs.cancel_job(store, settings, job_id=running.id, actor=ALICE, registry=registry)
+    pricey = make_settings(tmp_path, auto_approve_usd=0)
+    waiting = launch(store, pricey, registry, version, actor=AGENT)
+    jobs.cancel_job(store, pricey, job_id=waiting.job.id, actor=ALICE, registry=registry)
+    assert approvals.get(store, waiting.approval.id).status == "cancelled"
+
+
+def test_bad_launches_are_explained(store, settings, registry, version):
+    with pytest.raises(InvalidInput) as caught:
+        jobs.launch_job(store, settings, dataset_version=version.id, provider="bedrock", base_model=MODEL, actor=ALICE, registry=registry)
+    assert "openai model" in caught.value.message
+    with pytest.raises(InvalidInput) as caught:
+        launch(store, settings, registry, version, hyperparameters={"epochs": 500})
+    assert "500" in caught.value.message
+    with pytest.raises(InvalidInput):
+        jobs.launch_job(store, settings, dataset_version=version.id, provider="gcp", base_model=MODEL, actor=ALICE, registry=registry)
+
+
+def test_preflight_validation_stops_a_launch(store, settings, registry):
+    feedback.ingest_batch(store, make_events(12), actor=cli_actor())
+    small = datasets.build_dataset(store, name="tiny", actor=cli_actor(), recipe=Recipe(filters=DatasetFilters(agents=["support"])))
+    with pytest.raises(InvalidInput) as caught:
+        launch(store, settings, registry, small)
+    assert "does not pass openai validation" in caught.value.message and "finetune validate" in caught.value.hint
