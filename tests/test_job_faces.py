@@ -1,0 +1,127 @@
+"""Jobs through every face: CLI, Slack (signed requests, redelivered), MCP (agent retries, approvals)."""
+
+import json
+import time
+
+import anyio
+import pytest
+from mcp import Client
+from starlette.testclient import TestClient
+
+from bot.serve import build_app
+from core import datasets, feedback
+from core.actors import cli_actor
+from core.jobs import poll_active_jobs
+from core.providers import base as providers
+from core.providers import load_all
+from core.store import open_store
+from mcp_server.server import build_server
+from tests.conftest import BOT_TOKEN, SIGNING_SECRET, make_settings, sign, slash_body, wait_until
+from tests.fake_provider import FakeProvider
+from tests.feedback_samples import make_events
+
+MODEL = "gpt-4o-mini-2024-07-18"
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    load_all()  # real providers register first; the fake then takes their place
+    provider = FakeProvider()
+    monkeypatch.setitem(providers.REGISTRY, "openai", lambda settings: provider)
+    return provider
+
+
+@pytest.fixture
+def version(store):
+    feedback.ingest_batch(store, make_events(60), actor=cli_actor())
+    return datasets.build_dataset(store, name="support", actor=cli_actor())
+
+
+def test_cli_launch_watch_and_cancel(cli, fake, version, store, settings):
+    code, out, err = cli("jobs", "launch", version.id, "--provider", "openai", "--base-model", MODEL, "--epochs", "2", "--json")
+    assert code == 0, err
+    launched = json.loads(out)
+    job_id = launched["job"]["id"]
+    assert launched["job"]["status"] == "validating" and launched["cost"]["epochs"] == 2
+    code, out, _ = cli("jobs")
+    assert job_id in out and "validating" in out
+    fake.advance("ftjob-1", "running")
+    store.db.execute("UPDATE jobs SET next_poll_at = NULL")
+    poll_active_jobs(store, settings)
+    code, out, _ = cli("job", job_id)
+    assert "running" in out
+    code, out, _ = cli("jobs", "events", job_id)
+    assert "validating -> running" in out
+    code, out, _ = cli("jobs", "cancel", job_id, "--json")
+    assert code == 0 and json.loads(out)["status"] == "cancelled"
+    code, _, err = cli("jobs", "launch", version.id, "--provider", "openai", "--base-model", MODEL, "--epochs", "99")
+    assert code == 1 and "99" in err
+
+
+def test_slack_launch_delivered_three_times_starts_one_job(tmp_path, fake, version, fake_slack):
+    settings = make_settings(
+        tmp_path, slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=fake_slack.api_url
+    )
+    store = open_store(settings.db_path)
+    body = slash_body(f"launch {version.id} openai {MODEL} --epochs 2", response_url=fake_slack.response_url(), trigger_id="T-1")
+    with TestClient(build_app(settings, store), base_url="http://127.0.0.1") as client:
+        for _ in range(3):
+            assert client.post("/slack/events", content=body, headers=sign(body)).status_code == 200
+        [answer] = wait_until(lambda: fake_slack.responses(), what="the launch answer")
+        time.sleep(0.3)
+    assert "validating" in json.dumps(answer["blocks"])
+    assert store.scalar("SELECT count(*) FROM jobs") == 1 and len(fake.launches) == 1
+
+
+def test_slack_launch_with_a_new_trigger_but_the_same_key_is_one_job(tmp_path, fake, version):
+    from bot.slack_app import run_slack_text
+
+    settings = make_settings(tmp_path)
+    store = open_store(settings.db_path)
+    for trigger in ("a", "b"):
+        outcome = run_slack_text(settings, store, user_id="U1", text=f"launch {version.id} openai {MODEL} --key release-7", request_key=trigger)
+        assert outcome.ok
+    assert store.scalar("SELECT count(*) FROM jobs") == 1
+
+
+def mcp(settings, store, steps):
+    async def go():
+        async with Client(build_server(settings, store)) as client:
+            return await steps(client)
+
+    return anyio.run(go)
+
+
+def test_mcp_agent_retry_and_approval_flow(tmp_path, fake, version, cli, monkeypatch):
+    settings = make_settings(tmp_path, auto_approve_usd=0)  # everything needs a human
+    store = open_store(settings.db_path)
+    monkeypatch.setenv("FINETUNE_AUTO_APPROVE_USD", "0")
+
+    async def steps(client):
+        args = {"version": version.id, "provider": "openai", "base_model": MODEL, "key": "agent-run-1"}
+        first = await client.call_tool("launch_job", args)
+        second = await client.call_tool("launch_job", args)
+        listed = await client.call_tool("list_jobs", {})
+        return first, second, listed
+
+    first, second, listed = mcp(settings, store, steps)
+    job = first.structured_content["job"]
+    approval = first.structured_content["approval"]
+    assert job["status"] == "pending_approval" and approval["status"] == "pending"
+    assert second.structured_content["created"] is False and second.structured_content["job"]["id"] == job["id"]
+    assert len(listed.structured_content["jobs"]) == 1 and not fake.launches
+    pending = store.query("SELECT text FROM outbox WHERE kind = 'approval'")
+    assert approval["id"] in pending[0]["text"]
+
+    code, out, err = cli("approve", approval["id"], "--reason", "budget ok")  # the OS user is an approver
+    assert code == 0, err
+    assert len(fake.launches) == 1
+
+    async def status(client):
+        return await client.call_tool("job_status", {"job_id": job["id"]}), await client.call_tool("cancel_job", {"job_id": job["id"]})
+
+    state, cancelled = mcp(settings, store, status)
+    assert state.structured_content["status"] == "validating"
+    assert cancelled.structured_content["status"] == "cancelled"
+    faces = {(r["face"], r["command"]) for r in store.query("SELECT face, command FROM audit_log")}
+    assert {("mcp", "launch_job"), ("cli", "approve"), ("mcp", "cancel_job")} <= faces
