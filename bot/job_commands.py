@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import click
 
 from bot.grammar import CONTEXT, Invocation, json_option
@@ -98,13 +100,9 @@ def jobs_cancel(inv: Invocation, job_id: str):
 
 
 
-@click.command("job", context_settings=CONTEXT, short_help="Show one job (same as `jobs show`).")
-@click.argument("job_id")
-@json_option
-@click.pass_obj
-def job_command(inv: Invocation, job_id: str):
-    """Show JOB_ID: state, provider status, estimated cost, trained model, error."""
-    return jobs.get_job(inv.store, job_id)
+job_command = copy.copy(jobs_show)  # `job JOB` is `jobs show JOB`, one level up
+job_command.name = "job"
+job_command.short_help = "Show one job (same as `jobs show`)."
 
 
 @click.command("approvals", context_settings=CONTEXT, short_help="Approval requests waiting for a decision.")
