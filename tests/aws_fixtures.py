@@ -23,13 +23,11 @@ REGION = "us-east-1"
 @dataclass
 class LocalAWS:
     endpoint_url: str
+    session: boto3.Session  # one per test process: loading botocore's service models is the slow part
     region: str = REGION
 
-    def session(self) -> boto3.Session:
-        return boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=self.region)
-
     def client(self, service: str):
-        return self.session().client(service, endpoint_url=self.endpoint_url)
+        return self.session.client(service, endpoint_url=self.endpoint_url)
 
     def bedrock_job(self, job: str):
         """moto's record of a customization job, by name or ARN (moto's ARNs end in the job name)."""
@@ -46,6 +44,18 @@ class LocalAWS:
         request = urllib.request.Request(f"{self.endpoint_url}/moto-api/reset", method="POST")
         with urllib.request.urlopen(request, timeout=10):
             pass
+
+
+def _isolated_session(patch, folder) -> boto3.Session:
+    """A Session with fake keys that reads no AWS profile, config or credentials file of the machine."""
+    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+        patch.delenv(name, raising=False)
+    patch.setenv("AWS_CONFIG_FILE", str(folder / "no-aws-config"))
+    patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(folder / "no-aws-credentials"))
+    session = boto3.Session(aws_access_key_id="testing", aws_secret_access_key="testing", region_name=REGION)
+    for service in ("s3", "bedrock"):  # loads (and caches) the configuration while the environment is isolated
+        session.client(service, endpoint_url="http://127.0.0.1:9")
+    return session
 
 
 def _decode_job_identifier(monkeypatch) -> None:
@@ -65,21 +75,27 @@ def _decode_job_identifier(monkeypatch) -> None:
         monkeypatch.setattr(BedrockResponse, name, decoded)
 
 
+@pytest.fixture(scope="session")
+def moto_server(tmp_path_factory):
+    """One moto server per test process on 127.0.0.1 and a port the OS picks; stopped at the end."""
+    with pytest.MonkeyPatch.context() as patch:
+        session = _isolated_session(patch, tmp_path_factory.mktemp("aws"))
+    with pytest.MonkeyPatch.context() as patch:
+        _decode_job_identifier(patch)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        try:
+            host, port = server.get_host_and_port()
+            yield LocalAWS(endpoint_url=f"http://{host}:{port}", session=session)
+        finally:
+            server.stop()
+
+
 @pytest.fixture
-def local_aws(monkeypatch, tmp_path):
-    """moto's server on 127.0.0.1 and a port the OS picks; stopped and emptied in teardown."""
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "no-aws-config"))
-    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "no-aws-credentials"))
-    _decode_job_identifier(monkeypatch)
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    aws = LocalAWS(endpoint_url=f"http://{host}:{port}")
-    aws.reset()
+def local_aws(moto_server):
+    """The local AWS, emptied before and after the test."""
+    moto_server.reset()
     try:
-        yield aws
+        yield moto_server
     finally:
-        aws.reset()
-        server.stop()
+        moto_server.reset()

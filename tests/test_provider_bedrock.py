@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 
-import boto3
+import botocore.session
 import pytest
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from botocore.stub import Stubber
@@ -26,13 +26,14 @@ from core.providers.bedrock import (
     client_request_token,
 )
 from core.states import JOB_STATES
-from tests.aws_fixtures import local_aws  # noqa: F401 - fixture
+from tests.aws_fixtures import local_aws, moto_server  # noqa: F401 - fixtures
 from tests.conftest import make_settings
 
 BUCKET = "finetune-data"
 ROLE = "arn:aws:iam::123456789012:role/BedrockFineTuning"
 NOVA = "amazon.nova-micro-v1:0"
 HAIKU = "anthropic.claude-3-haiku-20240307-v1:0"
+MODEL_ARN = "arn:aws:bedrock:us-east-1:123456789012:custom-model/amazon.nova-micro-v1:0:128k/abcdefghijkl"
 STEP_CSV = "step_number,epoch_number,training_loss,perplexity\n0,0,2.5,12.18\n1,0,1.75,5.75\n2,1,1.25,3.49\n"
 VALIDATION_CSV = "step_number,epoch_number,validation_loss,perplexity\n2,1,1.5,4.48\n"
 
@@ -47,7 +48,7 @@ def make_provider(tmp_path, aws, *, bucket: str = f"{BUCKET}/team-a", **override
     settings = make_settings(
         tmp_path, bedrock_bucket=bucket, bedrock_role_arn=ROLE, aws_endpoint_url=aws.endpoint_url, **overrides
     )
-    return BedrockProvider(settings, session=aws.session())
+    return BedrockProvider(settings, session=aws.session)
 
 
 @pytest.fixture
@@ -78,7 +79,7 @@ def test_registered_under_bedrock():
 
 
 def test_status_map_covers_every_documented_status():
-    documented = boto3.Session(region_name="us-east-1").client("bedrock").meta.service_model
+    documented = botocore.session.get_session().get_service_model("bedrock")  # the SDK's copy of the API model
     statuses = set(documented.shape_for("ModelCustomizationJobStatus").enum)
     assert statuses == {"InProgress", "Completed", "Failed", "Stopping", "Stopped"}
     assert set(BedrockProvider.STATUS_MAP) == statuses
@@ -96,7 +97,7 @@ def test_status_map_covers_every_documented_status():
 )
 def test_missing_or_malformed_settings_name_the_variable(tmp_path, variable, overrides):
     with pytest.raises(ProviderNotConfigured) as raised:
-        BedrockProvider(make_settings(tmp_path, **overrides), session=boto3.Session(region_name="us-east-1"))
+        BedrockProvider(make_settings(tmp_path, **overrides))
     assert variable in str(raised.value)
     assert raised.value.hint
 
@@ -351,3 +352,32 @@ def test_network_failures_are_transient(exc):
 def test_botocore_retries_are_modest(provider):
     retries = provider.bedrock.meta.config.retries
     assert retries["mode"] == "standard" and retries["total_max_attempts"] <= 3
+
+
+def test_cancel_of_a_job_that_already_ended_reports_how_it_ended(provider):
+    with Stubber(provider.bedrock) as stub:
+        stub.add_client_error(
+            "stop_model_customization_job", service_error_code="ValidationException",
+            service_message="job is not in a stoppable state", http_status_code=400,
+        )  # fmt: skip
+        stub.add_response("get_model_customization_job", _stubbed_job("Completed", outputModelArn=MODEL_ARN))
+        job = provider.cancel("finetune-ops-job-1")
+    assert (job.status, job.model_id) == ("succeeded", MODEL_ARN)
+
+
+def test_rejected_credentials_are_a_refusal(provider):
+    with Stubber(provider.bedrock) as stub:
+        stub.add_client_error(
+            "get_model_customization_job", service_error_code="UnrecognizedClientException",
+            service_message="The security token included in the request is invalid.", http_status_code=403,
+        )  # fmt: skip
+        with pytest.raises(ProviderRefused, match="UnrecognizedClientException") as raised:
+            provider.poll("finetune-ops-job-1")
+    assert "credentials" in raised.value.hint
+
+
+def test_a_missing_training_file_fails_before_any_call(provider, aws, files, tmp_path):
+    with pytest.raises(ProviderError, match="gone.jsonl") as raised:
+        provider.launch(request(files, train_file=tmp_path / "gone.jsonl"))
+    assert not raised.value.transient
+    assert aws.client("bedrock").list_model_customization_jobs()["modelCustomizationJobSummaries"] == []

@@ -6,9 +6,10 @@ Layout in S3, under FINETUNE_BEDROCK_BUCKET (``bucket`` or ``bucket/prefix``)::
     <prefix>/jobs/<job id>/validation.jsonl      (when there is a validation split)
     <prefix>/jobs/<job id>/output/               (Bedrock writes its artefacts here)
 
-Bedrock names its job after ours (``finetune-ops-<job id>``), tags it with
-``finetune-ops-job=<job id>``, and gets our idempotency key as its
-``clientRequestToken``. The provider job id is the job ARN Bedrock returns.
+The Bedrock job is named after ours (``finetune-ops-<job id>``), tagged
+``finetune-ops-job=<job id>``, and carries our idempotency key as its
+``clientRequestToken``; a retried launch whose name is taken reuses the job when
+that token matches. The provider job id is the job ARN Bedrock returns.
 
 States: `STATUS_MAP` gives each documented job status one unified state.
 ``InProgress`` covers validation, data processing and training; when Bedrock
@@ -70,10 +71,12 @@ log = logging.getLogger(__name__)
 JOB_TAG = "finetune-ops-job"
 STEP_METRICS_FILE = "step_wise_training_metrics.csv"
 VALIDATION_METRICS_FILE = "validation_metrics.csv"
-MAX_ATTEMPTS = 3  # botocore's own retries (standard mode); the poller backs off beyond that
+MAX_ATTEMPTS = 3  # tries per call, the first included (botocore standard mode); the poller backs off beyond that
 NAME_LIMIT = 63  # Bedrock's limit for job and custom model names
 
-_CLIENT_CONFIG = Config(retries={"mode": "standard", "max_attempts": MAX_ATTEMPTS}, connect_timeout=10, read_timeout=60)
+_CLIENT_CONFIG = Config(
+    retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}, connect_timeout=10, read_timeout=60
+)
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/.+")
 _TOKEN = re.compile(r"[a-zA-Z0-9]([-a-zA-Z0-9]{0,254}[a-zA-Z0-9])?")  # Bedrock's clientRequestToken pattern
@@ -91,6 +94,7 @@ _CREDENTIAL_CODES = frozenset({
     "ExpiredToken", "ExpiredTokenException",
 })  # fmt: skip
 _CONFLICT_CODES = frozenset({"ResourceInUseException", "ConflictException"})
+_NOT_STOPPABLE_CODES = _CONFLICT_CODES | {"ValidationException"}  # how Bedrock answers a stop of an ended job
 _NETWORK_ERRORS = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError)
 
 _PERMISSIONS_HINT = (
@@ -137,6 +141,7 @@ class BedrockProvider(FineTuneProvider):
         _check_method(request, info)
         hyperparameters = bedrock_hyperparameters(request.hyperparameters, info, self.catalog)
         folder = self._key("jobs", request.job_id)
+        train_uri = self._upload(request.train_file, f"{folder}/train.jsonl", request.job_id)
         params: dict[str, Any] = {
             "jobName": bedrock_name(f"finetune-ops-{request.job_id}"),
             "customModelName": bedrock_name(f"{request.suffix or 'finetune-ops'}-{request.job_id}"),
@@ -144,7 +149,7 @@ class BedrockProvider(FineTuneProvider):
             "clientRequestToken": client_request_token(request.idempotency_key),
             "baseModelIdentifier": (info.provider_model_id if info else None) or request.base_model,
             "customizationType": "FINE_TUNING",
-            "trainingDataConfig": {"s3Uri": self._upload(request.train_file, f"{folder}/train.jsonl", request.job_id)},
+            "trainingDataConfig": {"s3Uri": train_uri},
             "outputDataConfig": {"s3Uri": f"s3://{self.bucket}/{folder}/output/"},
             "hyperParameters": hyperparameters,
             "jobTags": [{"key": JOB_TAG, "value": request.job_id}],
@@ -161,8 +166,9 @@ class BedrockProvider(FineTuneProvider):
             raise aws_error(exc, action="create the customization job", job=request.job_id) from exc
         except BotoCoreError as exc:
             raise aws_error(exc, action="create the customization job", job=request.job_id) from exc
-        log.info("job %s: Bedrock job %s created (request id %s)", request.job_id, response["jobArn"], _request_id(response))
-        return ProviderJob(provider_job_id=response["jobArn"], status="validating", provider_status="InProgress", detail=note)
+        arn = response["jobArn"]
+        log.info("job %s: Bedrock job %s created (AWS request id %s)", request.job_id, arn, _request_id(response))
+        return ProviderJob(provider_job_id=arn, status="validating", provider_status="InProgress", detail=note)
 
     def poll(self, provider_job_id: str) -> ProviderJob:
         return self._job(self._describe(provider_job_id))
@@ -187,9 +193,9 @@ class BedrockProvider(FineTuneProvider):
         try:
             self.bedrock.stop_model_customization_job(jobIdentifier=provider_job_id)
         except ClientError as exc:
-            job = self.poll(provider_job_id) if _code(exc) in _CONFLICT_CODES | {"ValidationException"} else None
-            if job is not None and job.provider_status in ("Completed", "Failed", "Stopped"):
-                return job  # it ended before the stop arrived; nothing left to cancel
+            ended = self._ended(provider_job_id) if _code(exc) in _NOT_STOPPABLE_CODES else None
+            if ended is not None:
+                return ended  # it finished before the stop arrived; nothing is left to cancel
             raise aws_error(exc, action="stop the customization job", provider_job_id=provider_job_id) from exc
         except BotoCoreError as exc:
             raise aws_error(exc, action="stop the customization job", provider_job_id=provider_job_id) from exc
@@ -200,9 +206,17 @@ class BedrockProvider(FineTuneProvider):
     def _key(self, *parts: str) -> str:
         return "/".join(part for part in (self.prefix, *parts) if part)
 
+    def _ended(self, provider_job_id: str) -> ProviderJob | None:
+        """The job, when it has already ended; None when it has not or cannot be read."""
+        try:
+            job = self.poll(provider_job_id)
+        except ProviderError:
+            return None
+        return job if job.provider_status in ("Completed", "Failed", "Stopped") else None
+
     def _upload(self, path: Path, key: str, job_id: str) -> str:
         if not path.is_file():
-            raise ProviderError(f"training file {path} does not exist.", hint="Export the dataset version again.", job=job_id)
+            raise ProviderError(f"{path} does not exist.", hint="Export the dataset version again.", job=job_id)
         try:
             with path.open("rb") as body:
                 self.s3.upload_fileobj(body, self.bucket, key)
@@ -265,7 +279,7 @@ def _storage(settings: Settings) -> tuple[str, str]:
     if not settings.bedrock_bucket:
         raise ProviderNotConfigured(
             "Bedrock needs an S3 bucket for training data: FINETUNE_BEDROCK_BUCKET is not set.",
-            hint="Set FINETUNE_BEDROCK_BUCKET to a bucket in AWS_REGION, optionally with a prefix (my-bucket/finetune).",
+            hint="Set FINETUNE_BEDROCK_BUCKET to a bucket in AWS_REGION, optionally with a prefix: my-bucket/finetune.",
         )
     text = settings.bedrock_bucket.strip().removeprefix("s3://").strip("/")
     bucket, _, prefix = text.partition("/")
@@ -377,7 +391,8 @@ def _check_method(request: LaunchRequest, info: ModelInfo | None) -> None:
 def _legacy_note(info: ModelInfo | None) -> str | None:
     if info is None or info.status != "legacy":
         return None
-    note = f"{info.display_name or info.id} is a legacy model on Bedrock; prefer Amazon Nova or Meta Llama for new work."
+    name = info.display_name or info.id
+    note = f"{name} is a legacy model on Bedrock; prefer Amazon Nova or Meta Llama for new work."
     log.warning(note)
     return note
 
@@ -461,16 +476,13 @@ def _request_id(response: dict[str, Any]) -> str | None:
 
 
 def aws_error(exc: Exception, *, action: str, **ids: object) -> ProviderError:
-    """The ProviderError for a failed AWS call: transient for throttling, 5xx and network trouble; refused for permissions."""
+    """The ProviderError for a failed AWS call: transient for throttling, 5xx and network trouble."""
     if isinstance(exc, NoCredentialsError):
-        return ProviderNotConfigured(
-            f"Bedrock could not {action}: no AWS credentials found.",
-            hint="Give this process AWS credentials (an instance or task role, AWS_PROFILE, or the AWS_ACCESS_KEY_ID pair).",
-            **ids,
-        )
+        hint = "Give this process AWS credentials (an instance or task role, AWS_PROFILE, or an access key pair)."
+        return ProviderNotConfigured(f"Bedrock could not {action}: no AWS credentials found.", hint=hint, **ids)
     if isinstance(exc, _NETWORK_ERRORS):
-        return ProviderError(f"Bedrock could not {action}: {exc}", hint="AWS was unreachable; it is tried again later.",
-                             transient=True, **ids)  # fmt: skip
+        hint = "AWS was unreachable; it is tried again later."
+        return ProviderError(f"Bedrock could not {action}: {exc}", hint=hint, transient=True, **ids)
     if not isinstance(exc, ClientError):
         return ProviderError(f"Bedrock could not {action}: {exc}", **ids)
     code, request_id = _code(exc), _request_id(exc.response)
@@ -478,15 +490,23 @@ def aws_error(exc: Exception, *, action: str, **ids: object) -> ProviderError:
     text = f"Bedrock could not {action}: {code}: {exc.response.get('Error', {}).get('Message') or exc}"
     text += f" (AWS request id {request_id})" if request_id else ""
     log.warning("%s", text)
-    if code in _DENIED_CODES or status == 403:
-        return ProviderRefused(text, hint=_PERMISSIONS_HINT, request_id=request_id, **ids)
-    if code in _CREDENTIAL_CODES:
-        return ProviderRefused(text, hint="AWS rejected the credentials; renew or replace them.", request_id=request_id, **ids)
-    if code == "ServiceQuotaExceededException":
-        return ProviderRefused(text, hint="Wait for running jobs to finish or ask AWS for a higher quota.",
-                               request_id=request_id, **ids)  # fmt: skip
-    if code == "NoSuchBucket":
-        return ProviderNotConfigured(text, hint="Create the bucket or fix FINETUNE_BEDROCK_BUCKET.", request_id=request_id, **ids)
+    refusal = _refusal(code, status)
+    if refusal:
+        kind, hint = refusal
+        return kind(text, hint=hint, request_id=request_id, aws_code=code, **ids)
     transient = code in _TRANSIENT_CODES or status >= 500 or status == 429
     hint = "It is tried again later." if transient else None
     return ProviderError(text, hint=hint, transient=transient, request_id=request_id, aws_code=code, **ids)
+
+
+def _refusal(code: str, status: int) -> tuple[type[ProviderError], str] | None:
+    """Errors no retry can fix: credentials, permissions, quota, a bucket that is not there."""
+    if code in _CREDENTIAL_CODES:
+        return ProviderRefused, "AWS rejected the credentials; renew or replace them."
+    if code in _DENIED_CODES or status == 403:
+        return ProviderRefused, _PERMISSIONS_HINT
+    if code == "ServiceQuotaExceededException":
+        return ProviderRefused, "Wait for running jobs to finish, or ask AWS for a higher quota."
+    if code == "NoSuchBucket":
+        return ProviderNotConfigured, "Create the bucket, or point FINETUNE_BEDROCK_BUCKET at one that exists."
+    return None

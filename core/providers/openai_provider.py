@@ -35,6 +35,8 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import openai
+from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
+from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
 from core.errors import InvalidInput
 from core.providers.base import (
@@ -132,7 +134,7 @@ class OpenAIProvider(FineTuneProvider):
     # Launch ---------------------------------------------------------------------------------------
 
     def launch(self, request: LaunchRequest) -> ProviderJob:
-        method = _check_launch(request)
+        method = _checked_method(request)
         earlier = self._earlier_launch(request)
         if earlier is not None:
             log.info("%s: reusing %s, created earlier for %s", self.name, earlier.id, request.job_id)
@@ -153,7 +155,7 @@ class OpenAIProvider(FineTuneProvider):
         log.info("%s: created %s for %s (request id %s)", self.name, created.id, request.job_id, created._request_id)
         return self._job(created)
 
-    def _earlier_launch(self, request: LaunchRequest) -> Any | None:
+    def _earlier_launch(self, request: LaunchRequest) -> FineTuningJob | None:
         """The most recent job this launch already created (a retry after a lost reply), if any."""
         with self._api("look for an earlier launch", job=request.job_id):
             page = self.client.fine_tuning.jobs.list(limit=RECENT_JOBS, metadata={JOB_METADATA_KEY: request.job_id})
@@ -208,9 +210,7 @@ class OpenAIProvider(FineTuneProvider):
         _require_id(provider_job_id)
         newer = []
         with self._api("read the job's events", provider_job=provider_job_id):
-            for event in self._each(lambda cursor: self.client.fine_tuning.jobs.list_events(
-                provider_job_id, limit=PAGE_SIZE, after=cursor or openai.omit
-            )):  # fmt: skip
+            for event in self._each(self.client.fine_tuning.jobs.list_events, provider_job_id):
                 if event.id == after:
                     break
                 newer.append(_event(event))
@@ -221,9 +221,7 @@ class OpenAIProvider(FineTuneProvider):
         """The job's saved checkpoints with their metrics, earliest step first."""
         _require_id(provider_job_id)
         with self._api("read the job's checkpoints", provider_job=provider_job_id):
-            found = [_checkpoint(c) for c in self._each(lambda cursor: self.client.fine_tuning.jobs.checkpoints.list(
-                provider_job_id, limit=PAGE_SIZE, after=cursor or openai.omit
-            ))]  # fmt: skip
+            found = [_checkpoint(c) for c in self._each(self.client.fine_tuning.jobs.checkpoints.list, provider_job_id)]
         return sorted(found, key=lambda c: c.step)
 
     def _final_metrics(self, provider_job_id: str) -> dict[str, float]:
@@ -240,7 +238,11 @@ class OpenAIProvider(FineTuneProvider):
     # Webhooks ---------------------------------------------------------------------------------------
 
     def verify_webhook(self, payload: bytes, headers: dict, secret: str) -> dict:
-        """Check a webhook's signature with the client's own check; return its type, job id and event id."""
+        """Check a webhook's signature with the client's own check.
+
+        Returns {"type": "fine_tuning.job.succeeded" (or another event type), "job_id": the provider job id,
+        "event_id": the delivery's event id, for dropping repeats}.
+        """
         if not secret:
             raise ProviderError(
                 f"no webhook secret was given, so the {self.label} webhook cannot be verified.",
@@ -258,7 +260,7 @@ class OpenAIProvider(FineTuneProvider):
 
     # Helpers -----------------------------------------------------------------------------------------
 
-    def _job(self, job: Any) -> ProviderJob:
+    def _job(self, job: FineTuningJob) -> ProviderJob:
         status = job.status
         return ProviderJob(
             provider_job_id=job.id,
@@ -270,18 +272,18 @@ class OpenAIProvider(FineTuneProvider):
             trained_tokens=job.trained_tokens,
         )
 
-    def _each(self, fetch: Callable[[str | None], Any]) -> Iterator[Any]:
-        """Every item of a cursor-paged list, page by page, until it is exhausted or stops moving."""
-        cursor, seen = None, set()
+    def _each(self, list_method: Callable[..., Any], provider_job_id: str) -> Iterator[Any]:
+        """Every item of a job's cursor-paged list, page by page, until it is exhausted or stops moving."""
+        cursor, seen = openai.omit, set()
         for _ in range(MAX_PAGES):
-            page = fetch(cursor)
+            page = list_method(provider_job_id, limit=PAGE_SIZE, after=cursor)
             fresh = [item for item in page.data if item.id not in seen]
             yield from fresh
             seen.update(item.id for item in fresh)
             if not fresh or page.has_more is False:
                 return
             cursor = page.data[-1].id
-        log.warning("%s: stopped paging after %d pages", self.name, MAX_PAGES)
+        log.warning("%s: stopped paging %s after %d pages", self.name, provider_job_id, MAX_PAGES)
 
     @contextmanager
     def _api(self, action: str, **ids):
@@ -335,7 +337,7 @@ class OpenAIProvider(FineTuneProvider):
                 **ids,
             )
         return ProviderRefused(
-            f"OpenAI refused to {action} ({where}): {said}. OpenAI is winding down self-serve fine-tuning: it "
+            f"OpenAI refused to {action} ({where}): {said.rstrip('.')}. OpenAI is winding down self-serve fine-tuning: it "
             "takes no new jobs from 2027-01-06, and many organisations are already refused.",
             hint=f"Train with another provider: {ALTERNATIVES}.",
             request_id=request_id,
@@ -350,8 +352,8 @@ class OpenAIProvider(FineTuneProvider):
 # Building requests and reading replies ------------------------------------------------------------------
 
 
-def _check_launch(request: LaunchRequest) -> dict[str, Any]:
-    """The `method` argument for this request; InvalidInput naming what is wrong otherwise."""
+def _checked_method(request: LaunchRequest) -> dict[str, Any]:
+    """The API's `method` argument for this request, once the request is checked (InvalidInput names what is wrong)."""
     if request.method not in HYPERPARAMETER_NAMES:
         raise InvalidInput(
             f"method {request.method!r} is not offered by OpenAI fine-tuning here.",
@@ -390,7 +392,7 @@ def _require_id(provider_job_id: str) -> None:
         )
 
 
-def _event(event: Any) -> ProviderEvent:
+def _event(event: FineTuningJobEvent) -> ProviderEvent:
     data = event.data if isinstance(event.data, dict) else {}
     at = iso(datetime.fromtimestamp(event.created_at, timezone.utc))
     if "step" in data and "train_loss" in data:
@@ -400,7 +402,7 @@ def _event(event: Any) -> ProviderEvent:
     return ProviderEvent(id=event.id, at=at, kind="message", message=event.message)
 
 
-def _checkpoint(checkpoint: Any) -> ProviderCheckpoint:
+def _checkpoint(checkpoint: FineTuningJobCheckpoint) -> ProviderCheckpoint:
     metrics = checkpoint.metrics.model_dump(exclude_none=True) if checkpoint.metrics is not None else {}
     return ProviderCheckpoint(
         id=checkpoint.id,
@@ -424,11 +426,10 @@ def _with_metrics(reply: ProviderJob, metrics: dict[str, float]) -> ProviderJob:
     return replace(reply, metrics=metrics) if metrics else reply
 
 
-def _estimated_finish(job: Any) -> str | None:
-    finish = getattr(job, "estimated_finish", None)
-    if job.status != "running" or not finish:
+def _estimated_finish(job: FineTuningJob) -> str | None:
+    if job.status != "running" or not job.estimated_finish:
         return None
-    return "estimated finish " + datetime.fromtimestamp(finish, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return "estimated finish " + datetime.fromtimestamp(job.estimated_finish, timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
 
 
 def _error_text(error: Any) -> str | None:
@@ -439,10 +440,10 @@ def _error_text(error: Any) -> str | None:
         message, code, param = error.get("message"), error.get("code"), error.get("param")
     else:
         message, code, param = (getattr(error, key, None) for key in ("message", "code", "param"))
-    if not message and not code:
-        return None
+    if not message:
+        return code or None
     extra = ", ".join(part for part in (code, f"param {param}" if param else None) if part)
-    return f"{message or code}" + (f" ({extra})" if extra and message else "")
+    return message + (f" ({extra})" if extra else "")
 
 
 def _api_message(exc: openai.APIStatusError) -> str:
