@@ -93,9 +93,11 @@ class FineTuneProvider(ABC):
         try:
             return self.STATUS_MAP[provider_status]
         except KeyError:
+            # Transient on purpose: the job is still alive at the provider; keep it and keep asking.
             raise ProviderError(
-                f"{self.name} reported an unknown job status {provider_status!r}.",
-                hint="Upgrade finetune-ops; the job is left as it was.",
+                f"{self.name} reported a job status finetune-ops does not know: {provider_status!r}.",
+                hint="Upgrade finetune-ops; until then the job is left as it was and polled again later.",
+                transient=True,
             ) from None
 
 
