@@ -65,6 +65,8 @@ class FakeOpenAI:
     idempotency: dict[str, str] = field(default_factory=dict)  # Idempotency-Key -> job id
     honour_idempotency_key: bool = True
     delay: float = 0.0  # seconds to wait before answering (timeouts)
+    stalls: dict[str, threading.Event] = field(default_factory=dict)  # "METHOD /path" prefix -> release
+    stalled: list[str] = field(default_factory=list)  # requests processed and now held, not yet answered
     lock: threading.RLock = field(default_factory=threading.RLock)
     _failures: list[Failure] = field(default_factory=list)
     _counter: int = 0
@@ -134,6 +136,22 @@ class FakeOpenAI:
             }
             self.checkpoints.setdefault(job_id, []).append(checkpoint)
             return checkpoint
+
+    def stall_after(self, on: str) -> threading.Event:
+        """Process requests matching `on` ("POST /fine_tuning/jobs") but hold their answers until released:
+        the caller can be killed after the work was done and before it heard so."""
+        release = threading.Event()
+        with self.lock:
+            self.stalls[on] = release
+        return release
+
+    def hold_if_stalled(self, recorded: Recorded) -> None:
+        key = f"{recorded.method} {recorded.path}"
+        release = next((event for on, event in self.stalls.items() if key.startswith(on) and key == on), None)
+        if release is not None:
+            with self.lock:
+                self.stalled.append(key)
+            release.wait(30)
 
     def calls(self, method: str, path_prefix: str) -> list[Recorded]:
         with self.lock:
@@ -320,7 +338,9 @@ def start_fake() -> tuple[FakeOpenAI, ThreadingHTTPServer]:
                 else:
                     body_in = json.loads(raw) if raw else None
                 query = dict(urllib.parse.parse_qsl(url.query))
-                status, body, extra = fake.answer(Recorded(self.command, _strip_prefix(url.path), query, headers, body_in))
+                recorded = Recorded(self.command, _strip_prefix(url.path), query, headers, body_in)
+                status, body, extra = fake.answer(recorded)
+                fake.hold_if_stalled(recorded)
             payload = json.dumps(body).encode()
             try:
                 self._reply(status, payload, extra)

@@ -1,0 +1,81 @@
+"""kill -9 of `finetune serve` in the middle of a launch and of a poll: no duplicate job, no lost
+notification, polling resumes. The provider is the stateful OpenAI fake; Slack is the local recorder."""
+
+import signal
+
+import pytest
+
+from core import datasets, feedback
+from core.actors import cli_actor
+from core.store import open_store
+from tests.conftest import BOT_TOKEN, SIGNING_SECRET, sign, slash_body, wait_until
+from tests.feedback_samples import make_events
+from tests.openai_fake import API_KEY, start_fake
+
+MODEL = "gpt-4o-mini-2024-07-18"
+
+
+@pytest.fixture
+def openai_fake():
+    fake, server = start_fake()
+    yield fake
+    for release in fake.stalls.values():
+        release.set()
+    server.shutdown()
+    server.server_close()
+
+
+def test_kill_during_launch_and_poll(settings, store, start_serve, fake_slack, openai_fake):
+    import urllib.request
+
+    feedback.ingest_batch(store, make_events(60), actor=cli_actor())
+    version = datasets.build_dataset(store, name="support", actor=cli_actor())
+    env = dict(
+        OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=f"{openai_fake.url}/v1", SLACK_BOT_TOKEN=BOT_TOKEN,
+        SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=fake_slack.api_url, FINETUNE_SLACK_CHANNEL="CJOBS",
+        FINETUNE_POLL_SECONDS="0.3", FINETUNE_OUTBOX_SECONDS="0.2", FINETUNE_AUTO_APPROVE_USD="100",
+    )  # fmt: skip
+
+    # 1. Kill serve after the provider created the job but before serve heard back.
+    release_create = openai_fake.stall_after("POST /fine_tuning/jobs")
+    serve = start_serve(settings, **env)
+    body = slash_body(f"launch {version.id} openai {MODEL} --epochs 1", response_url=fake_slack.response_url(), trigger_id="T-42")
+    request = urllib.request.Request(f"{serve.url}/slack/events", data=body.encode(), headers=sign(body), method="POST")
+    assert urllib.request.urlopen(request, timeout=5).status == 200
+    wait_until(lambda: openai_fake.stalled, timeout=30, what="the job creation at the provider")
+    serve.stop(signal.SIGKILL)
+    release_create.set()
+    [job] = open_store(settings.db_path).query("SELECT id, status, provider_job_id FROM jobs")
+    assert job["status"] == "submitting" and job["provider_job_id"] is None
+    assert len(openai_fake.jobs) == 1
+
+    # 2. Restart: the poller resubmits with the same key and finds the job; nothing is created twice.
+    serve = start_serve(settings, **env)
+    db = open_store(settings.db_path)
+    wait_until(lambda: db.scalar("SELECT provider_job_id FROM jobs"), timeout=30, what="resubmission")
+    assert len(openai_fake.jobs) == 1
+    provider_job = db.scalar("SELECT provider_job_id FROM jobs")
+    assert provider_job in openai_fake.jobs
+
+    # 3. Kill serve in the middle of a poll, then let the job finish while serve is down.
+    openai_fake.advance(provider_job, "queued")
+    openai_fake.advance(provider_job, "running")
+    release_poll = openai_fake.stall_after(f"GET /fine_tuning/jobs/{provider_job}")
+    openai_fake.stalled.clear()
+    wait_until(lambda: openai_fake.stalled, timeout=30, what="a poll in flight")
+    serve.stop(signal.SIGKILL)
+    release_poll.set()
+    openai_fake.stalls.clear()
+    openai_fake.advance(provider_job, "succeeded", fine_tuned_model="ft:gpt-4o-mini:acme:support:1")
+
+    # 4. Restart: polling resumes, the job succeeds, the model is registered, and Slack heard every step.
+    start_serve(settings, **env)
+    wait_until(lambda: db.scalar("SELECT status FROM jobs") == "succeeded", timeout=30, what="success after restart")
+    assert db.scalar("SELECT provider_model_id FROM model_versions") == "ft:gpt-4o-mini:acme:support:1"
+    assert len(openai_fake.jobs) == 1 and db.scalar("SELECT count(*) FROM jobs") == 1
+    wait_until(lambda: db.scalar("SELECT count(*) FROM outbox WHERE status = 'pending'") == 0, timeout=30, what="delivery")
+    posted = fake_slack.method_calls("chat.postMessage")
+    updates = fake_slack.method_calls("chat.update")
+    job_posts = [p for p in posted if job["id"] in p["text"]]
+    assert len(job_posts) == 1, "one Slack message per job"
+    assert any("succeeded" in u["text"] for u in updates)
