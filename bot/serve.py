@@ -147,6 +147,8 @@ def build_app(settings: Settings, store: Store) -> Starlette:
     routes: list[Route | Mount] = [Route("/healthz", _healthz(slack.mode))]
     if slack.http_handler is not None:
         routes.append(Route("/slack/events", slack.http_handler, methods=["POST"]))
+    if settings.openai_webhook_secret is not None:
+        routes.append(Route("/webhooks/openai", _openai_webhook(settings, store), methods=["POST"]))
     routes.append(Mount("/", app=mcp_app))
 
     @contextlib.asynccontextmanager
@@ -204,6 +206,22 @@ def _transport_security(settings: Settings) -> TransportSecuritySettings:
         )
     # Off loopback a bearer token is mandatory (check_exposure), which a rebinding page cannot know.
     return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+
+
+def _openai_webhook(settings: Settings, store: Store):
+    from core.jobs import handle_webhook
+    from core.providers.base import ProviderError
+
+    async def webhook(request: Request) -> Response:
+        payload, headers = await request.body(), dict(request.headers)
+        try:
+            job = await asyncio.to_thread(handle_webhook, store, settings, provider="openai", payload=payload, headers=headers)
+        except ProviderError as exc:
+            log.warning("OpenAI webhook refused: %s", exc.message)
+            return JSONResponse({"error": exc.message}, status_code=400)
+        return JSONResponse({"job": job.id if job else None, "status": job.status if job else None})
+
+    return webhook
 
 
 def _healthz(slack_mode: str):

@@ -460,3 +460,23 @@ def cancel_job(store: Store, settings: Settings, *, job_id: str, actor: Actor, r
             _finish(store, job, "cancelled", error=f"cancelled by {actor}")
     audit.record(store, actor, "cancel_job", {"job": job_id})
     return get_job(store, job_id)
+
+
+def handle_webhook(
+    store: Store, settings: Settings, *, provider: str, payload: bytes, headers: dict[str, str], registry: dict | None = None
+) -> Job | None:
+    """A provider says a job changed: check the signature, then poll that job now (polling stays the truth)."""
+    if provider != "openai" or settings.openai_webhook_secret is None:
+        raise providers.ProviderNotConfigured(
+            f"webhooks from {provider!r} are not set up.", hint="Set OPENAI_WEBHOOK_SECRET to receive OpenAI's webhooks."
+        )
+    event = _provider(settings, provider, registry).verify_webhook(
+        payload, headers, settings.openai_webhook_secret.get_secret_value()
+    )
+    job_id = store.scalar(
+        "SELECT id FROM jobs WHERE provider IN ('openai', 'azure') AND provider_job_id = ?", (event.get("job_id"),)
+    )
+    if job_id is None:
+        log.info("webhook %s for a job finetune-ops did not launch (%s); ignored", event.get("type"), event.get("job_id"))
+        return None
+    return poll_job(store, settings, job_id, registry=registry)

@@ -93,6 +93,9 @@ class Settings(BaseSettings):
     )
     openai_api_key: SecretStr | None = _env("OPENAI_API_KEY", "OpenAI API key.", default=None)
     openai_base_url: str | None = _env("OPENAI_BASE_URL", "OpenAI API base URL (default: OpenAI's).", default=None)
+    openai_webhook_secret: SecretStr | None = _env(
+        "OPENAI_WEBHOOK_SECRET", "Signing secret (whsec_...) of the OpenAI webhook pointed at /webhooks/openai.", default=None
+    )
     azure_openai_endpoint: str | None = _env(
         "AZURE_OPENAI_ENDPOINT", "Azure OpenAI resource endpoint, e.g. https://NAME.openai.azure.com.", default=None
     )

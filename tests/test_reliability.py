@@ -79,3 +79,49 @@ def test_kill_during_launch_and_poll(settings, store, start_serve, fake_slack, o
     job_posts = [p for p in posted if job["id"] in p["text"]]
     assert len(job_posts) == 1, "one Slack message per job"
     assert any("succeeded" in u["text"] for u in updates)
+
+
+def test_openai_webhook_triggers_an_immediate_poll(settings, store, start_serve, openai_fake):
+    import base64
+    import hashlib
+    import hmac
+    import json
+    import time
+    import urllib.error
+    import urllib.request
+
+    secret = "whsec_" + base64.b64encode(b"webhook-secret-for-tests-0001").decode()
+    feedback.ingest_batch(store, make_events(60), actor=cli_actor())
+    version = datasets.build_dataset(store, name="support", actor=cli_actor())
+    env = dict(OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=f"{openai_fake.url}/v1", OPENAI_WEBHOOK_SECRET=secret,
+               FINETUNE_POLL_SECONDS="3600")  # fmt: skip
+    from core.jobs import launch_job
+    from core.settings import Settings
+
+    launched = launch_job(
+        store, Settings(_env_file=None, data_dir=settings.data_dir, openai_api_key=API_KEY,
+                        openai_base_url=f"{openai_fake.url}/v1"),
+        dataset_version=version.id, provider="openai", base_model=MODEL, actor=cli_actor(),
+    )  # fmt: skip
+    provider_job = launched.job.provider_job_id
+    serve = start_serve(settings, **env)
+    time.sleep(0.5)  # let serve's first scheduled poll pass; from now on only the webhook can update the job
+    openai_fake.advance(provider_job, "cancelled")
+    body = json.dumps({"id": "evt_1", "object": "event", "type": "fine_tuning.job.cancelled", "created_at": int(time.time()),
+                       "data": {"id": provider_job}}).encode()  # fmt: skip
+
+    def post(headers):
+        request = urllib.request.Request(f"{serve.url}/webhooks/openai", data=body, headers=headers, method="POST")
+        try:
+            with urllib.request.urlopen(request, timeout=10) as response:
+                return response.status, json.loads(response.read())
+        except urllib.error.HTTPError as exc:
+            return exc.code, json.loads(exc.read())
+
+    ts = str(int(time.time()))
+    key = base64.b64decode(secret.removeprefix("whsec_"))
+    signature = base64.b64encode(hmac.new(key, f"wh_1.{ts}.".encode() + body, hashlib.sha256).digest()).decode()
+    headers = {"webhook-id": "wh_1", "webhook-timestamp": ts, "webhook-signature": f"v1,{signature}", "Content-Type": "application/json"}
+    assert post({**headers, "webhook-signature": "v1,AAAA"})[0] == 400
+    status, answer = post(headers)
+    assert status == 200 and answer == {"job": launched.job.id, "status": "cancelled"}
