@@ -167,7 +167,7 @@ def _(result: DatasetValidation) -> tuple[str, Blocks]:
 # Jobs and approvals ---------------------------------------------------------------------------------
 
 from core.approvals import Approval, ApprovalList  # noqa: E402
-from core.jobs import Job, JobEvents, JobList, LaunchResult  # noqa: E402
+from core.jobs import Job, JobDetail, JobEvents, JobList, LaunchResult  # noqa: E402
 
 
 def _job_text(job: Job) -> str:
@@ -216,3 +216,13 @@ def _(result: ApprovalList) -> tuple[str, Blocks]:
 @render.register
 def _(result: Approval) -> tuple[str, Blocks]:
     return f"{result.id} {result.status}", [section(f"`{result.id}` *{result.status}* by {result.decided_by}")]
+
+
+@render.register
+def _(result: JobDetail) -> tuple[str, Blocks]:
+    text, blocks = render(result.job)
+    series = result.events.loss_series()
+    if series:
+        latest = ", ".join(f"{name.replace('_', ' ')} {points[-1][1]:.3f} at step {points[-1][0]}" for name, points in series.items())
+        blocks.append(context(f"Latest: {latest}. Loss curve attached."))
+    return text, blocks

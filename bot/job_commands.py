@@ -76,8 +76,8 @@ def launch_command(inv: Invocation, version, provider, base_model, method, key, 
 @json_option
 @click.pass_obj
 def jobs_show(inv: Invocation, job_id: str):
-    """Show JOB_ID: state, provider status, estimated cost, trained model, error."""
-    return jobs.get_job(inv.store, job_id)
+    """Show JOB_ID: state, provider status, estimated cost, trained model, error, and its latest losses."""
+    return jobs.job_detail(inv.store, job_id)
 
 
 @jobs_group.command("events", context_settings=CONTEXT, short_help="A job's events and training metrics.")

@@ -14,6 +14,7 @@ from typing import Any
 
 from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
+from slack_sdk.errors import SlackApiError
 
 from bot.blocks import render_outcome
 from bot.data_commands import SHARED_DATA_COMMANDS
@@ -21,8 +22,10 @@ from bot.job_commands import SHARED_JOB_COMMANDS
 from bot.grammar import SHARED_COMMANDS, Invocation, Outcome, make_grammar, run_text
 from core import slack_deliveries
 from core.actors import Actor
+from core.jobs import JobDetail
 from core.settings import Settings
 from core.store import Store
+from reports.charts import loss_curve_png
 
 log = logging.getLogger(__name__)
 
@@ -64,15 +67,30 @@ def build_slack_app(settings: Settings, store: Store) -> App:
     def ack_at_once(ack) -> None:
         ack()
 
-    def run_slash_command(body: dict[str, Any], respond) -> None:
+    def run_slash_command(body: dict[str, Any], respond, client: WebClient) -> None:
         outcome = run_slack_text(
             settings, store, user_id=body["user_id"], text=body.get("text", ""), request_key=f"slack:{body.get('trigger_id')}"
         )
         text, blocks = render_outcome(outcome)
         respond(text=text, blocks=blocks, response_type="ephemeral")
+        if isinstance(outcome.result, JobDetail):
+            post_loss_chart(client, body.get("channel_id"), outcome.result)
 
     app.command(SLASH)(ack=ack_at_once, lazy=[run_slash_command])
     return app
+
+
+def post_loss_chart(client: WebClient, channel: str | None, detail: JobDetail) -> None:
+    """Upload the job's loss curve to the channel the command came from (when it has step metrics)."""
+    png = loss_curve_png(detail.events.loss_series(), title=f"{detail.job.id}: {detail.job.base_model}")
+    if png is None or not channel:
+        return
+    try:
+        client.files_upload_v2(
+            channel=channel, content=png, filename=f"{detail.job.id}-loss.png", title=f"Loss curve of {detail.job.id}"
+        )
+    except SlackApiError:
+        log.exception("could not upload the loss curve of %s", detail.job.id)
 
 
 def run_slack_text(settings: Settings, store: Store, *, user_id: str, text: str, request_key: str | None = None) -> Outcome:

@@ -239,7 +239,7 @@ def _(result: VersionDiff, console: Console) -> None:
 # Jobs and approvals ---------------------------------------------------------------------------------
 
 from core.approvals import Approval, ApprovalList  # noqa: E402
-from core.jobs import Job, JobEvents, JobList, LaunchResult  # noqa: E402
+from core.jobs import Job, JobDetail, JobEvents, JobList, LaunchResult  # noqa: E402
 
 
 def _job_line(job: Job) -> str:
@@ -296,3 +296,11 @@ def _(result: ApprovalList, console: Console) -> None:
 @render.register
 def _(result: Approval, console: Console) -> None:
     console.print(f"{result.id}: {result.status} by {result.decided_by}" + (f" ({result.reason})" if result.reason else ""), highlight=False)
+
+
+@render.register
+def _(result: JobDetail, console: Console) -> None:
+    render(result.job, console)
+    for name, points in result.events.loss_series().items():
+        tail = ", ".join(f"{step}: {value:.3f}" for step, value in points[-5:])
+        console.print(f"  {name} (last steps): {tail}", highlight=False)

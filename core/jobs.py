@@ -89,6 +89,20 @@ class JobEvents(BaseModel):
     job_id: str
     events: list[JobEvent]
 
+    def loss_series(self) -> dict[str, list[tuple[int, float]]]:
+        """Loss per step, by metric name (train_loss, valid_loss), from the step-metric events."""
+        series: dict[str, list[tuple[int, float]]] = {}
+        for event in self.events:
+            for name, value in (event.metrics or {}).items():
+                if name.endswith("loss") and event.step is not None:
+                    series.setdefault(name, []).append((event.step, value))
+        return series
+
+
+class JobDetail(BaseModel):
+    job: Job
+    events: JobEvents
+
 
 def _job(row: dict) -> Job:
     return Job(**{**row, "dataset_version": row["dataset_version_id"], "hyperparameters": json.loads(row["hyperparameters"])})
@@ -118,6 +132,11 @@ def job_events(store: Store, job_id: str, *, limit: int = 200) -> JobEvents:
         for r in reversed(rows)
     ]  # fmt: skip
     return JobEvents(job_id=job_id, events=events)
+
+
+def job_detail(store: Store, job_id: str) -> JobDetail:
+    """A job with its events: what `job ID` shows, and what its loss chart is drawn from."""
+    return JobDetail(job=get_job(store, job_id), events=job_events(store, job_id))
 
 
 # Launching ------------------------------------------------------------------------------------------

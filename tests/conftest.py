@@ -138,11 +138,20 @@ class FakeSlack:
                 return 200, {"ok": True, "channel": data.get("channel"), "ts": f"1700000000.{self._ts:06d}"}
             if method == "chat.update":
                 return 200, {"ok": True, "channel": data.get("channel"), "ts": data.get("ts")}
+            if method == "files.getUploadURLExternal":
+                return 200, {"ok": True, "upload_url": f"{self.url}/upload/F1", "file_id": "F1"}
+            if method == "files.completeUploadExternal":
+                return 200, {"ok": True, "files": [{"id": "F1", "title": "upload"}]}
+            if path.startswith("/upload/"):
+                return 200, {"ok": True}
             return 200, {"ok": False, "error": "unknown_method"}
 
 
 def _parse_body(handler: BaseHTTPRequestHandler) -> dict:
-    raw = handler.rfile.read(int(handler.headers.get("Content-Length") or 0)).decode()
+    raw_bytes = handler.rfile.read(int(handler.headers.get("Content-Length") or 0))
+    if handler.path.startswith("/upload/"):  # a file's bytes, as files_upload_v2 sends them
+        return {"size": len(raw_bytes), "png": raw_bytes.startswith(b"\x89PNG")}
+    raw = raw_bytes.decode()
     if "json" in (handler.headers.get("Content-Type") or ""):
         return json.loads(raw or "{}")
     data = {k: v[0] for k, v in urllib.parse.parse_qs(raw).items()}

@@ -125,3 +125,38 @@ def test_mcp_agent_retry_and_approval_flow(tmp_path, fake, version, cli, monkeyp
     assert cancelled.structured_content["status"] == "cancelled"
     faces = {(r["face"], r["command"]) for r in store.query("SELECT face, command FROM audit_log")}
     assert {("mcp", "launch_job"), ("cli", "approve"), ("mcp", "cancel_job")} <= faces
+
+
+def test_slack_job_shows_the_state_and_uploads_a_loss_curve(tmp_path, fake, version, fake_slack):
+    from core.jobs import launch_job, poll_job
+    from core.providers.base import ProviderEvent
+
+    settings = make_settings(
+        tmp_path, slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=fake_slack.api_url
+    )
+    store = open_store(settings.db_path)
+    job = launch_job(store, settings, dataset_version=version.id, provider="openai", base_model=MODEL, actor=cli_actor()).job
+    fake.advance("ftjob-1", "running")
+    fake.events_by_job["ftjob-1"] = [
+        ProviderEvent(id=f"e{i}", at=f"2026-11-23T10:0{i}:00Z", kind="metrics", step=i * 10, metrics={"train_loss": 2.0 / (i + 1)})
+        for i in range(5)
+    ]
+    poll_job(store, settings, job.id)
+    body = slash_body(f"job {job.id}", response_url=fake_slack.response_url())
+    with TestClient(build_app(settings, store), base_url="http://127.0.0.1") as client:
+        assert client.post("/slack/events", content=body, headers=sign(body)).status_code == 200
+        [answer] = wait_until(lambda: fake_slack.responses(), what="the job answer")
+        uploads = wait_until(lambda: [c.data for c in fake_slack.calls if c.path.startswith("/upload/")], what="the chart")
+        completed = wait_until(lambda: fake_slack.method_calls("files.completeUploadExternal"), what="the upload's completion")
+    shown = json.dumps(answer["blocks"])
+    assert job.id in shown and "running" in shown and "train loss 0.400 at step 40" in shown
+    assert uploads[0]["png"] and uploads[0]["size"] > 1000
+    assert completed[0]["channel_id"] == "C1"
+
+
+def test_loss_curve_png_is_a_real_image():
+    from reports.charts import loss_curve_png
+
+    png = loss_curve_png({"train_loss": [(1, 2.0), (2, 1.5), (3, 1.1)], "valid_loss": [(3, 1.3)]}, title="job_x")
+    assert png.startswith(b"\x89PNG") and len(png) > 5000
+    assert loss_curve_png({}, title="empty") is None
