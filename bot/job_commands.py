@@ -50,6 +50,15 @@ def jobs_group(ctx: click.Context, status: str | None):
     return None
 
 
+@jobs_group.command("list", context_settings=CONTEXT, short_help="Recent jobs, newest first.")
+@click.option("--status", type=click.Choice(JOB_STATES), help="Only jobs in this state.")
+@json_option
+@click.pass_obj
+def jobs_list(inv: Invocation, status: str | None):
+    """List recent jobs, newest first (the same as `jobs` alone)."""
+    return jobs.list_jobs(inv.store, status=status)
+
+
 @jobs_group.command("launch", context_settings=CONTEXT, short_help="Launch a fine-tuning job (approval above budget).")
 @click.argument("version")
 @click.option("--provider", type=PROVIDERS, required=True, help="Where to train.")

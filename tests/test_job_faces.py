@@ -45,6 +45,8 @@ def test_cli_launch_watch_and_cancel(cli, fake, version, store, settings):
     assert launched["job"]["status"] == "validating" and launched["cost"]["epochs"] == 2
     code, out, _ = cli("jobs")
     assert job_id in out and "validating" in out
+    code, out, _ = cli("jobs", "list", "--status", "validating", "--json")
+    assert [j["id"] for j in json.loads(out)["jobs"]] == [job_id]
     fake.advance("ftjob-1", "running")
     store.db.execute("UPDATE jobs SET next_poll_at = NULL")
     poll_active_jobs(store, settings)
