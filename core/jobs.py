@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import json
 import logging
+import sqlite3
 import uuid
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -163,12 +165,8 @@ def launch_job(
     registry: dict | None = None,
 ) -> LaunchResult:
     """Launch (or, over budget, request approval for) a fine-tuning job. Idempotent on `key`."""
-    if key is not None:
-        existing = store.query("SELECT * FROM jobs WHERE idempotency_key = ?", (key,))
-        if existing:
-            job = _job(existing[0])
-            approval = approvals.get(store, job.approval_id) if job.approval_id else None
-            return LaunchResult(job=job, created=False, approval=approval, cost=None)
+    if key is not None and (earlier := _launched_with(store, key)) is not None:
+        return earlier
     catalog = catalog or load_catalog(settings.catalog_file)
     provider = _provider_name(provider)
     info = catalog.require(base_model)
@@ -201,13 +199,54 @@ def launch_job(
         base_model=base_model, training_tokens=export.train_tokens, epochs=int(chosen["epochs"]),
         exact_tokens=export.token_stats.exact, catalog=catalog,
     )  # fmt: skip
-    over_budget = cost.usd is None or cost.usd > settings.auto_approve_usd
-    job_id = "job_" + uuid.uuid4().hex[:12]
-    now = iso()
+    plan = _Launch(
+        job_id="job_" + uuid.uuid4().hex[:12], version_id=version.id, provider=provider, base_model=base_model,
+        method=method, hyperparameters=chosen, cost=cost, key=key, actor=actor,
+        over_budget=cost.usd is None or cost.usd > settings.auto_approve_usd,
+    )  # fmt: skip
+    try:
+        approval = _record_launch(store, settings, plan)
+    except sqlite3.IntegrityError:  # the same key, launched at the same moment by another process
+        earlier = _launched_with(store, key) if key is not None else None
+        if earlier is None:
+            raise
+        return earlier
+    if not plan.over_budget:
+        submit_job(store, settings, plan.job_id, registry=registry, catalog=catalog)
+    return LaunchResult(job=get_job(store, plan.job_id), created=True, approval=approval, cost=cost)
+
+
+@dataclass(frozen=True)
+class _Launch:
+    job_id: str
+    version_id: str
+    provider: str
+    base_model: str
+    method: str
+    hyperparameters: dict[str, Any]
+    cost: CostEstimate
+    key: str | None
+    actor: Actor
+    over_budget: bool
+
+
+def _launched_with(store: Store, key: str) -> LaunchResult | None:
+    rows = store.query("SELECT * FROM jobs WHERE idempotency_key = ?", (key,))
+    if not rows:
+        return None
+    job = _job(rows[0])
+    approval = approvals.get(store, job.approval_id) if job.approval_id else None
+    return LaunchResult(job=job, created=False, approval=approval, cost=None)
+
+
+def _record_launch(store: Store, settings: Settings, plan: _Launch) -> approvals.Approval | None:
+    """The job row, its approval request when over budget, its notification and its audit row: one transaction."""
+    job_id, version, provider, base_model, method = plan.job_id, plan.version_id, plan.provider, plan.base_model, plan.method
+    chosen, cost, over_budget, key, actor, now = plan.hyperparameters, plan.cost, plan.over_budget, plan.key, plan.actor, iso()
     with store.write() as db:
         db["jobs"].insert(
             {
-                "id": job_id, "provider": provider, "dataset_version_id": version.id, "base_model": base_model,
+                "id": job_id, "provider": provider, "dataset_version_id": version, "base_model": base_model,
                 "method": method, "hyperparameters": json.dumps(chosen),
                 "status": "pending_approval" if over_budget else "submitting",
                 "estimated_cost_usd": cost.usd, "idempotency_key": key or job_id, "requested_by": str(actor),
@@ -220,20 +259,18 @@ def launch_job(
             approval = approvals.request(
                 store, action="launch", subject_id=job_id, actor=actor, ttl_hours=settings.approval_ttl_hours,
                 cost_usd=cost.usd, payload={"job": job_id, "provider": provider, "base_model": base_model},
-                summary=f"launch {job_id}: {base_model} on {version.id} via {provider}, estimated {price} "
+                summary=f"launch {job_id}: {base_model} on {version} via {provider}, estimated {price} "
                 f"(auto-approve limit ${settings.auto_approve_usd:,.2f})",
             )  # fmt: skip
             db.execute("UPDATE jobs SET approval_id = ? WHERE id = ?", (approval.id, job_id))
         _announce(store, job_id, "requested" if over_budget else "submitting")
         audit.record(
             store, actor, "launch_job",
-            {"job": job_id, "version": version.id, "provider": provider, "base_model": base_model, "method": method,
+            {"job": job_id, "version": version, "provider": provider, "base_model": base_model, "method": method,
              "hyperparameters": chosen, "key": key},
             detail="waiting for approval" if over_budget else "submitting",
         )  # fmt: skip
-    if not over_budget:
-        submit_job(store, settings, job_id, registry=registry, catalog=catalog)
-    return LaunchResult(job=get_job(store, job_id), created=True, approval=approval, cost=cost)
+    return approval
 
 
 def _hyperparameters(suggestion, given: dict[str, Any]) -> dict[str, Any]:

@@ -151,3 +151,20 @@ def test_preflight_validation_stops_a_launch(store, settings, registry):
     with pytest.raises(InvalidInput) as caught:
         launch(store, settings, registry, small)
     assert "does not pass openai validation" in caught.value.message and "finetune validate" in caught.value.hint
+
+
+def test_two_processes_racing_with_one_key_get_one_job(store, settings, registry, version, fake, monkeypatch):
+    from core import jobs as jobs_module
+
+    first = launch(store, settings, registry, version, key="race")
+    real = jobs_module._launched_with
+    calls = {"n": 0}
+
+    def blind_once(store_, key):  # the second launcher looks before the first has committed
+        calls["n"] += 1
+        return None if calls["n"] == 1 else real(store_, key)
+
+    monkeypatch.setattr(jobs_module, "_launched_with", blind_once)
+    second = launch(store, settings, registry, version, key="race")
+    assert second.job.id == first.job.id and not second.created
+    assert store.scalar("SELECT count(*) FROM jobs") == 1 and len(fake.jobs) == 1
