@@ -127,7 +127,7 @@ def export_dataset(
     on_progress: Callable[[int], None] | None = None,
 ) -> ExportResult:
     dataset_version = datasets.get_version(store, version)
-    formats.TARGETS.get(target) or default_model(target)  # names the valid targets when unknown
+    formats.require_target(target)
     model = model or default_model(target)
     if workers is None:  # starting workers costs about a second: worth it for large versions only
         size = sum(dataset_version.counts.get("splits", {}).values())

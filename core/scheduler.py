@@ -15,6 +15,7 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from core.settings import Settings
 from core.store import Store
 from core.timeutil import iso
 
@@ -57,7 +58,7 @@ def heartbeat(store: Store) -> None:
     record_run(store, "heartbeat")
 
 
-def poll_jobs(store: Store, settings) -> None:
+def poll_jobs(store: Store, settings: Settings) -> None:
     """Polls every due active fine-tuning job (see core.jobs)."""
     from core.jobs import poll_active_jobs
 

@@ -3,7 +3,6 @@
 import json
 
 import anyio
-import pytest
 from mcp import Client
 
 from bot.blocks import render_outcome
