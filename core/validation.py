@@ -467,6 +467,24 @@ def _required_list(row: dict, key: str, field: str, what: str, issues: _Issues) 
     return value
 
 
+def _check_conversation(row: dict, issues: _Issues, unit: str, check_message) -> None:
+    """A Bedrock conversation: `messages` is a list of at least two turns, each valid (`check_message`
+    returns its role, or None when invalid), starting with user, alternating, ending with assistant."""
+    messages = _required_list(row, "messages", "messages", "user and assistant turns", issues)
+    if messages is None:
+        return
+    if len(messages) < 2:
+        issues.add(
+            "too_few_messages",
+            "messages",
+            f"`messages` has {len(messages)} {unit}; a record needs a user turn and the assistant's answer.",
+            "Give every record at least one user turn followed by the assistant's answer.",
+        )
+    roles = [check_message(m, f"messages[{i}]") for i, m in enumerate(messages)]
+    if len(roles) >= 2 and all(roles):
+        _check_turn_order(roles, "messages", issues)
+
+
 def _check_turn_order(roles: list, field: str, issues: _Issues) -> None:
     """User first, then strictly alternating, assistant last (Bedrock's conversation rule)."""
     if roles[0] != "user":
@@ -744,20 +762,10 @@ class NovaRules(TargetRules):
             issues.wrong_type("schemaVersion", row["schemaVersion"], "a string", 'Use "bedrock-conversation-2024".')
         if "system" in row:
             self._check_system(row["system"], issues)
-        messages = _required_list(row, "messages", "messages", "user and assistant turns", issues)
-        if messages is None:
-            return
-        if len(messages) < 2:
-            issues.add(
-                "too_few_messages",
-                "messages",
-                f"`messages` has {len(messages)} turn(s); a record needs a user turn and the assistant's answer.",
-                "Give every record at least one user turn followed by the assistant turn.",
-            )
         media = {"image": 0, "video": 0}
-        roles = [self._check_message(m, f"messages[{i}]", issues, run, media) for i, m in enumerate(messages)]
-        if len(roles) >= 2 and all(roles):
-            _check_turn_order(roles, "messages", issues)
+        _check_conversation(
+            row, issues, "turn(s)", lambda m, field: self._check_message(m, field, issues, run, media)
+        )
         if media["video"] > 1 or media["image"] > NOVA_MAX_IMAGES or (media["video"] and media["image"]):
             issues.add(
                 "too_many_media",
@@ -901,19 +909,7 @@ class ClaudeRules(TargetRules):
         _check_keys(row, self.top_keys, "", "a Claude record", issues)
         if "system" in row and type(row["system"]) is not str:
             issues.wrong_type("system", row["system"], "a string", "Give the system prompt as one string.")
-        messages = _required_list(row, "messages", "messages", "user and assistant turns", issues)
-        if messages is None:
-            return
-        if len(messages) < 2:
-            issues.add(
-                "too_few_messages",
-                "messages",
-                f"`messages` has {len(messages)} message(s); a record needs at least two.",
-                "Give every record a user message followed by the assistant's answer.",
-            )
-        roles = [self._check_message(m, f"messages[{i}]", issues) for i, m in enumerate(messages)]
-        if len(roles) >= 2 and all(roles):
-            _check_turn_order(roles, "messages", issues)
+        _check_conversation(row, issues, "message(s)", lambda m, field: self._check_message(m, field, issues))
 
     def _check_message(self, message: object, field: str, issues: _Issues) -> str | None:
         if type(message) is not dict:
