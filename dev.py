@@ -39,8 +39,6 @@ def run(*cmd: str | Path, cwd: Path = ROOT) -> None:
 
 
 def ensure_python(extras: str) -> None:
-    if sys.version_info < (3, 11):
-        sys.exit(f"finetune-ops needs Python 3.11 or newer; this is {platform.python_version()}.")
     if not (BIN / "python").exists():
         venv.create(VENV, with_pip=True)
     stamp = VENV / f".installed-{extras or 'base'}"

@@ -30,11 +30,54 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-WORDS = (
-    "the order refund shipping account invoice delivery tracking please update address payment subscription plan "
-    "upgrade cancel renewal discount warranty return label store pickup weekend support ticket we you your can will "
-    "thanks happy help today tomorrow week business days team policy item package carrier status confirm"
-).split()
+WORDS = [
+    "the",
+    "order",
+    "refund",
+    "shipping",
+    "account",
+    "invoice",
+    "delivery",
+    "tracking",
+    "please",
+    "update",
+    "address",
+    "payment",
+    "subscription",
+    "plan",
+    "upgrade",
+    "cancel",
+    "renewal",
+    "discount",
+    "warranty",
+    "return",
+    "label",
+    "store",
+    "pickup",
+    "weekend",
+    "support",
+    "ticket",
+    "we",
+    "you",
+    "your",
+    "can",
+    "will",
+    "thanks",
+    "happy",
+    "help",
+    "today",
+    "tomorrow",
+    "week",
+    "business",
+    "days",
+    "team",
+    "policy",
+    "item",
+    "package",
+    "carrier",
+    "status",
+    "confirm",
+]
 PII = [
     "dana.smith@example.com", "+1 (415) 555-2671", "+44 20 7946 0958", "4111 1111 1111 1111", "123-45-6789",
     "DE89 3704 0044 0532 0130 00", "10.0.12.7", "AKIAIOSFODNN7EXAMPLE", "sk-proj-abcdefghijklmnopqrstuvwx1234",
@@ -121,8 +164,8 @@ class TreeSampler(threading.Thread):
 
 
 def run_phase(phase: str, workdir: Path) -> dict:
-    from core.actors import cli_actor
-    from core.store import open_store
+    from core.platform.actors import cli_actor
+    from core.platform.store import open_store
 
     store = open_store(workdir / "data" / "finetune.db")
     actor = cli_actor()
@@ -130,19 +173,21 @@ def run_phase(phase: str, workdir: Path) -> dict:
     sampler.start()
     started = time.perf_counter()
     if phase == "ingest":
-        from core.feedback import ingest_file
+        from core.data.feedback import ingest_file
 
         report = ingest_file(store, workdir / "events.jsonl", actor=actor, skip_invalid=True)
         items, extra = report.lines, f"{report.ingested} stored, {report.skipped} malformed skipped"
     elif phase == "build":
-        from core.datasets import build_dataset
+        from core.data.datasets import build_dataset
 
         version = build_dataset(store, name="bench", actor=actor)
         items = version.counts["examples"]
-        extra = f"{version.counts['exact_duplicates']} exact / {version.counts['near_duplicates']} near duplicates dropped"
+        extra = (
+            f"{version.counts['exact_duplicates']} exact / {version.counts['near_duplicates']} near duplicates dropped"
+        )
         (workdir / "version").write_text(version.id)
     elif phase == "export":
-        from core.exports import export_dataset
+        from core.data.exports import export_dataset
 
         version = (workdir / "version").read_text()
         export = export_dataset(store, version=version, target="openai", actor=actor, data_dir=workdir / "data")
@@ -150,12 +195,14 @@ def run_phase(phase: str, workdir: Path) -> dict:
         extra = f"redact + convert + exact tokens; redacted {export.redactions.total} items left after ingest"
         (workdir / "train_path").write_text(export.files["train"])
     elif phase == "validate":
-        from core.validation import validate_file
+        from core.data.validation import validate_file
 
-        report = validate_file(Path((workdir / "train_path").read_text()), target="openai", model="gpt-4o-mini-2024-07-18")
+        report = validate_file(
+            Path((workdir / "train_path").read_text()), target="openai", model="gpt-4o-mini-2024-07-18"
+        )
         items, extra = report.examples, f"{report.error_count} errors, tokens exact={report.token_stats.exact}"
     elif phase == "redact":
-        from core.pii import Redactor
+        from core.data.pii import Redactor
 
         rng, redactor = random.Random(3), Redactor()
         texts = [text_of(rng, length(rng)) for _ in range(20_000)]
@@ -190,7 +237,9 @@ def main() -> None:
         started = time.perf_counter()
         generate(workdir / "events.jsonl", args.n)
         size = (workdir / "events.jsonl").stat().st_size / 1e6
-        print(f"N={args.n:,}: generated {size:,.0f} MB of events in {time.perf_counter() - started:.0f}s on {os.cpu_count()} cores")
+        print(
+            f"N={args.n:,}: generated {size:,.0f} MB of events in {time.perf_counter() - started:.0f}s on {os.cpu_count()} cores"
+        )
         for phase in ("redact", "ingest", "build", "export", "validate"):
             out = subprocess.run(
                 [sys.executable, __file__, "--phase", phase, "--workdir", str(workdir)],

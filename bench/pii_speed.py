@@ -18,8 +18,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from core.pii import Redactor  # noqa: E402
-from tests.pii_samples import support_text  # noqa: E402
+from core.data.pii import Redactor
+from tests.pii_samples import support_text
 
 
 def corpus(n: int, *, seed: int) -> list[str]:
@@ -54,8 +54,10 @@ def main() -> None:
     chars = sum(map(len, texts))
     megabytes = sum(len(t.encode()) for t in texts) / 1e6
     found = sum(sum(redactor.redact(t).counts.values()) for t in texts)
-    walls, cpus = zip(*(run(redactor, texts) for _ in range(args.rounds)))
-    print(f"{len(texts)} texts, {chars / len(texts):.0f} characters on average, {megabytes:.1f} MB, {found} items redacted")
+    walls, cpus = zip(*(run(redactor, texts) for _ in range(args.rounds)), strict=False)
+    print(
+        f"{len(texts)} texts, {chars / len(texts):.0f} characters on average, {megabytes:.1f} MB, {found} items redacted"
+    )
     for name, seconds in (("wall clock", walls), ("CPU time", cpus)):
         best, median = min(seconds), statistics.median(seconds)
         print(

@@ -13,8 +13,8 @@ from typing import Any
 from pydantic import BaseModel
 
 from bot.grammar import AuditList, ErrorResult, HelpResult, Message, Outcome, UsageProblem
-from core.notifications import Notice
-from core.status import StatusReport
+from core.platform.notifications import Notice
+from core.platform.status import StatusReport
 
 Blocks = list[dict[str, Any]]
 MAX_TEXT = 3000
@@ -121,15 +121,18 @@ def _(result: Message) -> tuple[str, Blocks]:
 
 # Data ---------------------------------------------------------------------------------------------
 
-from core.datasets import DatasetList, DatasetVersion  # noqa: E402
-from core.exports import DatasetValidation  # noqa: E402
+from core.data.datasets import DatasetList, DatasetVersion  # noqa: E402
+from core.data.exports import DatasetValidation  # noqa: E402
 
 
 @render.register
 def _(result: DatasetList) -> tuple[str, Blocks]:
     if not result.datasets:
         return "No datasets yet.", [section("No datasets yet. Build one from a terminal: `finetune data build NAME`.")]
-    lines = [f"*{d.name}*: latest `{d.latest}` ({d.latest_examples} examples), {d.versions} version(s)" for d in result.datasets]
+    lines = [
+        f"*{d.name}*: latest `{d.latest}` ({d.latest_examples} examples), {d.versions} version(s)"
+        for d in result.datasets
+    ]
     return f"{len(result.datasets)} dataset(s)", [header("Datasets"), section("\n".join(lines))]
 
 
@@ -148,7 +151,11 @@ def _(result: DatasetVersion) -> tuple[str, Blocks]:
         ("Redactions", ", ".join(f"{k} {n}" for k, n in sorted(result.redaction_report.by_type.items())) or "none"),
     ]
     text = f"{result.id}: {counts.get('examples')} examples ({splits})"
-    return text, [header(f"Dataset {result.id}"), *fields(facts), context(f"Built {result.created_at[:19]} UTC by {result.created_by} · hash `{result.content_hash[:12]}`")]
+    return text, [
+        header(f"Dataset {result.id}"),
+        *fields(facts),
+        context(f"Built {result.created_at[:19]} UTC by {result.created_by} · hash `{result.content_hash[:12]}`"),
+    ]
 
 
 @render.register
@@ -157,17 +164,22 @@ def _(result: DatasetValidation) -> tuple[str, Blocks]:
     lines = []
     for split, report in result.reports.items():
         kinds = ", ".join(f"{k} {n}" for k, n in report.errors_by_kind.items())
-        lines.append(f"*{split}*: {report.examples} examples, {report.error_count} error(s)" + (f" ({kinds})" if kinds else ""))
+        lines.append(
+            f"*{split}*: {report.examples} examples, {report.error_count} error(s)" + (f" ({kinds})" if kinds else "")
+        )
         for issue in report.errors[:5]:
             lines.append(f"  • line {issue.line}: {issue.message} _Fix:_ {issue.hint}")
     text = f"{result.version} for {result.target}: {'valid' if result.ok else 'invalid'}"
-    return text, [section(f"{icon} *{result.version}* for `{result.target}` ({result.model})"), section("\n".join(lines))]
+    return text, [
+        section(f"{icon} *{result.version}* for `{result.target}` ({result.model})"),
+        section("\n".join(lines)),
+    ]
 
 
 # Jobs and approvals ---------------------------------------------------------------------------------
 
-from core.approvals import Approval, ApprovalList  # noqa: E402
-from core.jobs import Job, JobDetail, JobEvents, JobList, LaunchResult  # noqa: E402
+from core.platform.approvals import Approval, ApprovalList  # noqa: E402
+from core.training.jobs import Job, JobDetail, JobEvents, JobList, LaunchResult  # noqa: E402
 
 
 def _job_text(job: Job) -> str:
@@ -182,7 +194,10 @@ def _job_text(job: Job) -> str:
 
 @render.register
 def _(result: Job) -> tuple[str, Blocks]:
-    return f"{result.id}: {result.status}", [section(_job_text(result)), context(f"Requested {result.created_at[:19]} UTC by {result.requested_by}")]
+    return f"{result.id}: {result.status}", [
+        section(_job_text(result)),
+        context(f"Requested {result.created_at[:19]} UTC by {result.requested_by}"),
+    ]
 
 
 @render.register
@@ -191,7 +206,11 @@ def _(result: LaunchResult) -> tuple[str, Blocks]:
     if not result.created:
         blocks.insert(0, context("This request already launched a job; nothing new was started."))
     if result.approval is not None:
-        blocks.append(section(f":raised_hand: Waiting for approval `{result.approval.id}`: an approver runs `/finetune approve {result.approval.id}`."))
+        blocks.append(
+            section(
+                f":raised_hand: Waiting for approval `{result.approval.id}`: an approver runs `/finetune approve {result.approval.id}`."
+            )
+        )
     return f"{result.job.id}: {result.job.status}", blocks
 
 
@@ -203,13 +222,18 @@ def _(result: JobList) -> tuple[str, Blocks]:
 
 @render.register
 def _(result: JobEvents) -> tuple[str, Blocks]:
-    lines = [f"`{e.at[:19]}` {e.kind} {e.message or ''} {e.metrics or ''}" for e in result.events[-30:]] or ["No events yet."]
+    lines = [f"`{e.at[:19]}` {e.kind} {e.message or ''} {e.metrics or ''}" for e in result.events[-30:]] or [
+        "No events yet."
+    ]
     return f"Events of {result.job_id}", [section("\n".join(lines))]
 
 
 @render.register
 def _(result: ApprovalList) -> tuple[str, Blocks]:
-    lines = [f"`{a.id}` {a.action} {a.subject_id} (${a.estimated_cost_usd or 0:,.2f}) by {a.requested_by}" for a in result.approvals]
+    lines = [
+        f"`{a.id}` {a.action} {a.subject_id} (${a.estimated_cost_usd or 0:,.2f}) by {a.requested_by}"
+        for a in result.approvals
+    ]
     return f"{len(result.approvals)} approval(s) waiting", [section("\n".join(lines) or "No approvals waiting.")]
 
 
@@ -223,6 +247,8 @@ def _(result: JobDetail) -> tuple[str, Blocks]:
     text, blocks = render(result.job)
     series = result.events.loss_series()
     if series:
-        latest = ", ".join(f"{name.replace('_', ' ')} {points[-1][1]:.3f} at step {points[-1][0]}" for name, points in series.items())
+        latest = ", ".join(
+            f"{name.replace('_', ' ')} {points[-1][1]:.3f} at step {points[-1][0]}" for name, points in series.items()
+        )
         blocks.append(context(f"Latest: {latest}. Loss curve attached."))
     return text, blocks

@@ -10,12 +10,12 @@ from pydantic import ValidationError
 from rich.console import Console
 
 from bot.data_commands import SHARED_DATA_COMMANDS, data_group
-from bot.job_commands import SHARED_JOB_COMMANDS
 from bot.grammar import CONTEXT, SHARED_COMMANDS, Invocation, json_option, make_grammar, run_command
-from core import audit
-from core.actors import cli_actor
-from core.config_report import describe_settings
-from core.settings import Settings
+from bot.job_commands import SHARED_JOB_COMMANDS
+from core.platform import audit
+from core.platform.actors import cli_actor
+from core.platform.config_report import describe_settings
+from core.platform.settings import Settings
 
 
 @click.command("config", context_settings=CONTEXT, short_help="Show the effective settings, secrets masked.")
@@ -33,7 +33,9 @@ def serve_command(inv: Invocation):
     Socket Mode when SLACK_APP_TOKEN is set, and the scheduler. Stops cleanly on Ctrl-C or SIGTERM."""
     from bot.serve import serve
 
-    audit.record(inv.store, inv.actor, "serve", {"host": inv.settings.host, "port": inv.settings.port}, outcome="started")
+    audit.record(
+        inv.store, inv.actor, "serve", {"host": inv.settings.host, "port": inv.settings.port}, outcome="started"
+    )
     return serve(inv.settings, inv.store)
 
 
@@ -75,12 +77,14 @@ def load_settings() -> Settings:
     try:
         return Settings()
     except ValidationError as exc:
-        lines = []
+        lines: list[str] = []
         for error in exc.errors():
             field = str(error["loc"][0]) if error["loc"] else "?"
             env = Settings.env_names().get(field, field.upper())
             lines.append(f"{env}: {error['msg']} (got {error.get('input')!r})")
-        raise click.ClickException("invalid settings:\n  " + "\n  ".join(lines) + "\nFix them in the environment or .env.")
+        raise click.ClickException(
+            "invalid settings:\n  " + "\n  ".join(lines) + "\nFix them in the environment or .env."
+        ) from None
 
 
 def main(argv: list[str] | None = None) -> None:

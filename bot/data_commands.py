@@ -11,7 +11,7 @@ from pathlib import Path
 import click
 
 from bot.grammar import CONTEXT, Invocation, json_option
-from core import datasets, exports, feedback
+from core.data import datasets, exports, feedback
 
 
 def _split_list(values: tuple[str, ...]) -> list[str]:
@@ -24,7 +24,7 @@ def _split_ratio(text: str | None) -> tuple[float, float, float] | None:
     try:
         parts = tuple(float(p) for p in text.split(","))
     except ValueError:
-        raise click.BadParameter(f"{text!r} is not three numbers, e.g. 0.8,0.1,0.1", param_hint="'--split'")
+        raise click.BadParameter(f"{text!r} is not three numbers, e.g. 0.8,0.1,0.1", param_hint="'--split'") from None
     if len(parts) != 3:
         raise click.BadParameter("give train,validation,test shares, e.g. 0.8,0.1,0.1", param_hint="'--split'")
     return parts  # type: ignore[return-value]
@@ -68,7 +68,7 @@ def validate_command(inv: Invocation, version: str, target: str, model: str | No
 
 
 def _catalog(inv: Invocation):
-    from core.catalog import load_catalog
+    from core.catalog.models import load_catalog
 
     return load_catalog(inv.settings.catalog_file)
 

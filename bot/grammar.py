@@ -21,12 +21,12 @@ from typing import Any
 import click
 from pydantic import BaseModel
 
-from core import audit
-from core.actors import Actor
 from core.errors import FinetuneError
-from core.settings import Settings
-from core.status import get_status
-from core.store import Store, open_store
+from core.platform import audit
+from core.platform.actors import Actor
+from core.platform.settings import Settings
+from core.platform.status import get_status
+from core.platform.store import Store, open_store
 
 log = logging.getLogger(__name__)
 
@@ -168,7 +168,9 @@ def describe(root: click.Context, name: str, cmd: click.Command, *, full: bool =
         description = "\n".join(lines)
     elif full:
         params = [p.get_help_record(sub) for p in cmd.get_params(sub)]
-        lines = [" ".join((cmd.help or "").split())] + [f"  {opt}  {text}" for opt, text in filter(None, params) if text]
+        lines = [" ".join((cmd.help or "").split())] + [
+            f"  {opt}  {text}" for opt, text in filter(None, params) if text
+        ]
         description = "\n".join(line for line in lines if line)
     return CommandHelp(name=name, usage=usage, summary=cmd.get_short_help_str(limit=90), description=description)
 
@@ -189,7 +191,7 @@ def status_command(inv: Invocation):
 @click.pass_obj
 def notify_command(inv: Invocation, text: str, channel: str | None):
     """Queue TEXT for delivery to Slack through the outbox (delivered by `finetune serve`)."""
-    from core.notifications import notify
+    from core.platform.notifications import notify
 
     return notify(inv.store, actor=inv.actor, text=text, channel=channel)
 

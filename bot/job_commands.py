@@ -7,8 +7,9 @@ import copy
 import click
 
 from bot.grammar import CONTEXT, Invocation, json_option
-from core import approvals, jobs
-from core.states import JOB_STATES
+from core.platform import approvals
+from core.training import jobs
+from core.vocabulary import JobState, values
 
 PROVIDERS = click.Choice(list(jobs.PROVIDER_FAMILY))
 METHODS = click.Choice(["supervised", "dpo"])
@@ -28,7 +29,12 @@ def launch_options(func):
             click.option("--epochs", type=int, help="Epochs (default: suggested from the data)."),
             click.option("--batch-size", "batch_size", type=int, help="Batch size."),
             click.option("--learning-rate", "learning_rate", type=float, help="Learning rate (Bedrock, local)."),
-            click.option("--lr-multiplier", "learning_rate_multiplier", type=float, help="Learning-rate multiplier (OpenAI, Claude)."),
+            click.option(
+                "--lr-multiplier",
+                "learning_rate_multiplier",
+                type=float,
+                help="Learning-rate multiplier (OpenAI, Claude).",
+            ),
             click.option("--warmup-steps", "warmup_steps", type=int, help="Warm-up steps."),
             click.option("--key", help="Idempotency key: launching again with the same key returns the same job."),
             json_option,
@@ -39,8 +45,13 @@ def launch_options(func):
     return func
 
 
-@click.group("jobs", context_settings=CONTEXT, invoke_without_command=True, short_help="Fine-tuning jobs: list, launch, show, events, cancel.")
-@click.option("--status", type=click.Choice(JOB_STATES), help="Only jobs in this state.")
+@click.group(
+    "jobs",
+    context_settings=CONTEXT,
+    invoke_without_command=True,
+    short_help="Fine-tuning jobs: list, launch, show, events, cancel.",
+)
+@click.option("--status", type=click.Choice(values(JobState)), help="Only jobs in this state.")
 @json_option
 @click.pass_context
 def jobs_group(ctx: click.Context, status: str | None):
@@ -51,7 +62,7 @@ def jobs_group(ctx: click.Context, status: str | None):
 
 
 @jobs_group.command("list", context_settings=CONTEXT, short_help="Recent jobs, newest first.")
-@click.option("--status", type=click.Choice(JOB_STATES), help="Only jobs in this state.")
+@click.option("--status", type=click.Choice(values(JobState)), help="Only jobs in this state.")
 @json_option
 @click.pass_obj
 def jobs_list(inv: Invocation, status: str | None):
@@ -70,7 +81,9 @@ def jobs_launch(inv: Invocation, version, provider, base_model, method, key, **h
     return _launch(inv, version, provider, base_model, method, key, **hyperparameters)
 
 
-@click.command("launch", context_settings=CONTEXT, short_help="Launch: launch VERSION PROVIDER BASE_MODEL [--epochs N].")
+@click.command(
+    "launch", context_settings=CONTEXT, short_help="Launch: launch VERSION PROVIDER BASE_MODEL [--epochs N]."
+)
 @click.argument("version")
 @click.argument("provider", type=PROVIDERS)
 @click.argument("base_model")
@@ -105,8 +118,6 @@ def jobs_events(inv: Invocation, job_id: str):
 def jobs_cancel(inv: Invocation, job_id: str):
     """Cancel JOB_ID at its provider (or before it reaches one)."""
     return jobs.cancel_job(inv.store, inv.settings, job_id=job_id, actor=inv.actor)
-
-
 
 
 job_command = copy.copy(jobs_show)  # `job JOB` is `jobs show JOB`, one level up

@@ -13,8 +13,8 @@ import logging
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from core import outbox
-from core.store import Store
+from core.platform import outbox
+from core.platform.store import Store
 
 log = logging.getLogger(__name__)
 
@@ -61,7 +61,7 @@ def _send(store: Store, client: WebClient, message: outbox.OutboxMessage, defaul
 
 def deliver_outbox_job(store: Store, client: WebClient, default_channel: str | None) -> None:
     """Scheduler entry point (module-level so APScheduler can name it)."""
-    from core.scheduler import record_run
+    from core.platform.scheduler import record_run
 
     delivered = deliver_due(store, client, default_channel=default_channel)
     record_run(store, "outbox", detail=f"delivered {delivered}")

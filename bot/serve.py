@@ -32,9 +32,9 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bot.grammar import Message
 from core import __version__
 from core.errors import Conflict, InvalidInput
-from core.scheduler import add_interval_job, build_scheduler, heartbeat, poll_jobs
-from core.settings import Settings
-from core.store import Store
+from core.platform.scheduler import add_interval_job, build_scheduler, heartbeat, poll_jobs
+from core.platform.settings import Settings
+from core.platform.store import Store
 from mcp_server.server import build_server
 
 log = logging.getLogger(__name__)
@@ -94,7 +94,7 @@ def serve_lock(data_dir: Path):
     """One serve per data directory: the scheduler must run in exactly one process."""
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / "serve.lock"
-    handle = open(path, "a+")
+    handle = open(path, "a+")  # noqa: SIM115 - held open for as long as the lock
     try:
         fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
@@ -104,7 +104,7 @@ def serve_lock(data_dir: Path):
         raise Conflict(
             f"another `finetune serve` (pid {holder}) is already running on {data_dir}.",
             hint="Stop it first, or point FINETUNE_DATA_DIR at another directory.",
-        )
+        ) from None
     try:
         handle.seek(0)
         handle.truncate()
@@ -209,13 +209,15 @@ def _transport_security(settings: Settings) -> TransportSecuritySettings:
 
 
 def _openai_webhook(settings: Settings, store: Store):
-    from core.jobs import handle_webhook
     from core.providers.base import ProviderError
+    from core.training.jobs import handle_webhook
 
     async def webhook(request: Request) -> Response:
         payload, headers = await request.body(), dict(request.headers)
         try:
-            job = await asyncio.to_thread(handle_webhook, store, settings, provider="openai", payload=payload, headers=headers)
+            job = await asyncio.to_thread(
+                handle_webhook, store, settings, provider="openai", payload=payload, headers=headers
+            )
         except ProviderError as exc:
             log.warning("OpenAI webhook refused: %s", exc.message)
             return JSONResponse({"error": exc.message}, status_code=400)

@@ -18,19 +18,21 @@ from slack_sdk.errors import SlackApiError
 
 from bot.blocks import render_outcome
 from bot.data_commands import SHARED_DATA_COMMANDS
-from bot.job_commands import SHARED_JOB_COMMANDS
 from bot.grammar import SHARED_COMMANDS, Invocation, Outcome, make_grammar, run_text
-from core import slack_deliveries
-from core.actors import Actor
-from core.jobs import JobDetail
-from core.settings import Settings
-from core.store import Store
+from bot.job_commands import SHARED_JOB_COMMANDS
+from core.platform import deliveries
+from core.platform.actors import Actor
+from core.platform.settings import Settings
+from core.platform.store import Store
+from core.training.jobs import JobDetail
 from reports.charts import loss_curve_png
 
 log = logging.getLogger(__name__)
 
 SLASH = "/finetune"
-GRAMMAR = make_grammar(*SHARED_COMMANDS, *SHARED_DATA_COMMANDS, *SHARED_JOB_COMMANDS, help_text="finetune-ops in Slack.")
+GRAMMAR = make_grammar(
+    *SHARED_COMMANDS, *SHARED_DATA_COMMANDS, *SHARED_JOB_COMMANDS, help_text="finetune-ops in Slack."
+)
 
 
 class SlackOff(Exception):
@@ -57,9 +59,9 @@ def build_slack_app(settings: Settings, store: Store) -> App:
     )
 
     @app.middleware
-    def drop_redeliveries(body: dict[str, Any], next):  # noqa: A002 - bolt's argument name
-        key = slack_deliveries.delivery_key(body)
-        if key is not None and not slack_deliveries.first_delivery(store, key):
+    def drop_redeliveries(body: dict[str, Any], next):
+        key = deliveries.delivery_key(body)
+        if key is not None and not deliveries.first_delivery(store, key):
             log.info("ignoring a redelivery of %s", key)
             return BoltResponse(status=200, body="")
         return next()
@@ -69,7 +71,11 @@ def build_slack_app(settings: Settings, store: Store) -> App:
 
     def run_slash_command(body: dict[str, Any], respond, client: WebClient) -> None:
         outcome = run_slack_text(
-            settings, store, user_id=body["user_id"], text=body.get("text", ""), request_key=f"slack:{body.get('trigger_id')}"
+            settings,
+            store,
+            user_id=body["user_id"],
+            text=body.get("text", ""),
+            request_key=f"slack:{body.get('trigger_id')}",
         )
         text, blocks = render_outcome(outcome)
         respond(text=text, blocks=blocks, response_type="ephemeral")
@@ -93,7 +99,9 @@ def post_loss_chart(client: WebClient, channel: str | None, detail: JobDetail) -
         log.exception("could not upload the loss curve of %s", detail.job.id)
 
 
-def run_slack_text(settings: Settings, store: Store, *, user_id: str, text: str, request_key: str | None = None) -> Outcome:
+def run_slack_text(
+    settings: Settings, store: Store, *, user_id: str, text: str, request_key: str | None = None
+) -> Outcome:
     """Run `/finetune TEXT` as Slack user `user_id`, through the same grammar as the CLI."""
     actor = Actor(id=user_id, face="slack", is_admin=user_id in settings.admins)
     inv = Invocation(settings=settings, actor=actor, request_key=request_key, _store=store)

@@ -12,9 +12,9 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from bot.grammar import AuditList, ErrorResult, HelpResult, Message, Outcome, UsageProblem
-from core.config_report import ConfigReport
-from core.notifications import Notice
-from core.status import StatusReport
+from core.platform.config_report import ConfigReport
+from core.platform.notifications import Notice
+from core.platform.status import StatusReport
 
 
 def progress_bar(console: Console):
@@ -25,7 +25,12 @@ def progress_bar(console: Console):
         if not console.is_terminal:
             yield lambda done: None
             return
-        columns = (SpinnerColumn(), TextColumn("{task.description}"), TextColumn("{task.completed:,} done"), TimeElapsedColumn())
+        columns = (
+            SpinnerColumn(),
+            TextColumn("{task.description}"),
+            TextColumn("{task.completed:,} done"),
+            TimeElapsedColumn(),
+        )
         with Progress(*columns, console=console, transient=True) as bar:
             task = bar.add_task(description, total=None)
             yield lambda done: bar.update(task, completed=done)
@@ -128,10 +133,10 @@ def _(result: Message, console: Console) -> None:
 
 # Data ---------------------------------------------------------------------------------------------
 
-from core.datasets import DatasetList, DatasetVersion, VersionDiff  # noqa: E402
-from core.exports import DatasetValidation, ExportResult  # noqa: E402
-from core.feedback import IngestReport  # noqa: E402
-from core.validation import ValidationReport  # noqa: E402
+from core.data.datasets import DatasetList, DatasetVersion, VersionDiff  # noqa: E402
+from core.data.exports import DatasetValidation, ExportResult  # noqa: E402
+from core.data.feedback import IngestReport  # noqa: E402
+from core.data.validation import ValidationReport  # noqa: E402
 
 
 def _redactions(by_type: dict[str, int]) -> str:
@@ -174,7 +179,10 @@ def _(result: DatasetVersion, console: Console) -> None:
     table = Table(show_header=False, box=None)
     table.add_column(style="bold")
     table.add_column()
-    table.add_row("Examples", f"{counts.get('examples')} (" + ", ".join(f"{s} {n}" for s, n in counts.get("splits", {}).items()) + ")")
+    table.add_row(
+        "Examples",
+        f"{counts.get('examples')} (" + ", ".join(f"{s} {n}" for s, n in counts.get("splits", {}).items()) + ")",
+    )
     table.add_row("Candidates", str(counts.get("candidates")))
     table.add_row("Dropped", f"exact duplicates {counts.get('exact_duplicates')}, near duplicates {counts.get('near_duplicates')}, "
                   f"length {counts.get('length')}, low quality {counts.get('low_quality')}")  # fmt: skip
@@ -191,13 +199,22 @@ def _(result: DatasetVersion, console: Console) -> None:
 
 @render.register
 def _(result: ExportResult, console: Console) -> None:
-    console.print(f"Exported [bold]{result.version}[/bold] for {result.target} ({result.model}) to {result.directory}", highlight=False)
-    console.print("  " + ", ".join(f"{split} {n}" for split, n in result.counts.items()) + (f"; {result.skipped} not applicable" if result.skipped else ""))
+    console.print(
+        f"Exported [bold]{result.version}[/bold] for {result.target} ({result.model}) to {result.directory}",
+        highlight=False,
+    )
+    console.print(
+        "  "
+        + ", ".join(f"{split} {n}" for split, n in result.counts.items())
+        + (f"; {result.skipped} not applicable" if result.skipped else "")
+    )
     stats = result.token_stats
     kind = "exact" if stats.exact else "estimated"
     console.print(f"  tokens ({kind}): total {stats.total}, mean {stats.mean:.0f}, p95 {stats.p95}, max {stats.max}")
     if result.cost is not None and result.cost.usd is not None:
-        console.print(f"  cost estimate: ${result.cost.usd:,.2f} ({result.cost.billed_tokens:,} billed tokens, prices as of {result.cost.price_as_of})")
+        console.print(
+            f"  cost estimate: ${result.cost.usd:,.2f} ({result.cost.billed_tokens:,} billed tokens, prices as of {result.cost.price_as_of})"
+        )
     console.print(f"  redacted on export: {_redactions(result.redactions.by_type)}")
 
 
@@ -214,12 +231,16 @@ def _(result: ValidationReport, console: Console) -> None:
         console.print(f"  … {result.error_count - 50} more (use --json for all kept errors).")
     if result.token_stats:
         s = result.token_stats
-        console.print(f"  tokens ({'exact' if s.exact else 'estimated'}): total {s.total}, mean {s.mean:.0f}, max {s.max}")
+        console.print(
+            f"  tokens ({'exact' if s.exact else 'estimated'}): total {s.total}, mean {s.mean:.0f}, max {s.max}"
+        )
 
 
 @render.register
 def _(result: DatasetValidation, console: Console) -> None:
-    console.print(f"[bold]{result.version}[/bold] for {result.target} ({result.model}): {'valid' if result.ok else 'INVALID'}")
+    console.print(
+        f"[bold]{result.version}[/bold] for {result.target} ({result.model}): {'valid' if result.ok else 'INVALID'}"
+    )
     for split, report in result.reports.items():
         console.print(f"[bold]{split}[/bold]:", highlight=False)
         render(report, console)
@@ -227,7 +248,9 @@ def _(result: DatasetValidation, console: Console) -> None:
 
 @render.register
 def _(result: VersionDiff, console: Console) -> None:
-    console.print(f"{result.a} → {result.b}: +{result.added} −{result.removed}, {result.kept} kept, {result.moved_split} moved split")
+    console.print(
+        f"{result.a} → {result.b}: +{result.added} −{result.removed}, {result.kept} kept, {result.moved_split} moved split"
+    )
     for key, (before, after) in {**result.recipe_changes, **result.count_changes}.items():
         console.print(f"  {key}: {before} → {after}", highlight=False)
     if result.sample_added:
@@ -238,8 +261,8 @@ def _(result: VersionDiff, console: Console) -> None:
 
 # Jobs and approvals ---------------------------------------------------------------------------------
 
-from core.approvals import Approval, ApprovalList  # noqa: E402
-from core.jobs import Job, JobDetail, JobEvents, JobList, LaunchResult  # noqa: E402
+from core.platform.approvals import Approval, ApprovalList  # noqa: E402
+from core.training.jobs import Job, JobDetail, JobEvents, JobList, LaunchResult  # noqa: E402
 
 
 def _job_line(job: Job) -> str:
@@ -265,7 +288,9 @@ def _(result: LaunchResult, console: Console) -> None:
         console.print("This key already launched a job; nothing new was started.")
     render(result.job, console)
     if result.approval is not None:
-        console.print(f"Waiting for approval {result.approval.id}: an approver runs `finetune approve {result.approval.id}`.")
+        console.print(
+            f"Waiting for approval {result.approval.id}: an approver runs `finetune approve {result.approval.id}`."
+        )
 
 
 @render.register
@@ -290,12 +315,18 @@ def _(result: ApprovalList, console: Console) -> None:
         console.print("No approvals waiting.")
     for a in result.approvals:
         cost = f"${a.estimated_cost_usd:,.2f}" if a.estimated_cost_usd is not None else "cost unknown"
-        console.print(f"{a.id}  {a.action} {a.subject_id}  {cost}  by {a.requested_via}:{a.requested_by}  expires {a.expires_at[:19]}", highlight=False)
+        console.print(
+            f"{a.id}  {a.action} {a.subject_id}  {cost}  by {a.requested_via}:{a.requested_by}  expires {a.expires_at[:19]}",
+            highlight=False,
+        )
 
 
 @render.register
 def _(result: Approval, console: Console) -> None:
-    console.print(f"{result.id}: {result.status} by {result.decided_by}" + (f" ({result.reason})" if result.reason else ""), highlight=False)
+    console.print(
+        f"{result.id}: {result.status} by {result.decided_by}" + (f" ({result.reason})" if result.reason else ""),
+        highlight=False,
+    )
 
 
 @render.register

@@ -1,12 +1,12 @@
 """Named errors raised by core services. Faces decide how to show them.
 
-    FinetuneError                 every error a user should read: message + fix hint
-     ├── InvalidInput             an argument or field is wrong (names it, says how to fix)
-     ├── NotFound                 an id that does not exist
-     ├── PermissionDenied         the actor may not do this
-     ├── Conflict                 the action clashes with current state
-     └── StoreError               the database cannot be used as it is
-          └── SchemaTooNew        the database was written by a newer finetune-ops
+FinetuneError                 every error a user should read: message + fix hint
+ ├── InvalidInput             an argument or field is wrong (names it, says how to fix)
+ ├── NotFound                 an id that does not exist
+ ├── PermissionDenied         the actor may not do this
+ ├── Conflict                 the action clashes with current state
+ └── StoreError               the database cannot be used as it is
+      └── SchemaTooNew        the database was written by a newer finetune-ops
 """
 
 from __future__ import annotations

@@ -15,19 +15,22 @@ from typing import Any, Literal, TypeVar
 from mcp.server.mcpserver import Context, MCPServer
 from mcp.server.mcpserver.exceptions import ResourceError, ToolError
 
-from core import __version__, audit, datasets, exports, feedback, jobs, planning, status
-from core.actors import Actor
-from core.catalog import load_catalog
-from core.datasets import DatasetFilters, DatasetList, DatasetVersion, Recipe
+from core import __version__
+from core.catalog.models import load_catalog
+from core.catalog.pricing import CostEstimate
+from core.data import datasets, exports, feedback
+from core.data.datasets import DatasetFilters, DatasetList, DatasetVersion, Recipe
+from core.data.exports import DatasetValidation, ExportResult
+from core.data.feedback import IngestReport
 from core.errors import FinetuneError
-from core.exports import DatasetValidation, ExportResult
-from core.feedback import IngestReport
-from core.hyperparams import HyperparameterSuggestion
-from core.jobs import Job, JobEvents, JobList, LaunchResult
-from core.pricing import CostEstimate
-from core.settings import Settings
-from core.status import StatusReport
-from core.store import Store
+from core.platform import audit, status
+from core.platform.actors import Actor
+from core.platform.settings import Settings
+from core.platform.status import StatusReport
+from core.platform.store import Store
+from core.training import jobs, planning
+from core.training.hyperparams import HyperparameterSuggestion
+from core.training.jobs import Job, JobEvents, JobList, LaunchResult
 
 log = logging.getLogger(__name__)
 
@@ -115,8 +118,20 @@ def register_data_tools(server: MCPServer, settings: Settings, store: Store) -> 
         fields are kept as metadata. field_map maps our names to yours, e.g. {"output": "model_output"}. A bad event
         rejects the batch unless skip_invalid. Re-sending events changes nothing. PII is redacted."""
         args = {"events": len(events), "field_map": field_map, "skip_invalid": skip_invalid}
-        return call_core(store, ctx, "ingest_feedback", args, lambda actor: feedback.ingest_batch(
-            store, events, actor=actor, field_map=field_map, skip_invalid=skip_invalid, redact=settings.redact_at_ingest))
+        return call_core(
+            store,
+            ctx,
+            "ingest_feedback",
+            args,
+            lambda actor: feedback.ingest_batch(
+                store,
+                events,
+                actor=actor,
+                field_map=field_map,
+                skip_invalid=skip_invalid,
+                redact=settings.redact_at_ingest,
+            ),
+        )
 
     @tool(server, title="List datasets")
     def list_datasets(ctx: Context) -> DatasetList:
@@ -136,6 +151,7 @@ def register_data_tools(server: MCPServer, settings: Settings, store: Store) -> 
         models, tags, since/until, min_rating, min_acceptance, min_quality, edited_only), drop exact and near
         duplicates, split train/validation/test by agent with `seed`. The same recipe over the same data returns the
         existing version (reused=true)."""
+
         def build(actor: Actor):
             recipe = Recipe(filters=filters or DatasetFilters(), seed=seed, split=split, dedupe=dedupe)
             return datasets.build_dataset(store, name=name, actor=actor, recipe=recipe)
@@ -155,7 +171,9 @@ def register_data_tools(server: MCPServer, settings: Settings, store: Store) -> 
                                                               catalog=catalog()))  # fmt: skip
 
     @tool(server, title="Validate dataset version")
-    def validate_dataset(ctx: Context, version: str, target: exports.Target, model: str | None = None) -> DatasetValidation:
+    def validate_dataset(
+        ctx: Context, version: str, target: exports.Target, model: str | None = None
+    ) -> DatasetValidation:
         """Check a dataset version's export for a target against every rule the provider documents (exporting it
         first if needed). Returns per-split reports: errors with line numbers, kinds and fixes, and token stats."""
         return call_core(store, ctx, "validate_dataset", {"version": version, "target": target, "model": model},
@@ -190,11 +208,15 @@ def register_data_tools(server: MCPServer, settings: Settings, store: Store) -> 
         return _resource(lambda: datasets.get_version(store, version).model_dump_json(indent=2))
 
     @server.resource(
-        "finetune://datasets/{version}/validation/{target}", name="dataset-validation-report", mime_type="application/json"
+        "finetune://datasets/{version}/validation/{target}",
+        name="dataset-validation-report",
+        mime_type="application/json",
     )
     def validation_report(version: str, target: str) -> str:
         """The stored validation report of a dataset version's export for a target."""
-        return _resource(lambda: exports.stored_validation(store, version=version, target=target).model_dump_json(indent=2))
+        return _resource(
+            lambda: exports.stored_validation(store, version=version, target=target).model_dump_json(indent=2)
+        )
 
 
 def register_job_tools(server: MCPServer, settings: Settings, store: Store) -> None:
@@ -227,7 +249,9 @@ def register_job_tools(server: MCPServer, settings: Settings, store: Store) -> N
     @tool(server, title="List jobs")
     def list_jobs(ctx: Context, status: str | None = None) -> JobList:
         """Recent fine-tuning jobs, newest first, optionally only those in one state."""
-        return call_core(store, ctx, "list_jobs", {"status": status}, lambda actor: jobs.list_jobs(store, status=status))
+        return call_core(
+            store, ctx, "list_jobs", {"status": status}, lambda actor: jobs.list_jobs(store, status=status)
+        )
 
     @tool(server, title="Job events")
     def job_events(ctx: Context, job_id: str) -> JobEvents:

@@ -7,7 +7,7 @@ import io
 import matplotlib
 
 matplotlib.use("Agg")  # before pyplot: render to memory on servers without a display
-import matplotlib.pyplot as plt  # noqa: E402
+import matplotlib.pyplot as plt
 
 LOSS_KEYS = ("train_loss", "valid_loss")
 
@@ -20,8 +20,10 @@ def loss_curve_png(points: dict[str, list[tuple[int, float]]], *, title: str) ->
     figure, axes = plt.subplots(figsize=(6.4, 3.6), dpi=100)
     try:
         for name, values in series.items():
-            steps, losses = zip(*values)
-            axes.plot(steps, losses, marker="o" if len(values) < 30 else None, linewidth=1.6, label=name.replace("_", " "))
+            steps, losses = zip(*values, strict=False)
+            axes.plot(
+                steps, losses, marker="o" if len(values) < 30 else None, linewidth=1.6, label=name.replace("_", " ")
+            )
         axes.set_title(title, fontsize=11)
         axes.set_xlabel("step")
         axes.set_ylabel("loss")

@@ -48,7 +48,13 @@ class LocalAWS:
 
 def _isolated_session(patch, folder) -> boto3.Session:
     """A Session with fake keys that reads no AWS profile, config or credentials file of the machine."""
-    for name in ("AWS_PROFILE", "AWS_DEFAULT_PROFILE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN"):
+    for name in (
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+    ):
         patch.delenv(name, raising=False)
     patch.setenv("AWS_CONFIG_FILE", str(folder / "no-aws-config"))
     patch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(folder / "no-aws-credentials"))

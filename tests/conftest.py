@@ -24,8 +24,8 @@ from pathlib import Path
 
 import pytest
 
-from core.settings import Settings
-from core.store import open_store
+from core.platform.settings import Settings
+from core.platform.store import open_store
 
 ROOT = Path(__file__).resolve().parents[1]
 SIGNING_SECRET = "test-signing-secret"
@@ -166,7 +166,7 @@ def fake_slack():
     slack = FakeSlack()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self):  # noqa: N802 - http.server's name
+        def do_POST(self):
             status, payload = slack.answer(self.path, _parse_body(self))
             body = json.dumps(payload).encode()
             self.send_response(status)
@@ -259,7 +259,9 @@ def start_serve(tmp_path):
         env = finetune_env(settings, FINETUNE_PORT=str(port), **env_extra)
         log_path = tmp_path / f"serve-{port}.log"
         with open(log_path, "w") as log:
-            proc = subprocess.Popen([sys.executable, "-m", "bot", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT)
+            proc = subprocess.Popen(
+                [sys.executable, "-m", "bot", "serve"], env=env, stdout=log, stderr=subprocess.STDOUT
+            )
         server = ServeProcess(proc, f"http://127.0.0.1:{port}", log_path)
         started.append(server)
 

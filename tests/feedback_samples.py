@@ -14,14 +14,18 @@ def make_events(n: int, *, seed: int = 7, start: int = 0) -> list[dict]:
     events = []
     for i in range(start, start + n):
         agent = AGENTS[i % len(AGENTS)]
-        draft = f"Hello! Thanks for asking about case {i}. " + " ".join(rng.choice(WORDS) for _ in range(rng.randint(20, 60)))
+        draft = f"Hello! Thanks for asking about case {i}. " + " ".join(
+            rng.choice(WORDS) for _ in range(rng.randint(20, 60))
+        )
         final = None
         if i % 3 == 0:
             final = draft.replace("Thanks", "Thank you").rsplit(" ", 3)[0] + " Let me know if that helps."
         event = {
             "agent": agent,
             "intent": rng.choice(["refund", "shipping", "pricing"]),
-            "messages": [{"role": "user", "content": f"Question {i}: " + " ".join(rng.choice(WORDS) for _ in range(12))}],
+            "messages": [
+                {"role": "user", "content": f"Question {i}: " + " ".join(rng.choice(WORDS) for _ in range(12))}
+            ],
             "output": draft,
             "rating": rng.choice([1, 2, 3, 4, 5, "up", "down"]),
             "model": "gpt-4o-mini",
@@ -39,7 +43,33 @@ def write_jsonl(path: Path, events: list[dict]) -> Path:
     return path
 
 
-WORDS = (
-    "order refund shipping account password invoice delivery tracking number please update address payment card "
-    "subscription plan upgrade cancel renewal discount warranty return label store pickup weekend support ticket"
-).split()
+WORDS = [
+    "order",
+    "refund",
+    "shipping",
+    "account",
+    "password",
+    "invoice",
+    "delivery",
+    "tracking",
+    "number",
+    "please",
+    "update",
+    "address",
+    "payment",
+    "card",
+    "subscription",
+    "plan",
+    "upgrade",
+    "cancel",
+    "renewal",
+    "discount",
+    "warranty",
+    "return",
+    "label",
+    "store",
+    "pickup",
+    "weekend",
+    "support",
+    "ticket",
+]

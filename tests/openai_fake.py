@@ -192,7 +192,9 @@ class FakeOpenAI:
             return self._create(r) if r.method == "POST" else (200, self._list_jobs(r.query))
         job_id, action = rest[0], (rest[1] if len(rest) > 1 else None)
         if job_id not in self.jobs:
-            return 404, _error(f"Could not find fine-tune: {job_id}", "invalid_request_error", code="fine_tune_not_found")
+            return 404, _error(
+                f"Could not find fine-tune: {job_id}", "invalid_request_error", code="fine_tune_not_found"
+            )
         if action is None and r.method == "GET":
             return 200, self.jobs[job_id]
         if action in ("cancel", "pause", "resume") and r.method == "POST":
@@ -315,10 +317,10 @@ def start_fake() -> tuple[FakeOpenAI, ThreadingHTTPServer]:
     fake = FakeOpenAI()
 
     class Handler(BaseHTTPRequestHandler):
-        def do_GET(self):  # noqa: N802 - http.server's name
+        def do_GET(self):
             self._handle()
 
-        def do_POST(self):  # noqa: N802
+        def do_POST(self):
             self._handle()
 
         def _handle(self):
@@ -328,7 +330,11 @@ def start_fake() -> tuple[FakeOpenAI, ThreadingHTTPServer]:
             if fake.delay:
                 time.sleep(fake.delay)
             if headers.get("authorization") != f"Bearer {API_KEY}" and headers.get("api-key") != AZURE_KEY:
-                status, body, extra = 401, _error("Incorrect API key provided", "invalid_request_error", code="invalid_api_key"), {}
+                status, body, extra = (
+                    401,
+                    _error("Incorrect API key provided", "invalid_request_error", code="invalid_api_key"),
+                    {},
+                )
                 with fake.lock:
                     fake.requests.append(Recorded(self.command, _strip_prefix(url.path), {}, headers))
             else:

@@ -110,7 +110,15 @@ def _pick(rng: random.Random, alphabet: str, n: int) -> str:
 
 FIRST = ("jane", "omar", "li", "maria", "john", "aisha", "pierre", "sven", "yuki", "carlos", "fatima", "noah", "olga")
 LAST = ("doe", "haddad", "wei", "garcia", "smith", "khan", "dubois", "larsen", "tanaka", "silva", "novak", "brown")
-DOMAINS = ("example.com", "example.org", "acme.io", "mail.example.co.uk", "uni-example.edu", "firma.de", "shop.example.fr")
+DOMAINS = (
+    "example.com",
+    "example.org",
+    "acme.io",
+    "mail.example.co.uk",
+    "uni-example.edu",
+    "firma.de",
+    "shop.example.fr",
+)
 
 
 def _email(rng: random.Random) -> list[Piece]:
@@ -215,7 +223,9 @@ def _iban(rng: random.Random) -> list[Piece]:
 
 
 def _ipv4(rng: random.Random) -> str:
-    return ".".join(str(x) for x in (rng.randint(1, 223), rng.randint(0, 255), rng.randint(0, 255), rng.randint(1, 254)))
+    return ".".join(
+        str(x) for x in (rng.randint(1, 223), rng.randint(0, 255), rng.randint(0, 255), rng.randint(1, 254))
+    )
 
 
 def _ipv6(rng: random.Random) -> str:
@@ -297,8 +307,16 @@ def _private_key(rng: random.Random) -> list[Piece]:
     label = rng.choice(("RSA ", "", "EC ", "OPENSSH ", "ENCRYPTED "))
     lines = [_pick(rng, B64, 64) for _ in range(rng.randint(3, 9))] + [_pick(rng, B64, rng.randint(8, 60)) + "=="]
     newline = "\\n" if rng.random() < 0.3 else "\n"  # pasted from a JSON credentials file, or as-is
-    block = f"-----BEGIN {label}PRIVATE KEY-----{newline}" + newline.join(lines) + f"{newline}-----END {label}PRIVATE KEY-----"
-    return ['"private_key": "' if newline == "\\n" else "\n", ("PRIVATE_KEY", block), '\\n"' if newline == "\\n" else "\n"]
+    block = (
+        f"-----BEGIN {label}PRIVATE KEY-----{newline}"
+        + newline.join(lines)
+        + f"{newline}-----END {label}PRIVATE KEY-----"
+    )
+    return [
+        '"private_key": "' if newline == "\\n" else "\n",
+        ("PRIVATE_KEY", block),
+        '\\n"' if newline == "\\n" else "\n",
+    ]
 
 
 def _url_credentials(rng: random.Random) -> list[Piece]:
@@ -307,7 +325,9 @@ def _url_credentials(rng: random.Random) -> list[Piece]:
          ("mysql", [("IP_ADDRESS", _ipv4(rng)), ":3306/shop"]), ("redis", ["cache.internal:6379/0"]),
          ("amqp", ["mq.example.com/vhost"]), ("mongodb+srv", ["cluster0.example.net/prod"]), ("ftp", ["files.example.com/in"]))
     )  # fmt: skip
-    user = "" if scheme == "redis" else rng.choice((rng.choice(FIRST), "admin", "deploy", "svc_backup", "x-access-token"))
+    user = (
+        "" if scheme == "redis" else rng.choice((rng.choice(FIRST), "admin", "deploy", "svc_backup", "x-access-token"))
+    )
     password = _pick(rng, ALNUM + "!$*_.~-", rng.randint(8, 24)) + rng.choice(("", "%40x", "!"))
     return [f"{scheme}://", ("URL_CREDENTIALS", f"{user}:{password}"), "@", *host]
 
@@ -423,41 +443,71 @@ def _look_alike(rng: random.Random) -> str:
 
 
 NEGATIVE_TEMPLATES = (
-    "Your order {} has shipped.", "I was charged on {} and the receipt says otherwise.", "The app shows {} in the corner.",
-    "Reference: {}", "We saw {} in the logs.", "See {} for details.", "Is {} the right value?", "It says {} now.",
-    "Ticket {} was closed by mistake.", "Support replied with {}.", "Updated to {} this morning.",
+    "Your order {} has shipped.",
+    "I was charged on {} and the receipt says otherwise.",
+    "The app shows {} in the corner.",
+    "Reference: {}",
+    "We saw {} in the logs.",
+    "See {} for details.",
+    "Is {} the right value?",
+    "It says {} now.",
+    "Ticket {} was closed by mistake.",
+    "Support replied with {}.",
+    "Updated to {} this morning.",
 )
 
 FILLER = (
-    "Thanks for reaching out, happy to help with this.", "I'm sorry for the trouble you've had with the delivery.",
-    "Could you confirm which plan you're on?", "Let me check with the billing team and get back to you.",
-    "The refund should show up within 3-5 business days.", "Please sign out, clear the cache and sign back in.",
-    "Our team is available Monday to Friday, 9am to 6pm CET.", "I've escalated this to our engineers.",
-    "The sync job failed twice overnight; the retry succeeded.", "Is there anything else I can help you with today?",
-    "Your subscription renews on the 1st of each month.", "We rolled back the release and the issue is gone.",
-    "The export finished with 2 warnings and 0 errors.", "I followed the steps in the help article but it still fails.",
-    "Can you share a screenshot of the error message?", "We've applied a 20% discount to your next invoice.",
-    "This looks like a known issue in the mobile app; a fix ships next week.", "The package was left at the front desk.",
-    "Two of the 14 items arrived damaged, the rest were fine.", "Thanks, that worked! Closing the ticket.",
-    "I’ve forwarded this to our logistics team — they’ll reply within a day.", "Merci, ça marche maintenant !",
-    "Thanks so much, that fixed it 🙂", "We’re sorry… the courier missed the pickup.",
+    "Thanks for reaching out, happy to help with this.",
+    "I'm sorry for the trouble you've had with the delivery.",
+    "Could you confirm which plan you're on?",
+    "Let me check with the billing team and get back to you.",
+    "The refund should show up within 3-5 business days.",
+    "Please sign out, clear the cache and sign back in.",
+    "Our team is available Monday to Friday, 9am to 6pm CET.",
+    "I've escalated this to our engineers.",
+    "The sync job failed twice overnight; the retry succeeded.",
+    "Is there anything else I can help you with today?",
+    "Your subscription renews on the 1st of each month.",
+    "We rolled back the release and the issue is gone.",
+    "The export finished with 2 warnings and 0 errors.",
+    "I followed the steps in the help article but it still fails.",
+    "Can you share a screenshot of the error message?",
+    "We've applied a 20% discount to your next invoice.",
+    "This looks like a known issue in the mobile app; a fix ships next week.",
+    "The package was left at the front desk.",
+    "Two of the 14 items arrived damaged, the rest were fine.",
+    "Thanks, that worked! Closing the ticket.",
+    "I’ve forwarded this to our logistics team — they’ll reply within a day.",
+    "Merci, ça marche maintenant !",
+    "Thanks so much, that fixed it 🙂",
+    "We’re sorry… the courier missed the pickup.",
 )
 
 
 EVERYDAY = (
-    "Your order #{order} shipped on {date} and should arrive by Friday.", "I was charged {price} twice on {date}.",
+    "Your order #{order} shipped on {date} and should arrive by Friday.",
+    "I was charged {price} twice on {date}.",
     "The refund of {price} was issued on {date}; it can take 3-5 business days.",
-    "After updating to version {version} the app crashes on launch.", "Can you call me back tomorrow around {time}?",
-    "Ticket {ticket} has been escalated to tier 2.", "You have {n} of {m} seats in use on the Team plan.",
-    "The invoice for March is {price}, due on {date}.", "Delivery window: {time}-{time2}.",
-    "I tried {n} times between {time} and {time2} yesterday.", "Your subscription renews on {date} at {price}/month.",
-    "Order {amazon} was split into {n} shipments.", "We’ve credited {price} to your account — sorry again!",
+    "After updating to version {version} the app crashes on launch.",
+    "Can you call me back tomorrow around {time}?",
+    "Ticket {ticket} has been escalated to tier 2.",
+    "You have {n} of {m} seats in use on the Team plan.",
+    "The invoice for March is {price}, due on {date}.",
+    "Delivery window: {time}-{time2}.",
+    "I tried {n} times between {time} and {time2} yesterday.",
+    "Your subscription renews on {date} at {price}/month.",
+    "Order {amazon} was split into {n} shipments.",
+    "We’ve credited {price} to your account — sorry again!",
 )
 TECH = (
-    "{iso} ERROR sync failed request_id={uuid} after {ms} ms", "GET /api/v2/orders?page={n} returned {status} in {ms}ms",
-    "commit {sha}: fix timezone handling in export", 'File "app/billing.py", line {n}, in charge',
-    "Build {build} failed on step {n} of {m}.", "The webhook responded with HTTP {status} at {iso}.",
-    "Stack: NullPointerException at OrderService.java:{n}", "See https://docs.example.com/guides/export-{n} for the steps.",
+    "{iso} ERROR sync failed request_id={uuid} after {ms} ms",
+    "GET /api/v2/orders?page={n} returned {status} in {ms}ms",
+    "commit {sha}: fix timezone handling in export",
+    'File "app/billing.py", line {n}, in charge',
+    "Build {build} failed on step {n} of {m}.",
+    "The webhook responded with HTTP {status} at {iso}.",
+    "Stack: NullPointerException at OrderService.java:{n}",
+    "See https://docs.example.com/guides/export-{n} for the steps.",
 )
 
 

@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from core.catalog import EXPORT_TARGETS, HYPERPARAMETERS, METHODS, PROVIDERS, Catalog, ModelInfo, load_catalog
+from core.catalog.models import EXPORT_TARGETS, HYPERPARAMETERS, METHODS, PROVIDERS, Catalog, ModelInfo, load_catalog
 from core.errors import InvalidInput
 
 CATALOG = load_catalog()

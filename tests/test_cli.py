@@ -3,11 +3,9 @@ import json
 import pytest
 
 from bot.cli import main
-from core import outbox
-from core.status import get_status
-from core.store import open_store
-
-
+from core.platform import outbox
+from core.platform.status import get_status
+from core.platform.store import open_store
 
 
 def test_status_shows_every_fact(cli):
@@ -80,7 +78,11 @@ def test_every_command_writes_an_audit_row_with_its_outcome(cli, settings):
     code, out, _ = cli("audit", "--json")
     assert code == 0
     entries = json.loads(out)["entries"]
-    assert [(e["command"], e["outcome"]) for e in entries[:3]] == [("notify", "error"), ("unknown", "usage"), ("status", "ok")]
+    assert [(e["command"], e["outcome"]) for e in entries[:3]] == [
+        ("notify", "error"),
+        ("unknown", "usage"),
+        ("status", "ok"),
+    ]
     assert all(e["face"] == "cli" and e["at"].endswith("Z") for e in entries)
 
 

@@ -11,8 +11,6 @@ from mcp_server.server import build_server
 from tests.feedback_samples import make_events, write_jsonl
 
 
-
-
 def test_cli_from_feedback_file_to_validated_export(cli, tmp_path):
     path = write_jsonl(tmp_path / "feedback.jsonl", make_events(40))
     code, out, _ = cli("data", "ingest", str(path), "--json")
@@ -70,8 +68,8 @@ def test_cli_diff_and_help(cli, tmp_path):
 
 
 def test_slack_datasets_dataset_and_validate(settings, store, tmp_path):
-    from core import datasets, feedback
-    from core.actors import cli_actor
+    from core.data import datasets, feedback
+    from core.platform.actors import cli_actor
 
     feedback.ingest_batch(store, make_events(30), actor=cli_actor())
     datasets.build_dataset(store, name="support", actor=cli_actor())

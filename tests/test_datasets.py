@@ -1,9 +1,9 @@
 import pytest
 
-from core import datasets, feedback
-from core.actors import cli_actor
-from core.datasets import DatasetFilters, Recipe
+from core.data import datasets, feedback
+from core.data.datasets import DatasetFilters, Recipe
 from core.errors import InvalidInput, NotFound
+from core.platform.actors import cli_actor
 from tests.feedback_samples import make_events
 
 ACTOR = cli_actor()
@@ -71,16 +71,24 @@ def test_exact_and_near_duplicates_are_removed(store):
     ]
     feedback.ingest_batch(store, events, actor=ACTOR)
     version = datasets.build_dataset(store, name="d", actor=ACTOR)
-    assert (version.counts["exact_duplicates"], version.counts["near_duplicates"], version.counts["examples"]) == (1, 1, 2)
+    assert (version.counts["exact_duplicates"], version.counts["near_duplicates"], version.counts["examples"]) == (
+        1,
+        1,
+        2,
+    )
     kept_all = datasets.build_dataset(store, name="all", actor=ACTOR, recipe=Recipe(dedupe=False))
     assert kept_all.counts["examples"] == 4
 
 
 def test_quality_floor_and_empty_selection(loaded):
     with pytest.raises(InvalidInput) as caught:
-        datasets.build_dataset(loaded, name="none", actor=ACTOR, recipe=Recipe(filters=DatasetFilters(agents=["nobody"])))
+        datasets.build_dataset(
+            loaded, name="none", actor=ACTOR, recipe=Recipe(filters=DatasetFilters(agents=["nobody"]))
+        )
     assert "selects no examples" in caught.value.message
-    high = datasets.build_dataset(loaded, name="high", actor=ACTOR, recipe=Recipe(filters=DatasetFilters(min_quality=0.8)))
+    high = datasets.build_dataset(
+        loaded, name="high", actor=ACTOR, recipe=Recipe(filters=DatasetFilters(min_quality=0.8))
+    )
     assert 0 < high.counts["examples"] < 120 and high.counts["low_quality"] > 0
 
 
@@ -96,7 +104,9 @@ def test_bad_names_and_recipes_are_explained(loaded):
 
 def test_diff_between_versions(loaded):
     a = datasets.build_dataset(loaded, name="d", actor=ACTOR)
-    b = datasets.build_dataset(loaded, name="d", actor=ACTOR, recipe=Recipe(filters=DatasetFilters(agents=["support", "sales"])))
+    b = datasets.build_dataset(
+        loaded, name="d", actor=ACTOR, recipe=Recipe(filters=DatasetFilters(agents=["support", "sales"]))
+    )
     diff = datasets.diff_versions(loaded, a.id, b.id)
     assert (diff.added, diff.removed, diff.kept) == (0, 40, 80)
     assert diff.recipe_changes["filters.agents"] == [[], ["support", "sales"]]

@@ -8,7 +8,7 @@ from mcp import Client
 
 from bot.cli import CLI
 from bot.slack_app import GRAMMAR
-from core.settings import Settings
+from core.platform.settings import Settings
 from mcp_server.server import build_server
 from tests.conftest import ROOT
 

@@ -3,11 +3,12 @@ from pathlib import Path
 
 import pytest
 
-from core import datasets, exports, feedback, formats, planning
-from core.actors import cli_actor
-from core.datasets import DatasetFilters, Recipe
+from core.data import datasets, exports, feedback, formats
+from core.data.datasets import DatasetFilters, Recipe
+from core.data.validation import validate_file
 from core.errors import InvalidInput
-from core.validation import validate_file
+from core.platform.actors import cli_actor
+from core.training import planning
 from tests.feedback_samples import make_events
 
 ACTOR = cli_actor()
@@ -22,7 +23,9 @@ def version(store):
 
 
 def export(store, settings, version, target, **kwargs):
-    return exports.export_dataset(store, version=version.id, target=target, actor=ACTOR, data_dir=settings.data_dir, workers=1, **kwargs)
+    return exports.export_dataset(
+        store, version=version.id, target=target, actor=ACTOR, data_dir=settings.data_dir, workers=1, **kwargs
+    )
 
 
 @pytest.mark.parametrize("target", list(exports.DEFAULT_MODELS))
@@ -62,7 +65,9 @@ def test_dpo_uses_only_edited_examples(store, settings, version):
 
 def test_parallel_export_writes_the_same_bytes(store, settings, version):
     one = export(store, settings, version, "bedrock-nova")
-    two = exports.export_dataset(store, version=version.id, target="bedrock-nova", actor=ACTOR, data_dir=settings.data_dir, workers=2)
+    two = exports.export_dataset(
+        store, version=version.id, target="bedrock-nova", actor=ACTOR, data_dir=settings.data_dir, workers=2
+    )
     assert one.content_hash == two.content_hash
 
 
@@ -85,8 +90,12 @@ def test_an_interrupted_export_leaves_nothing_behind(store, settings, version, m
 
 
 def test_validate_dataset_stores_its_report(store, settings, version):
-    result = exports.validate_dataset(store, version=version.id, target="bedrock-claude", actor=ACTOR, data_dir=settings.data_dir)
-    assert result.ok and set(result.reports) == set(exports.get_export(store, version=version.id, target="bedrock-claude").files)
+    result = exports.validate_dataset(
+        store, version=version.id, target="bedrock-claude", actor=ACTOR, data_dir=settings.data_dir
+    )
+    assert result.ok and set(result.reports) == set(
+        exports.get_export(store, version=version.id, target="bedrock-claude").files
+    )
     stored = exports.stored_validation(store, version="d", target="bedrock-claude")
     assert stored == result
 
@@ -114,7 +123,9 @@ def test_cost_and_hyperparameters_for_a_version(store, settings, version):
         store, version=version.id, base_model="amazon.nova-micro-v1:0", actor=ACTOR, data_dir=settings.data_dir
     )
     assert cost.epochs == suggestion.epochs and not cost.exact_tokens and cost.usd is not None
-    edited = datasets.build_dataset(store, name="edited", actor=ACTOR, recipe=Recipe(filters=DatasetFilters(edited_only=True)))
+    edited = datasets.build_dataset(
+        store, name="edited", actor=ACTOR, recipe=Recipe(filters=DatasetFilters(edited_only=True))
+    )
     dpo = planning.estimate_version_cost(
         store, version=edited.id, base_model="gpt-4.1-mini-2025-04-14", method="dpo", epochs=2, actor=ACTOR,
         data_dir=settings.data_dir,
@@ -123,7 +134,7 @@ def test_cost_and_hyperparameters_for_a_version(store, settings, version):
 
 
 def test_example_count_limits_apply_to_the_training_file_only(tmp_path):
-    from core.validation import validate_lines
+    from core.data.validation import validate_lines
 
     row = '{"schemaVersion": "bedrock-conversation-2024", "messages": [{"role": "user", "content": [{"text": "hi"}]}, {"role": "assistant", "content": [{"text": "hello"}]}]}'
     as_train = validate_lines([row, row], target="bedrock-nova")

@@ -7,7 +7,7 @@ from mcp import Client
 
 from bot.blocks import render_outcome
 from bot.slack_app import run_slack_text
-from core.status import get_status
+from core.platform.status import get_status
 from mcp_server.server import build_server
 from tests.conftest import finetune_env, run_finetune
 
@@ -34,7 +34,9 @@ def seed(store):
         db["model_versions"].insert(
             {"id": "mv1", "name": "support", "version": 2, "provider": "local", "job_id": "j2", "created_at": T}
         )
-        db["model_aliases"].insert({"model_name": "support", "alias": "production", "model_version_id": "mv1", "updated_at": T})
+        db["model_aliases"].insert(
+            {"model_name": "support", "alias": "production", "model_version_id": "mv1", "updated_at": T}
+        )
         db["approvals"].insert(
             {"id": "ap1", "action": "launch", "requested_by": "bob", "requested_via": "mcp", "created_at": T}
         )
@@ -59,8 +61,16 @@ def test_status_is_the_same_in_every_face(settings, store):
 
     text, blocks = render_outcome(run_slack_text(settings, store, user_id="U1", text="status"))
     shown = json.dumps(blocks)
-    for fact in ("Feedback events*\\n3", "1 versions", "running 2", "succeeded 1", "pending_approval 1",
-                 "`support@production` \\u2192 support v2", "Pending approvals*\\n1", T):
+    for fact in (
+        "Feedback events*\\n3",
+        "1 versions",
+        "running 2",
+        "succeeded 1",
+        "pending_approval 1",
+        "`support@production` \\u2192 support v2",
+        "Pending approvals*\\n1",
+        T,
+    ):
         assert fact in shown, fact  # fmt: skip
     assert "running 2" in text
 

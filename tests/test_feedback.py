@@ -2,10 +2,10 @@ import json
 
 import pytest
 
-from core import feedback
-from core.actors import cli_actor
-from core.edits import compare
+from core.data import feedback
+from core.data.edits import compare
 from core.errors import InvalidInput
+from core.platform.actors import cli_actor
 from tests.feedback_samples import make_events, write_jsonl
 
 ACTOR = cli_actor()
@@ -64,7 +64,9 @@ def test_field_map_and_epoch_seconds(store, tmp_path):
     event = {"bot": "support", "q": "Where is my order?", "model_output": "It ships today.", "final_output": "It ships today!",
              "ts": 1767225600, "score": "up", "channel": "web"}  # fmt: skip
     path = write_jsonl(tmp_path / "log.jsonl", [event])
-    mapping = feedback.parse_field_map("agent=bot,prompt=q,output=model_output,final=final_output,created_at=ts,rating=score")
+    mapping = feedback.parse_field_map(
+        "agent=bot,prompt=q,output=model_output,final=final_output,created_at=ts,rating=score"
+    )
     report = ingest(store, path, field_map=mapping)
     assert report.ingested == 1
     row = store.query("SELECT agent, created_at, rating, metadata, input_messages FROM feedback")[0]
@@ -129,14 +131,16 @@ def test_same_id_with_different_content_is_refused_not_overwritten(store, tmp_pa
 
 
 def test_parallel_workers_give_the_same_result(store, tmp_path, settings):
-    from core.store import open_store
+    from core.platform.store import open_store
 
     path = write_jsonl(tmp_path / "f.jsonl", make_events(300))
     single = ingest(store, path)
     other = open_store(tmp_path / "other.db")
     multi = feedback.ingest_file(other, path, actor=ACTOR, workers=2)
     assert single.ingested == multi.ingested == 300
-    assert store.query("SELECT id, acceptance FROM feedback ORDER BY id") == other.query("SELECT id, acceptance FROM feedback ORDER BY id")
+    assert store.query("SELECT id, acceptance FROM feedback ORDER BY id") == other.query(
+        "SELECT id, acceptance FROM feedback ORDER BY id"
+    )
 
 
 def test_acceptance_falls_as_edits_grow():

@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-from core import formats
-from core.catalog import load_catalog
+from core.catalog.models import load_catalog
+from core.data import formats
+from core.data.examples import Example
+from core.data.formats import TARGETS, to_row
+from core.data.validation import count_row_tokens, validate_lines
 from core.errors import InvalidInput
-from core.examples import Example
-from core.formats import TARGETS, to_row
-from core.validation import count_row_tokens, validate_lines
 
 EDITED = Example(
     id="ex-edited",

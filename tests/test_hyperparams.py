@@ -2,9 +2,9 @@ import math
 
 import pytest
 
-from core.catalog import load_catalog
+from core.catalog.models import load_catalog
 from core.errors import InvalidInput
-from core.hyperparams import check_hyperparameters, suggest_hyperparameters
+from core.training.hyperparams import check_hyperparameters, suggest_hyperparameters
 
 CATALOG = load_catalog()
 SIZES = (1, 10, 50, 200, 1_000, 10_000, 100_000, 1_000_000)

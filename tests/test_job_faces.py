@@ -9,12 +9,12 @@ from mcp import Client
 from starlette.testclient import TestClient
 
 from bot.serve import build_app
-from core import datasets, feedback
-from core.actors import cli_actor
-from core.jobs import poll_active_jobs
-from core.providers import base as providers
-from core.providers import load_all
-from core.store import open_store
+from core import providers
+from core.data import datasets, feedback
+from core.platform.actors import cli_actor
+from core.platform.store import open_store
+from core.training.jobs import poll_active_jobs
+from core.vocabulary import Provider
 from mcp_server.server import build_server
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, make_settings, sign, slash_body, wait_until
 from tests.fake_provider import FakeProvider
@@ -25,9 +25,8 @@ MODEL = "gpt-4o-mini-2024-07-18"
 
 @pytest.fixture
 def fake(monkeypatch):
-    load_all()  # real providers register first; the fake then takes their place
     provider = FakeProvider()
-    monkeypatch.setitem(providers.REGISTRY, "openai", lambda settings: provider)
+    monkeypatch.setitem(providers.REGISTRY, Provider.OPENAI, lambda settings: provider)
     return provider
 
 
@@ -38,7 +37,9 @@ def version(store):
 
 
 def test_cli_launch_watch_and_cancel(cli, fake, version, store, settings):
-    code, out, err = cli("jobs", "launch", version.id, "--provider", "openai", "--base-model", MODEL, "--epochs", "2", "--json")
+    code, out, err = cli(
+        "jobs", "launch", version.id, "--provider", "openai", "--base-model", MODEL, "--epochs", "2", "--json"
+    )
     assert code == 0, err
     launched = json.loads(out)
     job_id = launched["job"]["id"]
@@ -65,7 +66,9 @@ def test_slack_launch_delivered_three_times_starts_one_job(tmp_path, fake, versi
         tmp_path, slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=fake_slack.api_url
     )
     store = open_store(settings.db_path)
-    body = slash_body(f"launch {version.id} openai {MODEL} --epochs 2", response_url=fake_slack.response_url(), trigger_id="T-1")
+    body = slash_body(
+        f"launch {version.id} openai {MODEL} --epochs 2", response_url=fake_slack.response_url(), trigger_id="T-1"
+    )
     with TestClient(build_app(settings, store), base_url="http://127.0.0.1") as client:
         for _ in range(3):
             assert client.post("/slack/events", content=body, headers=sign(body)).status_code == 200
@@ -81,7 +84,13 @@ def test_slack_launch_with_a_new_trigger_but_the_same_key_is_one_job(tmp_path, f
     settings = make_settings(tmp_path)
     store = open_store(settings.db_path)
     for trigger in ("a", "b"):
-        outcome = run_slack_text(settings, store, user_id="U1", text=f"launch {version.id} openai {MODEL} --key release-7", request_key=trigger)
+        outcome = run_slack_text(
+            settings,
+            store,
+            user_id="U1",
+            text=f"launch {version.id} openai {MODEL} --key release-7",
+            request_key=trigger,
+        )
         assert outcome.ok
     assert store.scalar("SELECT count(*) FROM jobs") == 1
 
@@ -115,12 +124,14 @@ def test_mcp_agent_retry_and_approval_flow(tmp_path, fake, version, cli, monkeyp
     pending = store.query("SELECT text FROM outbox WHERE kind = 'approval'")
     assert approval["id"] in pending[0]["text"]
 
-    code, out, err = cli("approve", approval["id"], "--reason", "budget ok")  # the OS user is an approver
+    code, _out, err = cli("approve", approval["id"], "--reason", "budget ok")  # the OS user is an approver
     assert code == 0, err
     assert len(fake.launches) == 1
 
     async def status(client):
-        return await client.call_tool("job_status", {"job_id": job["id"]}), await client.call_tool("cancel_job", {"job_id": job["id"]})
+        return await client.call_tool("job_status", {"job_id": job["id"]}), await client.call_tool(
+            "cancel_job", {"job_id": job["id"]}
+        )
 
     state, cancelled = mcp(settings, store, status)
     assert state.structured_content["status"] == "validating"
@@ -130,17 +141,21 @@ def test_mcp_agent_retry_and_approval_flow(tmp_path, fake, version, cli, monkeyp
 
 
 def test_slack_job_shows_the_state_and_uploads_a_loss_curve(tmp_path, fake, version, fake_slack):
-    from core.jobs import launch_job, poll_job
     from core.providers.base import ProviderEvent
+    from core.training.jobs import launch_job, poll_job
 
     settings = make_settings(
         tmp_path, slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=fake_slack.api_url
     )
     store = open_store(settings.db_path)
-    job = launch_job(store, settings, dataset_version=version.id, provider="openai", base_model=MODEL, actor=cli_actor()).job
+    job = launch_job(
+        store, settings, dataset_version=version.id, provider="openai", base_model=MODEL, actor=cli_actor()
+    ).job
     fake.advance("ftjob-1", "running")
     fake.events_by_job["ftjob-1"] = [
-        ProviderEvent(id=f"e{i}", at=f"2026-11-23T10:0{i}:00Z", kind="metrics", step=i * 10, metrics={"train_loss": 2.0 / (i + 1)})
+        ProviderEvent(
+            id=f"e{i}", at=f"2026-11-23T10:0{i}:00Z", kind="metrics", step=i * 10, metrics={"train_loss": 2.0 / (i + 1)}
+        )
         for i in range(5)
     ]
     poll_job(store, settings, job.id)
@@ -148,8 +163,12 @@ def test_slack_job_shows_the_state_and_uploads_a_loss_curve(tmp_path, fake, vers
     with TestClient(build_app(settings, store), base_url="http://127.0.0.1") as client:
         assert client.post("/slack/events", content=body, headers=sign(body)).status_code == 200
         [answer] = wait_until(lambda: fake_slack.responses(), what="the job answer")
-        uploads = wait_until(lambda: [c.data for c in fake_slack.calls if c.path.startswith("/upload/")], what="the chart")
-        completed = wait_until(lambda: fake_slack.method_calls("files.completeUploadExternal"), what="the upload's completion")
+        uploads = wait_until(
+            lambda: [c.data for c in fake_slack.calls if c.path.startswith("/upload/")], what="the chart"
+        )
+        completed = wait_until(
+            lambda: fake_slack.method_calls("files.completeUploadExternal"), what="the upload's completion"
+        )
     shown = json.dumps(answer["blocks"])
     assert job.id in shown and "running" in shown and "train loss 0.400 at step 40" in shown
     assert uploads[0]["png"] and uploads[0]["size"] > 1000

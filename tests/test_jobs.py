@@ -1,10 +1,12 @@
 import pytest
 
-from core import approvals, datasets, feedback, jobs
-from core.actors import Actor, cli_actor
-from core.datasets import DatasetFilters, Recipe
+from core.data import datasets, feedback
+from core.data.datasets import DatasetFilters, Recipe
 from core.errors import Conflict, InvalidInput, PermissionDenied
+from core.platform import approvals
+from core.platform.actors import Actor, cli_actor
 from core.providers.base import ProviderError, ProviderEvent
+from core.training import jobs
 from tests.conftest import make_settings
 from tests.fake_provider import FakeProvider
 from tests.feedback_samples import make_events
@@ -58,8 +60,12 @@ def test_over_budget_waits_for_another_approver(tmp_path, store, registry, versi
     result = launch(store, settings, registry, version, actor=AGENT)
     assert result.job.status == "pending_approval" and result.approval.status == "pending" and not fake.launches
     with pytest.raises(PermissionDenied):
-        jobs.decide_launch(store, settings, approval_id=result.approval.id, actor=Actor(id="UX", face="slack"), approve=True)
-    decided = jobs.decide_launch(store, settings, approval_id=result.approval.id, actor=BOB, approve=True, registry=registry)
+        jobs.decide_launch(
+            store, settings, approval_id=result.approval.id, actor=Actor(id="UX", face="slack"), approve=True
+        )
+    decided = jobs.decide_launch(
+        store, settings, approval_id=result.approval.id, actor=BOB, approve=True, registry=registry
+    )
     assert decided.status == "approved" and decided.decided_by == "slack:UBOB"
     assert jobs.get_job(store, result.job.id).status == "validating" and len(fake.launches) == 1
     with pytest.raises(Conflict):
@@ -136,25 +142,43 @@ def test_cancel_running_and_pending_jobs(tmp_path, store, settings, registry, ve
 
 def test_bad_launches_are_explained(store, settings, registry, version):
     with pytest.raises(InvalidInput) as caught:
-        jobs.launch_job(store, settings, dataset_version=version.id, provider="bedrock", base_model=MODEL, actor=ALICE, registry=registry)
+        jobs.launch_job(
+            store,
+            settings,
+            dataset_version=version.id,
+            provider="bedrock",
+            base_model=MODEL,
+            actor=ALICE,
+            registry=registry,
+        )
     assert "openai model" in caught.value.message
     with pytest.raises(InvalidInput) as caught:
         launch(store, settings, registry, version, hyperparameters={"epochs": 500})
     assert "500" in caught.value.message
     with pytest.raises(InvalidInput):
-        jobs.launch_job(store, settings, dataset_version=version.id, provider="gcp", base_model=MODEL, actor=ALICE, registry=registry)
+        jobs.launch_job(
+            store,
+            settings,
+            dataset_version=version.id,
+            provider="gcp",
+            base_model=MODEL,
+            actor=ALICE,
+            registry=registry,
+        )
 
 
 def test_preflight_validation_stops_a_launch(store, settings, registry):
     feedback.ingest_batch(store, make_events(12), actor=cli_actor())
-    small = datasets.build_dataset(store, name="tiny", actor=cli_actor(), recipe=Recipe(filters=DatasetFilters(agents=["support"])))
+    small = datasets.build_dataset(
+        store, name="tiny", actor=cli_actor(), recipe=Recipe(filters=DatasetFilters(agents=["support"]))
+    )
     with pytest.raises(InvalidInput) as caught:
         launch(store, settings, registry, small)
     assert "does not pass openai validation" in caught.value.message and "finetune validate" in caught.value.hint
 
 
 def test_two_processes_racing_with_one_key_get_one_job(store, settings, registry, version, fake, monkeypatch):
-    from core import jobs as jobs_module
+    from core.training import jobs as jobs_module
 
     first = launch(store, settings, registry, version, key="race")
     real = jobs_module._launched_with

@@ -2,9 +2,10 @@
 
 import pytest
 
-from core import datasets, feedback, jobs
-from core.actors import cli_actor
-from core.providers.bedrock import BedrockProvider
+from core.data import datasets, feedback
+from core.platform.actors import cli_actor
+from core.providers.bedrock.provider import BedrockProvider
+from core.training import jobs
 from tests.aws_fixtures import local_aws, moto_server  # noqa: F401 - fixtures
 from tests.conftest import make_settings
 from tests.feedback_samples import make_events
@@ -50,7 +51,13 @@ def test_cancel_on_bedrock(store, bedrock, local_aws):  # noqa: F811
     feedback.ingest_batch(store, make_events(60), actor=cli_actor())
     version = datasets.build_dataset(store, name="support", actor=cli_actor())
     job = jobs.launch_job(
-        store, settings, dataset_version=version.id, provider="bedrock", base_model=MODEL, actor=cli_actor(), registry=registry
+        store,
+        settings,
+        dataset_version=version.id,
+        provider="bedrock",
+        base_model=MODEL,
+        actor=cli_actor(),
+        registry=registry,
     ).job
     cancelled = jobs.cancel_job(store, settings, job_id=job.id, actor=cli_actor(), registry=registry)
     assert cancelled.status in ("cancelled", "running")  # Stopping is still active until Bedrock says Stopped

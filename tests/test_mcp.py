@@ -7,7 +7,7 @@ import sys
 import anyio
 from mcp import Client, StdioServerParameters
 
-from core.status import get_status
+from core.platform.status import get_status
 from mcp_server.server import build_server
 from tests.conftest import finetune_env
 

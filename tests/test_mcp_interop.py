@@ -64,7 +64,16 @@ def test_conformance_scenarios(node_env, settings, start_serve, tmp_path):
     for scenario in SCENARIOS:
         out = tmp_path / scenario
         result = subprocess.run(
-            [str(NODE_BIN / "conformance"), "server", "--url", f"{server.url}/mcp", "--scenario", scenario, "-o", str(out)],
+            [
+                str(NODE_BIN / "conformance"),
+                "server",
+                "--url",
+                f"{server.url}/mcp",
+                "--scenario",
+                scenario,
+                "-o",
+                str(out),
+            ],
             env=node_env,
             capture_output=True,
             text=True,

@@ -3,8 +3,8 @@ from datetime import timedelta
 from slack_sdk import WebClient
 
 from bot.outbox_dispatch import deliver_due
-from core import outbox
-from core.timeutil import parse_iso, utcnow
+from core.platform import outbox
+from core.platform.timeutil import parse_iso, utcnow
 from tests.conftest import BOT_TOKEN, free_port
 
 

@@ -11,9 +11,9 @@ from collections import Counter
 
 import pytest
 
-from core import pii
+from core.data import pii
+from core.data.pii import PLACEHOLDERS, RedactionReport, RedactionResult, Redactor, redact
 from core.errors import InvalidInput
-from core.pii import PLACEHOLDERS, RedactionReport, RedactionResult, Redactor, redact
 from tests.pii_samples import KINDS, labelled_sample, support_text
 
 REDACTOR = Redactor(use_presidio=False)
@@ -87,7 +87,10 @@ EXAMPLES = [
     # API keys
     (f"key {OPENAI_KEY} fails", "key [API_KEY] fails"),
     ("OPENAI_API_KEY=sk-proj-T3BlbkFJ_a1B2c3D4e5F6g7H8i9J0kLmNoPqRs-tUvWx", "OPENAI_API_KEY=[API_KEY]"),
-    ('ANTHROPIC_API_KEY="sk-ant-api03-Xy9_ab12CD34ef56GH78ij90KL-mnOPqrSTuvWXyz0123456789AA"', 'ANTHROPIC_API_KEY="[API_KEY]"'),
+    (
+        'ANTHROPIC_API_KEY="sk-ant-api03-Xy9_ab12CD34ef56GH78ij90KL-mnOPqrSTuvWXyz0123456789AA"',
+        'ANTHROPIC_API_KEY="[API_KEY]"',
+    ),
     # Slack and GitHub
     ("bot xoxb-123456789012-1234567890123-AbCdEfGhIjKlMnOpQrStUvWx.", "bot [SLACK_TOKEN]."),
     (
@@ -95,8 +98,14 @@ EXAMPLES = [
         "user [SLACK_TOKEN], app [SLACK_TOKEN]",
     ),
     ("GITHUB_TOKEN=ghp_ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789", "GITHUB_TOKEN=[GITHUB_TOKEN]"),
-    ("pat github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVW", "pat [GITHUB_TOKEN]"),
-    ("gho_16C7e42F292c6912E7710c838347Ae178B4a ghs_16C7e42F292c6912E7710c838347Ae178B4a", "[GITHUB_TOKEN] [GITHUB_TOKEN]"),
+    (
+        "pat github_pat_11ABCDEFG0123456789_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVW",
+        "pat [GITHUB_TOKEN]",
+    ),
+    (
+        "gho_16C7e42F292c6912E7710c838347Ae178B4a ghs_16C7e42F292c6912E7710c838347Ae178B4a",
+        "[GITHUB_TOKEN] [GITHUB_TOKEN]",
+    ),
     # JWT and Bearer
     (f"cookie session={JWT}; path=/", "cookie session=[JWT]; path=/"),
     ("Authorization: Bearer abc123def456ghi789jkl", "Authorization: Bearer [BEARER_TOKEN]"),
@@ -107,9 +116,15 @@ EXAMPLES = [
     (f"key file:\n{PEM}\nthanks", "key file:\n[PRIVATE_KEY]\nthanks"),
     (f'"private_key": "{PEM.replace(chr(10), chr(92) + "n")}\\n"', '"private_key": "[PRIVATE_KEY]\\n"'),
     (PEM.rsplit("\n", 1)[0] + "\n\nIs this one right?", "[PRIVATE_KEY]\n\nIs this one right?"),  # no END line
-    ("-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----", "[PRIVATE_KEY]"),
+    (
+        "-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1rZXktdjEAAAAA\n-----END OPENSSH PRIVATE KEY-----",
+        "[PRIVATE_KEY]",
+    ),
     # URLs with credentials
-    ("DATABASE_URL=postgres://admin:s3cr3t@db.internal:5432/app", "DATABASE_URL=postgres://[CREDENTIALS]@db.internal:5432/app"),
+    (
+        "DATABASE_URL=postgres://admin:s3cr3t@db.internal:5432/app",
+        "DATABASE_URL=postgres://[CREDENTIALS]@db.internal:5432/app",
+    ),
     ("clone https://user:pass@host.example.com/path ok", "clone https://[CREDENTIALS]@host.example.com/path ok"),
     ("redis://:hunter2@cache:6379/0", "redis://[CREDENTIALS]@cache:6379/0"),
     (
@@ -307,7 +322,9 @@ def test_names_and_places_come_from_presidio_when_installed(fake_presidio):
     redactor = Redactor()
     assert redactor.runs_presidio is True
     result = redactor.redact("Maria Garcia moved to Lisbon; mail maria@example.com.")
-    assert result == RedactionResult("[PERSON] moved to [LOCATION]; mail [EMAIL].", {"PERSON": 1, "LOCATION": 1, "EMAIL": 1})
+    assert result == RedactionResult(
+        "[PERSON] moved to [LOCATION]; mail [EMAIL].", {"PERSON": 1, "LOCATION": 1, "EMAIL": 1}
+    )
     assert redactor.redact(result.text) == RedactionResult(result.text, {})
 
 

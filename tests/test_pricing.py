@@ -2,9 +2,9 @@ import json
 
 import pytest
 
-from core.catalog import load_catalog
+from core.catalog.models import load_catalog
+from core.catalog.pricing import CostEstimate, estimate_cost, usd_for
 from core.errors import InvalidInput
-from core.pricing import CostEstimate, estimate_cost, usd_for
 
 
 def test_openai_bills_trained_tokens_times_epochs():

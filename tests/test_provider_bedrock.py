@@ -17,15 +17,16 @@ import pytest
 from botocore.exceptions import EndpointConnectionError, ReadTimeoutError
 from botocore.stub import Stubber
 
-from core.providers.base import REGISTRY, LaunchRequest, ProviderError, ProviderNotConfigured, ProviderRefused
-from core.providers.bedrock import (
+from core.providers import build_provider
+from core.providers.base import LaunchRequest, ProviderError, ProviderNotConfigured, ProviderRefused
+from core.providers.bedrock.provider import (
     JOB_TAG,
     BedrockProvider,
     aws_error,
     bedrock_name,
     client_request_token,
 )
-from core.states import JOB_STATES
+from core.vocabulary import JobState, values
 from tests.aws_fixtures import local_aws, moto_server  # noqa: F401 - fixtures
 from tests.conftest import make_settings
 
@@ -74,8 +75,9 @@ def request(files, *, job_id: str = "job_0123456789ab", key: str | None = None, 
     return LaunchRequest(**{**values, **fields})
 
 
-def test_registered_under_bedrock():
-    assert REGISTRY["bedrock"] is BedrockProvider
+def test_registered_under_bedrock(tmp_path, aws):
+    settings = make_settings(tmp_path, bedrock_bucket=BUCKET, bedrock_role_arn=ROLE, aws_endpoint_url=aws.endpoint_url)
+    assert isinstance(build_provider("bedrock", settings), BedrockProvider)
 
 
 def test_status_map_covers_every_documented_status():
@@ -83,7 +85,7 @@ def test_status_map_covers_every_documented_status():
     statuses = set(documented.shape_for("ModelCustomizationJobStatus").enum)
     assert statuses == {"InProgress", "Completed", "Failed", "Stopping", "Stopped"}
     assert set(BedrockProvider.STATUS_MAP) == statuses
-    assert set(BedrockProvider.STATUS_MAP.values()) <= set(JOB_STATES)
+    assert set(BedrockProvider.STATUS_MAP.values()) <= set(values(JobState))
 
 
 @pytest.mark.parametrize(
@@ -236,7 +238,7 @@ def _stubbed_job(status: str = "InProgress", **fields) -> dict:
     return {
         "jobArn": "arn:aws:bedrock:us-east-1:123456789012:model-customization-job/amazon.nova-micro-v1:0:128k/abcdefghijkl",
         "jobName": "finetune-ops-job-1", "outputModelName": "m", "roleArn": ROLE, "status": status,
-        "creationTime": dt.datetime(2026, 1, 1, tzinfo=dt.timezone.utc), "baseModelArn": "arn:aws:bedrock:::x",
+        "creationTime": dt.datetime(2026, 1, 1, tzinfo=dt.UTC), "baseModelArn": "arn:aws:bedrock:::x",
         "trainingDataConfig": {"s3Uri": "s3://b/t"}, "validationDataConfig": {"validators": []},
         "outputDataConfig": {"s3Uri": "s3://b/o/"}, **fields,
     }  # fmt: skip

@@ -23,10 +23,18 @@ from pathlib import Path
 import openai
 import pytest
 
-from core.catalog import load_catalog
+from core.catalog.models import load_catalog
 from core.errors import InvalidInput
-from core.providers.base import REGISTRY, LaunchRequest, ProviderError, ProviderEvent, ProviderJob, ProviderNotConfigured, ProviderRefused
-from core.providers.openai_provider import (
+from core.providers import REGISTRY
+from core.providers.base import (
+    LaunchRequest,
+    ProviderError,
+    ProviderEvent,
+    ProviderJob,
+    ProviderNotConfigured,
+    ProviderRefused,
+)
+from core.providers.openai.provider import (
     HYPERPARAMETER_NAMES,
     JOB_METADATA_KEY,
     MAX_RETRIES,
@@ -35,7 +43,7 @@ from core.providers.openai_provider import (
     azure_provider,
     openai_provider,
 )
-from core.states import ACTIVE_JOB_STATES, JOB_STATES
+from core.vocabulary import ACTIVE_JOB_STATES, JobState, Provider, values
 from tests.conftest import ROOT, free_port, make_settings, wait_until
 from tests.openai_fake import API_KEY, AZURE_KEY, start_fake
 
@@ -71,11 +79,11 @@ def data(tmp_path) -> tuple[Path, Path]:
 
 
 def request(train: Path, validation: Path | None = None, **overrides) -> LaunchRequest:
-    fields = dict(
-        job_id="job-1", idempotency_key="job-1", base_model="gpt-4.1-mini-2025-04-14", method="supervised",
-        hyperparameters={"epochs": 3.0, "batch_size": 8.0, "learning_rate_multiplier": 0.5},
-        train_file=train, validation_file=validation, suffix="support-v3", seed=7,
-    )  # fmt: skip
+    fields = {
+        "job_id": "job-1", "idempotency_key": "job-1", "base_model": "gpt-4.1-mini-2025-04-14", "method": "supervised",
+        "hyperparameters": {"epochs": 3.0, "batch_size": 8.0, "learning_rate_multiplier": 0.5},
+        "train_file": train, "validation_file": validation, "suffix": "support-v3", "seed": 7,
+    }  # fmt: skip
     return LaunchRequest(**{**fields, **overrides})
 
 
@@ -134,12 +142,12 @@ def prism(prism_url, tmp_path) -> OpenAIProvider:
 def test_contract_supervised_launch_uploads_and_creates(prism, data):
     job = prism.launch(request(*data))
     assert isinstance(job, ProviderJob)
-    assert job.provider_status in prism.STATUS_MAP and job.status in JOB_STATES
+    assert job.provider_status in prism.STATUS_MAP and job.status in values(JobState)
 
 
 def test_contract_dpo_launch_sends_beta(prism, data):
     job = prism.launch(request(data[0], method="dpo", hyperparameters={"epochs": 2, "beta": 0.1}))
-    assert job.status in JOB_STATES
+    assert job.status in values(JobState)
 
 
 def test_contract_requests_outside_the_spec_are_refused_for_good(prism, data):
@@ -151,7 +159,7 @@ def test_contract_requests_outside_the_spec_are_refused_for_good(prism, data):
 
 def test_contract_poll_events_checkpoints(prism):
     job = prism.poll("ftjob-abc123")
-    assert isinstance(job, ProviderJob) and job.status in JOB_STATES
+    assert isinstance(job, ProviderJob) and job.status in values(JobState)
     events = prism.events("ftjob-abc123")
     assert events and all(isinstance(e, ProviderEvent) and e.kind in ("message", "metrics") for e in events)
     assert prism.events("ftjob-abc123", after=events[-1].id) == []
@@ -163,7 +171,7 @@ def test_contract_poll_events_checkpoints(prism):
 @pytest.mark.parametrize("action", ["cancel", "pause", "resume"])
 def test_contract_steering(prism, action):
     job = getattr(prism, action)("ftjob-abc123")
-    assert isinstance(job, ProviderJob) and job.status in JOB_STATES
+    assert isinstance(job, ProviderJob) and job.status in values(JobState)
 
 
 # 2. Against the stateful fake --------------------------------------------------------------------------------
@@ -189,7 +197,10 @@ def test_launch_uploads_files_and_creates_a_supervised_job(provider, fake, data)
 
 def test_launch_dpo_passes_beta(provider, fake, data):
     job = provider.launch(request(data[0], method="dpo", hyperparameters={"epochs": 1, "beta": 0.2}))
-    assert fake.jobs[job.provider_job_id]["method"] == {"type": "dpo", "dpo": {"hyperparameters": {"n_epochs": 1, "beta": 0.2}}}
+    assert fake.jobs[job.provider_job_id]["method"] == {
+        "type": "dpo",
+        "dpo": {"hyperparameters": {"n_epochs": 1, "beta": 0.2}},
+    }
 
 
 def test_a_repeated_launch_reuses_the_job_it_created(provider, fake, data):
@@ -240,7 +251,11 @@ def test_a_job_moves_through_its_states(provider, fake, data):
 
 def test_a_failed_job_reports_why(provider, fake, data):
     job_id = provider.launch(request(*data)).provider_job_id
-    fake.advance(job_id, "failed", error={"code": "invalid_training_file", "message": "Line 3 has no assistant message", "param": "training_file"})
+    fake.advance(
+        job_id,
+        "failed",
+        error={"code": "invalid_training_file", "message": "Line 3 has no assistant message", "param": "training_file"},
+    )
     failed = provider.poll(job_id)
     assert failed.status == "failed"
     assert failed.error == "Line 3 has no assistant message (invalid_training_file, param training_file)"
@@ -361,14 +376,22 @@ def test_a_refusal_says_openai_is_winding_down_and_names_the_alternatives(provid
 
 
 def test_no_quota_left_is_refused_not_retried_later(provider, fake, data):
-    fake.fail(429, times=MAX_RETRIES + 1, on="POST /fine_tuning/jobs", code="insufficient_quota", message="You exceeded your current quota.")
+    fake.fail(
+        429,
+        times=MAX_RETRIES + 1,
+        on="POST /fine_tuning/jobs",
+        code="insufficient_quota",
+        message="You exceeded your current quota.",
+    )
     with pytest.raises(ProviderRefused) as raised:
         provider.launch(request(*data))
     assert not raised.value.transient and "quota" in raised.value.message
 
 
 def test_unreachable_and_slow_servers_are_transient(fake, tmp_path):
-    closed = OpenAIProvider(openai.OpenAI(api_key=API_KEY, base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=0))
+    closed = OpenAIProvider(
+        openai.OpenAI(api_key=API_KEY, base_url=f"http://127.0.0.1:{free_port()}/v1", max_retries=0)
+    )
     with pytest.raises(ProviderError) as raised:
         closed.poll("ftjob-1")
     assert raised.value.transient
@@ -403,7 +426,10 @@ def test_an_empty_job_id_is_refused_at_the_boundary(provider, fake):
 
 def test_azure_speaks_the_same_api_with_its_own_key_and_version(fake, tmp_path, data):
     settings = make_settings(
-        tmp_path, azure_openai_endpoint=fake.url, azure_openai_api_key=AZURE_KEY, azure_openai_api_version="2025-04-01-preview"
+        tmp_path,
+        azure_openai_endpoint=fake.url,
+        azure_openai_api_key=AZURE_KEY,
+        azure_openai_api_version="2025-04-01-preview",
     )
     azure = azure_provider(settings)
     assert azure.name == "azure"
@@ -425,8 +451,13 @@ def test_an_azure_refusal_does_not_blame_openai(fake, tmp_path, data):
 # Registry and settings ----------------------------------------------------------------------------------------
 
 
-def test_both_providers_are_registered():
-    assert REGISTRY["openai"] is openai_provider and REGISTRY["azure"] is azure_provider
+def test_both_providers_are_registered(tmp_path):
+    key_settings = make_settings(tmp_path, openai_api_key="sk-test")
+    azure_settings = make_settings(
+        tmp_path, azure_openai_endpoint="https://x.openai.azure.com", azure_openai_api_key="k"
+    )
+    assert REGISTRY[Provider.OPENAI](key_settings).name == "openai"
+    assert REGISTRY[Provider.AZURE](azure_settings).name == "azure"
 
 
 def test_openai_without_a_key_is_not_configured(settings):
@@ -466,7 +497,7 @@ def sdk_statuses() -> set[str]:
 
 
 def test_status_map_targets_only_unified_states():
-    assert set(OpenAIProvider.STATUS_MAP.values()) <= set(JOB_STATES)
+    assert set(OpenAIProvider.STATUS_MAP.values()) <= set(values(JobState))
 
 
 def test_status_map_covers_every_status_the_client_knows():
@@ -515,7 +546,11 @@ def signed(body: bytes, *, secret: str = SECRET, timestamp: int | None = None) -
     webhook_id, ts = "wh_test_1", str(int(time.time()) if timestamp is None else timestamp)
     key = base64.b64decode(secret.removeprefix("whsec_"))
     digest = hmac.new(key, f"{webhook_id}.{ts}.".encode() + body, hashlib.sha256).digest()
-    return {"webhook-id": webhook_id, "webhook-timestamp": ts, "webhook-signature": "v1," + base64.b64encode(digest).decode()}
+    return {
+        "webhook-id": webhook_id,
+        "webhook-timestamp": ts,
+        "webhook-signature": "v1," + base64.b64encode(digest).decode(),
+    }
 
 
 def webhook_body(kind: str = "fine_tuning.job.succeeded") -> bytes:
@@ -532,7 +567,11 @@ def offline() -> OpenAIProvider:
 @pytest.mark.parametrize("kind", ["fine_tuning.job.succeeded", "fine_tuning.job.failed", "fine_tuning.job.cancelled"])
 def test_a_correctly_signed_webhook_is_accepted(offline, kind):
     body = webhook_body(kind)
-    assert offline.verify_webhook(body, signed(body), SECRET) == {"type": kind, "job_id": "ftjob-abc", "event_id": "evt_123"}
+    assert offline.verify_webhook(body, signed(body), SECRET) == {
+        "type": kind,
+        "job_id": "ftjob-abc",
+        "event_id": "evt_123",
+    }
 
 
 @pytest.mark.parametrize(

@@ -5,9 +5,9 @@ import signal
 
 import pytest
 
-from core import datasets, feedback
-from core.actors import cli_actor
-from core.store import open_store
+from core.data import datasets, feedback
+from core.platform.actors import cli_actor
+from core.platform.store import open_store
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, sign, slash_body, wait_until
 from tests.feedback_samples import make_events
 from tests.openai_fake import API_KEY, start_fake
@@ -30,16 +30,18 @@ def test_kill_during_launch_and_poll(settings, store, start_serve, fake_slack, o
 
     feedback.ingest_batch(store, make_events(60), actor=cli_actor())
     version = datasets.build_dataset(store, name="support", actor=cli_actor())
-    env = dict(
-        OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=f"{openai_fake.url}/v1", SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET, SLACK_API_URL=fake_slack.api_url, FINETUNE_SLACK_CHANNEL="CJOBS",
-        FINETUNE_POLL_SECONDS="0.3", FINETUNE_OUTBOX_SECONDS="0.2", FINETUNE_AUTO_APPROVE_USD="100",
-    )  # fmt: skip
+    env = {
+        "OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": f"{openai_fake.url}/v1", "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake_slack.api_url, "FINETUNE_SLACK_CHANNEL": "CJOBS",
+        "FINETUNE_POLL_SECONDS": "0.3", "FINETUNE_OUTBOX_SECONDS": "0.2", "FINETUNE_AUTO_APPROVE_USD": "100",
+    }  # fmt: skip
 
     # 1. Kill serve after the provider created the job but before serve heard back.
     release_create = openai_fake.stall_after("POST /fine_tuning/jobs")
     serve = start_serve(settings, **env)
-    body = slash_body(f"launch {version.id} openai {MODEL} --epochs 1", response_url=fake_slack.response_url(), trigger_id="T-42")
+    body = slash_body(
+        f"launch {version.id} openai {MODEL} --epochs 1", response_url=fake_slack.response_url(), trigger_id="T-42"
+    )
     request = urllib.request.Request(f"{serve.url}/slack/events", data=body.encode(), headers=sign(body), method="POST")
     assert urllib.request.urlopen(request, timeout=5).status == 200
     wait_until(lambda: openai_fake.stalled, timeout=30, what="the job creation at the provider")
@@ -73,7 +75,9 @@ def test_kill_during_launch_and_poll(settings, store, start_serve, fake_slack, o
     wait_until(lambda: db.scalar("SELECT status FROM jobs") == "succeeded", timeout=30, what="success after restart")
     assert db.scalar("SELECT provider_model_id FROM model_versions") == "ft:gpt-4o-mini:acme:support:1"
     assert len(openai_fake.jobs) == 1 and db.scalar("SELECT count(*) FROM jobs") == 1
-    wait_until(lambda: db.scalar("SELECT count(*) FROM outbox WHERE status = 'pending'") == 0, timeout=30, what="delivery")
+    wait_until(
+        lambda: db.scalar("SELECT count(*) FROM outbox WHERE status = 'pending'") == 0, timeout=30, what="delivery"
+    )
     posted = fake_slack.method_calls("chat.postMessage")
     updates = fake_slack.method_calls("chat.update")
     job_posts = [p for p in posted if job["id"] in p["text"]]
@@ -93,10 +97,10 @@ def test_openai_webhook_triggers_an_immediate_poll(settings, store, start_serve,
     secret = "whsec_" + base64.b64encode(b"webhook-secret-for-tests-0001").decode()
     feedback.ingest_batch(store, make_events(60), actor=cli_actor())
     version = datasets.build_dataset(store, name="support", actor=cli_actor())
-    env = dict(OPENAI_API_KEY=API_KEY, OPENAI_BASE_URL=f"{openai_fake.url}/v1", OPENAI_WEBHOOK_SECRET=secret,
-               FINETUNE_POLL_SECONDS="3600")  # fmt: skip
-    from core.jobs import launch_job
-    from core.settings import Settings
+    env = {"OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": f"{openai_fake.url}/v1", "OPENAI_WEBHOOK_SECRET": secret,
+               "FINETUNE_POLL_SECONDS": "3600"}  # fmt: skip
+    from core.platform.settings import Settings
+    from core.training.jobs import launch_job
 
     launched = launch_job(
         store, Settings(_env_file=None, data_dir=settings.data_dir, openai_api_key=API_KEY,
@@ -121,7 +125,12 @@ def test_openai_webhook_triggers_an_immediate_poll(settings, store, start_serve,
     ts = str(int(time.time()))
     key = base64.b64decode(secret.removeprefix("whsec_"))
     signature = base64.b64encode(hmac.new(key, f"wh_1.{ts}.".encode() + body, hashlib.sha256).digest()).decode()
-    headers = {"webhook-id": "wh_1", "webhook-timestamp": ts, "webhook-signature": f"v1,{signature}", "Content-Type": "application/json"}
+    headers = {
+        "webhook-id": "wh_1",
+        "webhook-timestamp": ts,
+        "webhook-signature": f"v1,{signature}",
+        "Content-Type": "application/json",
+    }
     assert post({**headers, "webhook-signature": "v1,AAAA"})[0] == 400
     status, answer = post(headers)
     assert status == 200 and answer == {"job": launched.job.id, "status": "cancelled"}

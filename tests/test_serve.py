@@ -10,7 +10,7 @@ import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
 
-from core.store import open_store
+from core.platform.store import open_store
 from tests.conftest import (
     BOT_TOKEN,
     MCP_TOKEN,
@@ -96,13 +96,13 @@ def test_a_second_serve_on_the_same_data_is_refused(settings, start_serve):
 
 
 def test_slack_and_outbox_end_to_end(settings, start_serve, fake_slack):
-    env = dict(
-        SLACK_BOT_TOKEN=BOT_TOKEN,
-        SLACK_SIGNING_SECRET=SIGNING_SECRET,
-        SLACK_API_URL=fake_slack.api_url,
-        FINETUNE_SLACK_CHANNEL="CNOTIFY",
-        FINETUNE_OUTBOX_SECONDS="0.2",
-    )
+    env = {
+        "SLACK_BOT_TOKEN": BOT_TOKEN,
+        "SLACK_SIGNING_SECRET": SIGNING_SECRET,
+        "SLACK_API_URL": fake_slack.api_url,
+        "FINETUNE_SLACK_CHANNEL": "CNOTIFY",
+        "FINETUNE_OUTBOX_SECONDS": "0.2",
+    }
     fake_slack.fail_status = 503  # Slack is down while the notice is queued
     server = start_serve(settings, **env)
     assert '"slack":"http"' in http("GET", f"{server.url}/healthz")[1]

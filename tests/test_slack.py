@@ -6,7 +6,7 @@ import pytest
 from starlette.testclient import TestClient
 
 from bot.serve import build_app
-from core.store import open_store
+from core.platform.store import open_store
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, make_settings, sign, slash_body, wait_until
 
 

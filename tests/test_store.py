@@ -3,9 +3,9 @@ import sqlite3
 
 import pytest
 
-from core import migrations
 from core.errors import SchemaTooNew, StoreError
-from core.store import Store, migrate_store, open_store, schema_version
+from core.platform import migrations
+from core.platform.store import Store, migrate_store, open_store, schema_version
 
 
 def test_fresh_database_is_wal_with_foreign_keys_and_latest_schema(store):
@@ -63,27 +63,24 @@ def test_a_file_that_is_not_sqlite_gets_a_clear_error(tmp_path):
 
 
 def test_a_failing_write_leaves_nothing_behind(store):
-    with pytest.raises(RuntimeError):
-        with store.write() as db:
-            db["alerts"].insert({"kind": "k", "severity": "info", "message": "m", "created_at": "t"})
-            raise RuntimeError("boom")
+    with pytest.raises(RuntimeError), store.write() as db:
+        db["alerts"].insert({"kind": "k", "severity": "info", "message": "m", "created_at": "t"})
+        raise RuntimeError("boom")
     assert store.scalar("SELECT count(*) FROM alerts") == 0
 
 
 def test_nested_writes_are_savepoints_of_one_transaction(store):
-    with pytest.raises(sqlite3.IntegrityError):
-        with store.write() as db:
-            db["alerts"].insert({"kind": "outer", "severity": "info", "message": "m", "created_at": "t"})
-            with store.write() as inner:
-                inner["alerts"].insert({"kind": "inner", "severity": "info", "message": "m", "created_at": "t"})
-            db["alerts"].insert({"kind": None, "severity": "info", "message": "m", "created_at": "t"})  # NOT NULL
+    with pytest.raises(sqlite3.IntegrityError), store.write() as db:
+        db["alerts"].insert({"kind": "outer", "severity": "info", "message": "m", "created_at": "t"})
+        with store.write() as inner:
+            inner["alerts"].insert({"kind": "inner", "severity": "info", "message": "m", "created_at": "t"})
+        db["alerts"].insert({"kind": None, "severity": "info", "message": "m", "created_at": "t"})  # NOT NULL
     assert store.scalar("SELECT count(*) FROM alerts") == 0
 
 
 def test_foreign_keys_are_enforced(store):
-    with pytest.raises(sqlite3.IntegrityError):
-        with store.write() as db:
-            db["dataset_examples"].insert({"dataset_version_id": "nope", "feedback_id": "nope", "split": "train"})
+    with pytest.raises(sqlite3.IntegrityError), store.write() as db:
+        db["dataset_examples"].insert({"dataset_version_id": "nope", "feedback_id": "nope", "split": "train"})
 
 
 def _writer(path: str, worker: int, count: int) -> None:

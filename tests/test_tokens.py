@@ -12,8 +12,8 @@ import tiktoken
 import tiktoken.registry
 import tiktoken_ext.openai_public
 
-from core import tokens
-from core.tokens import TokenStatsBuilder
+from core.data import tokens
+from core.data.tokens import TokenStatsBuilder
 
 OPENAI = "gpt-4o-mini-2024-07-18"
 NOVA = "amazon.nova-micro-v1:0"

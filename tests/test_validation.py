@@ -5,10 +5,10 @@ import json
 
 import pytest
 
-from core import validation
-from core.catalog import load_catalog
+from core.catalog.models import load_catalog
+from core.data import validation
+from core.data.validation import MAX_KEPT_ERRORS, RULES, validate_file, validate_lines
 from core.errors import InvalidInput
-from core.validation import MAX_KEPT_ERRORS, RULES, validate_file, validate_lines
 
 OPENAI = "gpt-4o-mini-2024-07-18"
 NOVA_MICRO = "amazon.nova-micro-v1:0"

@@ -1,21 +1,82 @@
-"""Fine-tuning providers: one module per provider, one base class, one registry.
+"""Fine-tuning providers: one package per provider, one base class, one registry.
 
-Provider SDKs (boto3, openai, transformers) are imported only inside this package.
+`REGISTRY` is an explicit dict from every `Provider` to a factory that builds
+it from settings; nothing registers itself on import. Factories import their
+SDK (boto3, openai, torch) when called, so a command that never trains never
+pays for it. Provider SDKs are imported only inside this package.
 """
 
-import importlib
-import logging
+from __future__ import annotations
 
-log = logging.getLogger(__name__)
+from core.errors import InvalidInput
+from core.platform.settings import Settings
+from core.providers.base import (
+    FineTuneProvider,
+    LaunchRequest,
+    ProviderError,
+    ProviderEvent,
+    ProviderFactory,
+    ProviderJob,
+    ProviderNotConfigured,
+    ProviderRefused,
+)
+from core.vocabulary import Provider, one_of
 
-MODULES = ("core.providers.bedrock", "core.providers.openai_provider", "core.providers.local")
+
+def _openai(settings: Settings) -> FineTuneProvider:
+    from core.providers.openai import openai_provider
+
+    return openai_provider(settings)
 
 
-def load_all() -> None:
-    """Import every provider module present, so each registers itself."""
-    for name in MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+def _azure(settings: Settings) -> FineTuneProvider:
+    from core.providers.openai import azure_provider
+
+    return azure_provider(settings)
+
+
+def _bedrock(settings: Settings) -> FineTuneProvider:
+    from core.providers.bedrock import BedrockProvider
+
+    return BedrockProvider(settings)
+
+
+def _local(settings: Settings) -> FineTuneProvider:
+    raise ProviderNotConfigured(
+        "provider 'local' is not available here: local training is not part of this version of finetune-ops.",
+        hint="Train on openai, azure or bedrock for now.",
+    )
+
+
+REGISTRY: dict[Provider, ProviderFactory] = {
+    Provider.OPENAI: _openai,
+    Provider.AZURE: _azure,
+    Provider.BEDROCK: _bedrock,
+    Provider.LOCAL: _local,
+}
+
+
+def build_provider(
+    name: str, settings: Settings, registry: dict[Provider, ProviderFactory] | None = None
+) -> FineTuneProvider:
+    """The provider `name`, built from settings; ProviderNotConfigured names the settings it lacks."""
+    factories = REGISTRY if registry is None else registry
+    try:
+        factory = factories[Provider(name)]
+    except (ValueError, KeyError):
+        raise InvalidInput(f"unknown provider {name!r}.", hint=f"Use {one_of(Provider)}.") from None
+    return factory(settings)
+
+
+__all__ = [
+    "REGISTRY",
+    "FineTuneProvider",
+    "LaunchRequest",
+    "ProviderError",
+    "ProviderEvent",
+    "ProviderFactory",
+    "ProviderJob",
+    "ProviderNotConfigured",
+    "ProviderRefused",
+    "build_provider",
+]

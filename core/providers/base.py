@@ -2,7 +2,7 @@
 
 A provider turns a `LaunchRequest` into a job on its platform and reports that
 job as a `ProviderJob` whose `status` is one of the unified states
-(`core.states.JOB_STATES`). Each provider maps every status its platform
+(`core.vocabulary.JobState`). Each provider maps every status its platform
 documents to exactly one unified state in `STATUS_MAP` (a test checks the map
 is complete). Errors are `ProviderError`s: `transient` ones (throttling, 5xx,
 timeouts) are retried by the poller with backoff; the others are final.
@@ -17,13 +17,15 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 from core.errors import FinetuneError
-from core.settings import Settings
+from core.platform.settings import Settings
 
 
 class ProviderError(FinetuneError):
     """The provider refused or failed a call."""
 
-    def __init__(self, message: str, *, hint: str | None = None, transient: bool = False, request_id: str | None = None, **ids):
+    def __init__(
+        self, message: str, *, hint: str | None = None, transient: bool = False, request_id: str | None = None, **ids
+    ):
         super().__init__(message, hint=hint, **ids)
         self.transient = transient
         self.request_id = request_id
@@ -101,12 +103,4 @@ class FineTuneProvider(ABC):
             ) from None
 
 
-REGISTRY: dict[str, Callable[[Settings], FineTuneProvider]] = {}
-
-
-def register(name: str):
-    def decorator(factory: Callable[[Settings], FineTuneProvider]):
-        REGISTRY[name] = factory
-        return factory
-
-    return decorator
+ProviderFactory = Callable[[Settings], FineTuneProvider]

@@ -1,0 +1,257 @@
+"""The model catalog: what each base model accepts and costs to fine-tune.
+
+Data lives in `core/catalog/models.json` (dated: `as_of`), overridable entry by entry
+with `FINETUNE_CATALOG_FILE`. Lookups are by exact id first, then by alias, then by
+the longest catalog id that prefixes the given one (so `gpt-4o-mini-2024-07-18`
+and Bedrock's customization id `amazon.nova-micro-v1:0:128k` both resolve).
+
+Hyperparameter ranges are keyed by finetune-ops' own names (`epochs`,
+`batch_size`, `learning_rate`, ...); `provider_hyperparameter_names` maps them to
+the names each provider's API expects (`n_epochs`, `epochCount`, ...).
+
+Prices live only in the data file. OpenAI publishes them per 1M tokens, Bedrock
+per 1,000: an entry gives one of `training_usd_per_1m_tokens` or
+`training_usd_per_1k_tokens` and the other is derived, so
+`training_usd_per_1m_tokens` is always the one to compute with.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from functools import lru_cache
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from core.errors import InvalidInput
+
+PROVIDERS = ("openai", "bedrock", "local")
+EXPORT_TARGETS = ("openai", "openai-dpo", "bedrock-nova", "bedrock-claude", "bedrock-llama", "hf-chat")
+METHODS = ("supervised", "dpo")
+HYPERPARAMETERS = (
+    "epochs", "batch_size", "learning_rate", "learning_rate_multiplier", "warmup_steps",
+    "beta", "lora_r", "lora_alpha", "early_stopping_threshold", "early_stopping_patience",
+)  # fmt: skip
+
+Provider = Literal["openai", "bedrock", "local"]
+ExportTarget = Literal["openai", "openai-dpo", "bedrock-nova", "bedrock-claude", "bedrock-llama", "hf-chat"]
+Method = Literal["supervised", "dpo"]
+HyperparameterName = Literal[
+    "epochs", "batch_size", "learning_rate", "learning_rate_multiplier", "warmup_steps",
+    "beta", "lora_r", "lora_alpha", "early_stopping_threshold", "early_stopping_patience",
+]  # fmt: skip
+
+_PRICE_KEYS = ("training_usd_per_1m_tokens", "training_usd_per_1k_tokens", "price_unit")
+
+
+class ParamRange(BaseModel):
+    """A documented range; `exclusive_min` when the provider says "greater than min"."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    min: float
+    max: float
+    default: float | None = None
+    integer: bool = False
+    exclusive_min: bool = False
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ParamRange:
+        if self.min > self.max:
+            raise ValueError(f"min {self.min:g} is above max {self.max:g}")
+        if self.default is not None and not self.contains(self.default):
+            raise ValueError(f"default {self.default:g} is outside {self.describe()}")
+        return self
+
+    def contains(self, value: float) -> bool:
+        above_min = value > self.min if self.exclusive_min else value >= self.min
+        return above_min and value <= self.max
+
+    def clamp(self, value: float) -> float:
+        """The nearest allowed value; whole numbers for integer ranges."""
+        value = min(max(value, self.min), self.max)
+        if self.integer:
+            value = float(min(max(round(value), self.min), self.max))
+        if self.exclusive_min and value <= self.min:
+            value = self.default if self.default is not None else self.min + (self.max - self.min) / 1000
+        return value
+
+    def describe(self) -> str:
+        low, high = _number(self.min, self.integer), _number(self.max, self.integer)
+        if self.exclusive_min:
+            return f"more than {low} and at most {high}"
+        return f"{low} to {high}"
+
+
+def _number(value: float, integer: bool) -> str:
+    return str(int(value)) if integer else f"{value:g}"
+
+
+class ModelInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    id: str
+    provider: Provider = Field(description="bedrock, openai (also Azure OpenAI) or local")
+    family: str = Field(description="openai, nova, claude, llama, hf")
+    status: Literal["live", "legacy"] = Field(default="live", description="live or legacy")
+    export_target: ExportTarget = Field(description="the export format this model trains on (supervised)")
+    encoding: str | None = Field(default=None, description="tiktoken encoding when token counts are exact")
+    max_example_tokens: int | None = Field(default=None, description="token limit of one training example, if known")
+    training_usd_per_1m_tokens: float | None = Field(default=None, ge=0)
+    hyperparameters: dict[HyperparameterName, ParamRange] = Field(default_factory=dict)
+    notes: str | None = None
+
+    display_name: str | None = None
+    provider_model_id: str | None = Field(default=None, description="the id the provider's customization API takes")
+    aliases: list[str] = Field(default_factory=list)
+    regions: list[str] = Field(default_factory=list, description="where the provider offers fine-tuning of it")
+    size_class: Literal["small", "medium", "large"] = "medium"
+    methods: list[Method] = Field(default_factory=lambda: ["supervised"])
+    export_targets: dict[Method, ExportTarget] = Field(
+        default_factory=dict, description="export format per method when it differs from export_target"
+    )
+    provider_hyperparameter_names: dict[HyperparameterName, str] = Field(default_factory=dict)
+    training_usd_per_1k_tokens: float | None = Field(default=None, ge=0)
+    price_unit: Literal["1M tokens", "1K tokens", "free"] | None = Field(
+        default=None, description="the unit the provider publishes its training price in"
+    )
+    price_as_of: str | None = Field(default=None, description="when this entry's price was checked, if not as_of")
+    storage_usd_per_month: float | None = Field(default=None, ge=0, description="per custom model, Bedrock")
+    warmup_divisor: int | None = Field(
+        default=None, gt=0, description="provider's rule: warm-up steps = training examples / this"
+    )
+    new_jobs_stop_on: date | None = Field(default=None, description="first day the provider refuses new jobs")
+    shutdown_on: date | None = Field(default=None, description="day the base model and its fine-tunes stop serving")
+    sources: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _one_price(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        if data.get("price_unit") is None:
+            data = {**data, "price_unit": _price_unit(data)}
+        per_1m, per_1k = data.get("training_usd_per_1m_tokens"), data.get("training_usd_per_1k_tokens")
+        if per_1k is not None:
+            derived = round(per_1k * 1000, 9)
+            if per_1m is not None and abs(per_1m - derived) > 1e-9:
+                raise ValueError(
+                    f"training price given twice and they disagree ({per_1m} per 1M, {per_1k} per 1K); keep one"
+                )
+            data = {**data, "training_usd_per_1m_tokens": derived}
+        elif per_1m is not None:
+            data = {**data, "training_usd_per_1k_tokens": round(per_1m / 1000, 12)}
+        return data
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ModelInfo:
+        if not self.methods:
+            raise ValueError("methods must name at least one training method")
+        if set(self.export_targets) - set(self.methods):
+            raise ValueError("export_targets names a method the model does not support")
+        if set(self.provider_hyperparameter_names) - set(self.hyperparameters):
+            raise ValueError("provider_hyperparameter_names names a hyperparameter without a range")
+        return self
+
+    @property
+    def supports_dpo(self) -> bool:
+        return "dpo" in self.methods
+
+    def export_target_for(self, method: str) -> str:
+        """The export format for `method` (DPO on OpenAI uses `openai-dpo`)."""
+        return self.export_targets.get(method, self.export_target)
+
+    def provider_name(self, name: str) -> str:
+        """The provider's own name for finetune-ops hyperparameter `name`."""
+        return self.provider_hyperparameter_names.get(name, name)
+
+
+def _price_unit(data: dict[str, Any]) -> str:
+    if data.get("provider") == "local":
+        return "free"
+    return "1K tokens" if "training_usd_per_1k_tokens" in data else "1M tokens"
+
+
+class Catalog(BaseModel):
+    as_of: str
+    source: str
+    models: dict[str, ModelInfo]
+
+    def get(self, model_id: str) -> ModelInfo | None:
+        if model_id in self.models:
+            return self.models[model_id]
+        for info in self.models.values():
+            if model_id in info.aliases or model_id == info.provider_model_id:
+                return info
+        prefixes = [m for m in self.models if model_id.startswith(m)]
+        return self.models[max(prefixes, key=len)] if prefixes else None
+
+    def require(self, model_id: str) -> ModelInfo:
+        info = self.get(model_id)
+        if info is None:
+            known = ", ".join(sorted(self.models))
+            raise InvalidInput(f"unknown base model {model_id!r}.", hint=f"Use one of: {known}.", model=model_id)
+        return info
+
+
+def _read_bundled() -> dict[str, Any]:
+    return json.loads(resources.files("core.catalog").joinpath("models.json").read_text())
+
+
+def _read_override(path: Path) -> dict[str, Any]:
+    try:
+        data = json.loads(Path(path).read_text())
+    except (OSError, json.JSONDecodeError) as exc:
+        raise InvalidInput(
+            f"cannot read FINETUNE_CATALOG_FILE {path}: {exc}",
+            hint="Point it at a JSON file shaped like core/catalog/models.json, or unset it.",
+        ) from exc
+    if not isinstance(data, dict) or not isinstance(data.get("models", {}), dict):
+        raise InvalidInput(
+            f"FINETUNE_CATALOG_FILE {path} must hold a JSON object with a 'models' object.",
+            hint='Shape it like core/catalog/models.json: {"as_of": "...", "models": {"<model id>": {...}}}.',
+        )
+    return data
+
+
+def _merge_entry(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    """Field by field; ranges one by one; a new price replaces the old one in whatever unit."""
+    if any(key in extra for key in _PRICE_KEYS[:2]):
+        base = {key: value for key, value in base.items() if key not in _PRICE_KEYS}
+    merged = {**base, **extra}
+    if isinstance(base.get("hyperparameters"), dict) and isinstance(extra.get("hyperparameters"), dict):
+        merged["hyperparameters"] = {**base["hyperparameters"], **extra["hyperparameters"]}
+    return merged
+
+
+@lru_cache(maxsize=8)
+def load_catalog(override: Path | None = None) -> Catalog:
+    """The bundled catalog, with `override` (FINETUNE_CATALOG_FILE) merged entry by entry.
+
+    Cached per path: a process reads a given override file once.
+    """
+    data = _read_bundled()
+    models = {key: {**value, "id": key} for key, value in data["models"].items()}
+    origin = "the bundled catalog core/catalog/models.json"
+    if override is not None:
+        extra = _read_override(override)
+        for key, value in extra.get("models", {}).items():
+            models[key] = {**_merge_entry(models.get(key, {}), value), "id": key}
+        data = {**data, **{k: v for k, v in extra.items() if k in ("as_of", "source")}}
+        origin = f"FINETUNE_CATALOG_FILE {override}"
+    try:
+        return Catalog(as_of=data["as_of"], source=data["source"], models=models)
+    except ValidationError as exc:
+        raise InvalidInput(
+            f"{origin} has an invalid model entry: {_first_error(exc)}",
+            hint="Fix the named field; see core/catalog/models.json for the expected shape.",
+        ) from exc
+
+
+def _first_error(exc: ValidationError) -> str:
+    error = exc.errors()[0]
+    where = ".".join(str(part) for part in error["loc"])
+    return f"{where}: {error['msg']}"

@@ -1,0 +1,141 @@
+"""Approvals: costly or irreversible actions wait for an authorised human.
+
+An approval names an action (`launch`, later `deploy`, `rollback`, ...) and its
+subject. Deciding checks that the decider is an approver (an admin), is not the
+requester when four-eyes is on, and that the request is still pending and not
+expired; the decision and the action's state change commit in one transaction
+(the action's handler runs inside it). Every step is audited and announced
+through the outbox.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
+
+from pydantic import BaseModel
+
+from core.errors import Conflict, NotFound, PermissionDenied
+from core.platform import audit, outbox
+from core.platform.actors import Actor
+from core.platform.store import Store
+from core.platform.timeutil import iso, parse_iso, utcnow
+
+
+class Approval(BaseModel):
+    id: str
+    action: str
+    subject_id: str | None
+    payload: dict[str, Any]
+    estimated_cost_usd: float | None
+    status: str
+    requested_by: str
+    requested_via: str
+    decided_by: str | None
+    decided_at: str | None
+    reason: str | None
+    expires_at: str | None
+    created_at: str
+
+
+class ApprovalList(BaseModel):
+    approvals: list[Approval]
+
+
+# action -> handler(store, approval, approved) run inside the deciding transaction
+HANDLERS: dict[str, Callable[[Store, Approval, bool], None]] = {}
+
+
+def _row(row: dict) -> Approval:
+    return Approval(**{**row, "payload": json.loads(row["payload"])})
+
+
+def request(
+    store: Store, *, action: str, subject_id: str, summary: str, actor: Actor, ttl_hours: float,
+    payload: dict[str, Any] | None = None, cost_usd: float | None = None,
+) -> Approval:  # fmt: skip
+    """Open an approval request (inside the caller's transaction) and announce it."""
+    approval_id = "ap_" + uuid.uuid4().hex[:12]
+    now = utcnow()
+    with store.write() as db:
+        db["approvals"].insert(
+            {
+                "id": approval_id, "action": action, "subject_id": subject_id, "payload": json.dumps(payload or {}),
+                "estimated_cost_usd": cost_usd, "status": "pending", "requested_by": actor.id,
+                "requested_via": actor.face, "expires_at": iso(now + timedelta(hours=ttl_hours)), "created_at": iso(now),
+            }
+        )  # fmt: skip
+        outbox.enqueue(
+            store, kind="approval", message_key=f"approval:{approval_id}",
+            text=f":raised_hand: Approval needed ({approval_id}): {summary}. Requested by {actor}. "
+            f"Approve with `/finetune approve {approval_id}` or `finetune approve {approval_id}`.",
+        )  # fmt: skip
+        audit.record(
+            store, actor, "request_approval", {"approval": approval_id, "action": action, "subject": subject_id}
+        )
+    return get(store, approval_id)
+
+
+def get(store: Store, approval_id: str) -> Approval:
+    rows = store.query("SELECT * FROM approvals WHERE id = ?", (approval_id,))
+    if not rows:
+        raise NotFound(
+            f"no approval {approval_id!r}.", hint="List pending ones with `finetune approvals`.", approval=approval_id
+        )
+    return _row(rows[0])
+
+
+def pending(store: Store) -> ApprovalList:
+    rows = store.query("SELECT * FROM approvals WHERE status = 'pending' ORDER BY created_at")
+    return ApprovalList(approvals=[_row(r) for r in rows])
+
+
+def decide(
+    store: Store, *, approval_id: str, actor: Actor, approve: bool, four_eyes: bool, reason: str | None = None
+) -> Approval:
+    """Approve or reject; the action's own state change commits with the decision."""
+    if not actor.is_admin:
+        raise PermissionDenied(
+            f"{actor} may not decide approvals.", hint="Ask an approver, or add your Slack user id to FINETUNE_ADMINS."
+        )
+    with store.write() as db:
+        approval = get(store, approval_id)
+        if approval.status != "pending":
+            raise Conflict(
+                f"approval {approval_id} is already {approval.status} (by {approval.decided_by or 'expiry'}).",
+                hint="Nothing to do; request a new one if the action is still wanted.",
+            )
+        if approval.expires_at and parse_iso(approval.expires_at) < utcnow():
+            db.execute("UPDATE approvals SET status = 'expired' WHERE id = ?", (approval_id,))
+            _run_handler(store, approval.model_copy(update={"status": "expired"}), approved=False)
+            raise Conflict(
+                f"approval {approval_id} expired at {approval.expires_at}.", hint="Request the action again."
+            )
+        if four_eyes and approval.requested_by == actor.id:
+            raise PermissionDenied(
+                f"{actor} requested {approval_id} and may not approve it too (four eyes).",
+                hint="Ask another approver.",
+            )
+        status = "approved" if approve else "rejected"
+        db.execute(
+            "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, reason = ? WHERE id = ?",
+            (status, str(actor), iso(), reason, approval_id),
+        )
+        decided = get(store, approval_id)
+        _run_handler(store, decided, approved=approve)
+        verb = ":white_check_mark: approved" if approve else ":no_entry: rejected"
+        outbox.enqueue(
+            store, kind="approval", message_key=f"approval:{approval_id}",
+            text=f"{verb} by {actor}: {approval.action} {approval.subject_id}" + (f" ({reason})" if reason else ""),
+        )  # fmt: skip
+        audit.record(store, actor, "approve" if approve else "reject", {"approval": approval_id, "reason": reason})
+    return decided
+
+
+def _run_handler(store: Store, approval: Approval, *, approved: bool) -> None:
+    handler = HANDLERS.get(approval.action)
+    if handler is not None:
+        handler(store, approval, approved)

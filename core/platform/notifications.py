@@ -1,0 +1,40 @@
+"""Operator notices: a message an admin sends to the team's Slack channel through the outbox."""
+
+from __future__ import annotations
+
+from pydantic import BaseModel
+
+from core.errors import InvalidInput, PermissionDenied
+from core.platform import audit, outbox
+from core.platform.actors import Actor
+from core.platform.store import Store
+
+MAX_TEXT = 3000  # Slack's limit for a section block's text
+
+
+class Notice(BaseModel):
+    outbox_id: int
+    text: str
+    channel: str | None
+
+
+def notify(store: Store, *, actor: Actor, text: str, channel: str | None = None) -> Notice:
+    """Queue `text` for delivery to Slack. Admins only."""
+    if not actor.is_admin:
+        raise PermissionDenied(
+            f"{actor} may not send notices.",
+            hint="Ask an admin, or add your Slack user id to FINETUNE_ADMINS.",
+            actor=actor.id,
+        )
+    text = text.strip()
+    if not text:
+        raise InvalidInput("`text` is empty.", hint='Give the message to send, e.g. notify "Deploy at 5pm".')
+    if len(text) > MAX_TEXT:
+        raise InvalidInput(
+            f"`text` is {len(text)} characters; Slack accepts at most {MAX_TEXT}.",
+            hint="Shorten the message.",
+        )
+    with store.write():
+        outbox_id = outbox.enqueue(store, kind="notice", text=f":loudspeaker: {text}", channel=channel)
+        audit.record(store, actor, "notify", {"text": text, "channel": channel}, detail=f"outbox #{outbox_id}")
+    return Notice(outbox_id=outbox_id, text=text, channel=channel)

@@ -1,0 +1,66 @@
+"""The one APScheduler instance, owned by `finetune serve`, and its core jobs.
+
+Only serve schedules: APScheduler cannot share a job store between processes,
+and all durable state lives in SQLite anyway, so the job store is in memory and
+a restart loses nothing. Job functions are module-level so they can be named
+by id; each records its last run in `scheduler_runs`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+
+from core.platform.settings import Settings
+from core.platform.store import Store
+from core.platform.timeutil import iso
+
+log = logging.getLogger(__name__)
+
+JOB_DEFAULTS = {
+    "coalesce": True,  # after a pause, run once, not once per missed slot
+    "max_instances": 1,  # never overlap a job with itself
+    "misfire_grace_time": 60,  # the default of 1 s drops runs on a busy machine
+}
+
+
+def build_scheduler(timezone: str) -> AsyncIOScheduler:
+    return AsyncIOScheduler(timezone=timezone, job_defaults=JOB_DEFAULTS)
+
+
+def add_interval_job(
+    scheduler: AsyncIOScheduler, func: Callable[..., Any], *, job_id: str, seconds: float, args: tuple = ()
+) -> None:
+    scheduler.add_job(
+        func,
+        "interval",
+        seconds=seconds,
+        id=job_id,
+        replace_existing=True,
+        args=args,
+        next_run_time=datetime.now(scheduler.timezone),  # first run at start, not one interval later
+    )
+
+
+def record_run(store: Store, job_id: str, *, outcome: str = "ok", detail: str | None = None) -> None:
+    with store.write() as db:
+        db["scheduler_runs"].upsert(
+            {"job_id": job_id, "last_run_at": iso(), "outcome": outcome, "detail": detail}, pk="job_id"
+        )
+
+
+def heartbeat(store: Store) -> None:
+    """Proves the scheduler is alive; `status` shows the time of the last beat."""
+    record_run(store, "heartbeat")
+
+
+def poll_jobs(store: Store, settings: Settings) -> None:
+    """Polls every due active fine-tuning job (see core.jobs)."""
+    from core.training.jobs import poll_active_jobs
+
+    polled = poll_active_jobs(store, settings)
+    record_run(store, "jobs", detail=f"polled {polled}")

@@ -1,0 +1,110 @@
+"""The words finetune-ops speaks, said once.
+
+Every list of providers, export targets, methods, states, actions, roles and
+faces in the project comes from the enums here: click choices, pydantic fields,
+MCP tool schemas and SQL `IN (...)` lists alike. They are `StrEnum`s, so a
+member equals its string and is stored, printed and compared as plain text.
+A registry keyed by one of them (providers, targets, approval handlers, the
+policy) has a contract test that fails when a member has no entry.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class Provider(StrEnum):
+    """Where a fine-tuning job runs."""
+
+    OPENAI = "openai"
+    AZURE = "azure"
+    BEDROCK = "bedrock"
+    LOCAL = "local"
+
+
+class CatalogProvider(StrEnum):
+    """Whose base models a catalog entry describes (Azure OpenAI trains OpenAI's models)."""
+
+    OPENAI = "openai"
+    BEDROCK = "bedrock"
+    LOCAL = "local"
+
+
+class ExportTarget(StrEnum):
+    """A file format a provider trains on."""
+
+    OPENAI = "openai"
+    OPENAI_DPO = "openai-dpo"
+    BEDROCK_NOVA = "bedrock-nova"
+    BEDROCK_CLAUDE = "bedrock-claude"
+    BEDROCK_LLAMA = "bedrock-llama"
+    HF_CHAT = "hf-chat"
+
+
+class Method(StrEnum):
+    """How a model is trained."""
+
+    SUPERVISED = "supervised"
+    DPO = "dpo"
+
+
+class JobState(StrEnum):
+    """The unified job states; every provider status maps to exactly one."""
+
+    PENDING_APPROVAL = "pending_approval"
+    SUBMITTING = "submitting"
+    VALIDATING = "validating"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+
+ACTIVE_JOB_STATES: frozenset[JobState] = frozenset(
+    {JobState.SUBMITTING, JobState.VALIDATING, JobState.QUEUED, JobState.RUNNING}
+)
+FINAL_JOB_STATES: frozenset[JobState] = frozenset({JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED})
+
+
+class ApprovalState(StrEnum):
+    PENDING = "pending"
+    APPROVED = "approved"
+    REJECTED = "rejected"
+    EXPIRED = "expired"
+    CANCELLED = "cancelled"
+
+
+class Action(StrEnum):
+    """Actions that may wait for a human approval; each has an approval handler."""
+
+    LAUNCH = "launch"
+
+
+class Role(StrEnum):
+    """What a person may do, from least to most."""
+
+    VIEWER = "viewer"
+    OPERATOR = "operator"
+    APPROVER = "approver"
+    ADMIN = "admin"
+
+
+class Face(StrEnum):
+    """Through which interface an actor reached finetune-ops."""
+
+    CLI = "cli"
+    SLACK = "slack"
+    MCP = "mcp"
+    SCHEDULER = "scheduler"
+
+
+def values(enum: type[StrEnum]) -> list[str]:
+    """The members' strings, in definition order (for click choices and messages)."""
+    return [member.value for member in enum]
+
+
+def one_of(enum: type[StrEnum]) -> str:
+    """`a, b or c`: the valid values of `enum`, for error hints."""
+    words = values(enum)
+    return words[0] if len(words) == 1 else ", ".join(words[:-1]) + " or " + words[-1]
