@@ -13,7 +13,9 @@ from typing import Any
 from pydantic import BaseModel
 
 from bot.grammar import AuditList, ErrorResult, HelpResult, Message, Outcome, UsageProblem
+from core.platform import events
 from core.platform.notifications import Notice
+from core.platform.outbox import OutboxMessage
 from core.platform.status import StatusReport
 
 Blocks = list[dict[str, Any]]
@@ -252,3 +254,58 @@ def _(result: JobDetail) -> tuple[str, Blocks]:
         )
         blocks.append(context(f"Latest: {latest}. Loss curve attached."))
     return text, blocks
+
+
+# Notifications: typed events from the outbox -------------------------------------------------------
+
+JOB_ICONS = {
+    "succeeded": ":white_check_mark:",
+    "failed": ":x:",
+    "cancelled": ":no_entry_sign:",
+    "pending_approval": ":raised_hand:",
+}
+
+
+def render_message(message: OutboxMessage) -> tuple[str, Blocks | None]:
+    """An outbox row as Slack text and blocks; rows written before typed events keep their stored text."""
+    if message.event is None:
+        return message.text, None
+    return render(message.event)
+
+
+@render.register
+def _(event: events.Notice) -> tuple[str, Blocks]:
+    text = f":loudspeaker: {event.text}"
+    return text, [section(text)]
+
+
+@render.register
+def _(event: events.JobChanged) -> tuple[str, Blocks]:
+    icon = JOB_ICONS.get(event.status, ":hourglass_flowing_sand:")
+    text = f"{icon} Job {event.job_id}: {event.base_model} on {event.dataset_version} via {event.provider}: *{event.status}*"
+    if event.detail:
+        text += f" ({event.detail})"
+    if event.model_id:
+        text += f"\nModel: `{event.model_id}`"
+    if event.error:
+        text += f"\nError: {event.error}"
+    return text, [section(text)]
+
+
+@render.register
+def _(event: events.ApprovalRequested) -> tuple[str, Blocks]:
+    text = (
+        f":raised_hand: Approval needed ({event.approval_id}): {event.description}. Requested by {event.requested_by}. "
+        f"Approve with `/finetune approve {event.approval_id}` or `finetune approve {event.approval_id}`."
+    )
+    return text, [section(text)]
+
+
+@render.register
+def _(event: events.ApprovalDecided) -> tuple[str, Blocks]:
+    verb = {"approved": ":white_check_mark: approved", "rejected": ":no_entry: rejected"}.get(
+        event.status, event.status
+    )
+    who = f" by {event.decided_by}" if event.decided_by else ""
+    text = f"{verb}{who}: {event.action} {event.subject_id}" + (f" ({event.reason})" if event.reason else "")
+    return text, [section(text)]

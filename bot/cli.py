@@ -16,6 +16,7 @@ from core.platform import audit
 from core.platform.actors import cli_actor
 from core.platform.config_report import describe_settings
 from core.platform.settings import Settings
+from core.services import build_services
 
 
 @click.command("config", context_settings=CONTEXT, short_help="Show the effective settings, secrets masked.")
@@ -98,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
     configure_logging(settings.log_level)
     from bot.terminal import emit, progress_bar
 
-    inv = Invocation(settings=settings, actor=cli_actor(), progress=progress_bar(err))
+    inv = Invocation(services=build_services(settings), actor=cli_actor(), progress=progress_bar(err))
     outcome = run_command(CLI, argv, inv, prog="finetune")
     if outcome.result is not None:
         emit(outcome, Console(), err)

@@ -63,14 +63,8 @@ def validate_command(inv: Invocation, version: str, target: str, model: str | No
     """Export VERSION for TARGET if needed, then check every line against the provider's rules."""
     return exports.validate_dataset(
         inv.store, version=version, target=target, model=model, actor=inv.actor, data_dir=inv.settings.data_dir,
-        catalog=_catalog(inv),
+        catalog=inv.services.catalog,
     )  # fmt: skip
-
-
-def _catalog(inv: Invocation):
-    from core.catalog.models import load_catalog
-
-    return load_catalog(inv.settings.catalog_file)
 
 
 SHARED_DATA_COMMANDS = (datasets_command, dataset_command, validate_command)
@@ -151,7 +145,7 @@ def export_command(inv: Invocation, version: str, target: str, model: str | None
     with inv.progress(f"Exporting {version} for {target}") as progress:
         return exports.export_dataset(
             inv.store, version=version, target=target, model=model, epochs=epochs, actor=inv.actor,
-            data_dir=inv.settings.data_dir, catalog=_catalog(inv), on_progress=progress,
+            data_dir=inv.settings.data_dir, catalog=inv.services.catalog, on_progress=progress,
         )  # fmt: skip
 
 
@@ -163,7 +157,7 @@ def export_command(inv: Invocation, version: str, target: str, model: str | None
 @click.pass_obj
 def validate_file_command(inv: Invocation, file: Path, target: str, model: str | None):
     """Check every line of FILE (in the store or not); exits 1 when there are errors."""
-    return exports.validate_any_file(file, target=target, model=model)
+    return exports.validate_any_file(file, target=target, model=model, catalog=inv.services.catalog)
 
 
 @data_group.command("diff", context_settings=CONTEXT, short_help="Compare two dataset versions.")

@@ -15,7 +15,7 @@ import logging
 import shlex
 from collections.abc import Callable, Iterator
 from contextlib import AbstractContextManager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import click
@@ -26,7 +26,8 @@ from core.platform import audit
 from core.platform.actors import Actor
 from core.platform.settings import Settings
 from core.platform.status import get_status
-from core.platform.store import Store, open_store
+from core.platform.store import Store
+from core.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -47,18 +48,19 @@ class Invocation:
     the terminal shows it as a progress bar, other faces ignore it.
     """
 
-    settings: Settings
+    services: Services
     actor: Actor
     as_json: bool = False
     progress: ProgressFactory = no_progress
     request_key: str | None = None  # the face's own id for this request (Slack trigger id): an idempotency key
-    _store: Store | None = field(default=None, repr=False)
+
+    @property
+    def settings(self) -> Settings:
+        return self.services.settings
 
     @property
     def store(self) -> Store:
-        if self._store is None:
-            self._store = open_store(self.settings.db_path)
-        return self._store
+        return self.services.store
 
 
 # Results that only the grammar produces ------------------------------------------------

@@ -7,17 +7,18 @@ import copy
 import click
 
 from bot.grammar import CONTEXT, Invocation, json_option
+from core import actions
 from core.platform import approvals
 from core.training import jobs
-from core.vocabulary import JobState, values
+from core.vocabulary import JobState, Method, Provider, values
 
-PROVIDERS = click.Choice(list(jobs.PROVIDER_FAMILY))
-METHODS = click.Choice(["supervised", "dpo"])
+PROVIDERS = click.Choice(values(Provider))
+METHODS = click.Choice(values(Method))
 
 
 def _launch(inv: Invocation, version, provider, base_model, method, key, **hyperparameters):
     return jobs.launch_job(
-        inv.store, inv.settings, dataset_version=version, provider=provider, base_model=base_model, actor=inv.actor,
+        inv.services, dataset_version=version, provider=provider, base_model=base_model, actor=inv.actor,
         method=method, hyperparameters=hyperparameters, key=key or inv.request_key,
     )  # fmt: skip
 
@@ -117,7 +118,7 @@ def jobs_events(inv: Invocation, job_id: str):
 @click.pass_obj
 def jobs_cancel(inv: Invocation, job_id: str):
     """Cancel JOB_ID at its provider (or before it reaches one)."""
-    return jobs.cancel_job(inv.store, inv.settings, job_id=job_id, actor=inv.actor)
+    return jobs.cancel_job(inv.services, job_id=job_id, actor=inv.actor)
 
 
 job_command = copy.copy(jobs_show)  # `job JOB` is `jobs show JOB`, one level up
@@ -142,9 +143,7 @@ def _decide(approve: bool):
     @json_option
     @click.pass_obj
     def decide(inv: Invocation, approval_id: str, reason: str | None):
-        return jobs.decide_launch(
-            inv.store, inv.settings, approval_id=approval_id, actor=inv.actor, approve=approve, reason=reason
-        )
+        return actions.decide(inv.services, approval_id=approval_id, actor=inv.actor, approve=approve, reason=reason)
 
     decide.help = f"{verb.capitalize()} APPROVAL_ID. Approvers are admins, and not the requester when four-eyes is on."
     return decide

@@ -13,6 +13,7 @@ import logging
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
+from bot.blocks import render_message
 from core.platform import outbox
 from core.platform.store import Store
 
@@ -40,16 +41,15 @@ def deliver_due(store: Store, client: WebClient, *, default_channel: str | None,
 
 def _send(store: Store, client: WebClient, message: outbox.OutboxMessage, default_channel: str | None):
     existing = outbox.message_ref(store, message.message_key)
+    text, blocks = render_message(message)
     try:
         if existing is not None:
-            response = client.chat_update(
-                channel=existing.channel, ts=existing.ts, text=message.text, blocks=message.blocks
-            )
+            response = client.chat_update(channel=existing.channel, ts=existing.ts, text=text, blocks=blocks)
         else:
             channel = message.channel or default_channel
             if not channel:
                 raise DeliveryFailed("no channel: set FINETUNE_SLACK_CHANNEL (a channel id such as C0123456789)")
-            response = client.chat_postMessage(channel=channel, text=message.text, blocks=message.blocks)
+            response = client.chat_postMessage(channel=channel, text=text, blocks=blocks)
     except SlackApiError as exc:
         error = exc.response.get("error") if exc.response is not None else None
         request_id = exc.response.headers.get("x-slack-req-id") if exc.response is not None else None

@@ -35,6 +35,7 @@ from core.errors import Conflict, InvalidInput
 from core.platform.scheduler import add_interval_job, build_scheduler, heartbeat, poll_jobs
 from core.platform.settings import Settings
 from core.platform.store import Store
+from core.services import Services, build_services
 from mcp_server.server import build_server
 
 log = logging.getLogger(__name__)
@@ -139,6 +140,7 @@ class BearerAuth:
 
 
 def build_app(settings: Settings, store: Store) -> Starlette:
+    svc = build_services(settings, store=store)
     mcp = build_server(settings, store)
     mcp_app = mcp.streamable_http_app(
         streamable_http_path="/mcp", host=settings.host, transport_security=_transport_security(settings)
@@ -148,14 +150,14 @@ def build_app(settings: Settings, store: Store) -> Starlette:
     if slack.http_handler is not None:
         routes.append(Route("/slack/events", slack.http_handler, methods=["POST"]))
     if settings.openai_webhook_secret is not None:
-        routes.append(Route("/webhooks/openai", _openai_webhook(settings, store), methods=["POST"]))
+        routes.append(Route("/webhooks/openai", _openai_webhook(svc), methods=["POST"]))
     routes.append(Mount("/", app=mcp_app))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         scheduler = build_scheduler(settings.timezone)
         add_interval_job(scheduler, heartbeat, job_id="heartbeat", seconds=settings.heartbeat_seconds, args=(store,))
-        add_interval_job(scheduler, poll_jobs, job_id="jobs", seconds=settings.poll_seconds, args=(store, settings))
+        add_interval_job(scheduler, poll_jobs, job_id="jobs", seconds=settings.poll_seconds, args=(svc,))
         if slack.client is not None:
             from bot.outbox_dispatch import deliver_outbox_job
 
@@ -208,16 +210,14 @@ def _transport_security(settings: Settings) -> TransportSecuritySettings:
     return TransportSecuritySettings(enable_dns_rebinding_protection=False)
 
 
-def _openai_webhook(settings: Settings, store: Store):
+def _openai_webhook(svc: Services):
     from core.providers.base import ProviderError
     from core.training.jobs import handle_webhook
 
     async def webhook(request: Request) -> Response:
         payload, headers = await request.body(), dict(request.headers)
         try:
-            job = await asyncio.to_thread(
-                handle_webhook, store, settings, provider="openai", payload=payload, headers=headers
-            )
+            job = await asyncio.to_thread(handle_webhook, svc, provider="openai", payload=payload, headers=headers)
         except ProviderError as exc:
             log.warning("OpenAI webhook refused: %s", exc.message)
             return JSONResponse({"error": exc.message}, status_code=400)

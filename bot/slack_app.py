@@ -24,6 +24,7 @@ from core.platform import deliveries
 from core.platform.actors import Actor
 from core.platform.settings import Settings
 from core.platform.store import Store
+from core.services import build_services
 from core.training.jobs import JobDetail
 from reports.charts import loss_curve_png
 
@@ -104,5 +105,5 @@ def run_slack_text(
 ) -> Outcome:
     """Run `/finetune TEXT` as Slack user `user_id`, through the same grammar as the CLI."""
     actor = Actor(id=user_id, face="slack", is_admin=user_id in settings.admins)
-    inv = Invocation(settings=settings, actor=actor, request_key=request_key, _store=store)
+    inv = Invocation(services=build_services(settings, store=store), actor=actor, request_key=request_key)
     return run_text(GRAMMAR, text, inv, prog=SLASH)

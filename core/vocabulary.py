@@ -30,6 +30,14 @@ class CatalogProvider(StrEnum):
     LOCAL = "local"
 
 
+CATALOG_PROVIDER: dict[Provider, CatalogProvider] = {
+    Provider.OPENAI: CatalogProvider.OPENAI,
+    Provider.AZURE: CatalogProvider.OPENAI,
+    Provider.BEDROCK: CatalogProvider.BEDROCK,
+    Provider.LOCAL: CatalogProvider.LOCAL,
+}
+
+
 class ExportTarget(StrEnum):
     """A file format a provider trains on."""
 

@@ -28,6 +28,7 @@ from core.platform.actors import Actor
 from core.platform.settings import Settings
 from core.platform.status import StatusReport
 from core.platform.store import Store
+from core.services import Services, build_services
 from core.training import jobs, planning
 from core.training.hyperparams import HyperparameterSuggestion
 from core.training.jobs import Job, JobEvents, JobList, LaunchResult
@@ -95,7 +96,7 @@ def build_server(settings: Settings, store: Store) -> MCPServer:
         return call_core(store, ctx, "get_status", {}, lambda actor: status.get_status(store))
 
     register_data_tools(server, settings, store)
-    register_job_tools(server, settings, store)
+    register_job_tools(server, build_services(settings, store=store))
     return server
 
 
@@ -219,7 +220,9 @@ def register_data_tools(server: MCPServer, settings: Settings, store: Store) -> 
         )
 
 
-def register_job_tools(server: MCPServer, settings: Settings, store: Store) -> None:
+def register_job_tools(server: MCPServer, svc: Services) -> None:
+    store = svc.store
+
     @tool(server, title="Launch fine-tuning job")
     def launch_job(
         ctx: Context,
@@ -237,7 +240,7 @@ def register_job_tools(server: MCPServer, settings: Settings, store: Store) -> N
         learning_rate_multiplier, warmup_steps (omitted ones are suggested from the data)."""
         args = {"version": version, "provider": provider, "base_model": base_model, "key": key}
         return call_core(store, ctx, "launch_job", args, lambda actor: jobs.launch_job(
-            store, settings, dataset_version=version, provider=provider, base_model=base_model, actor=actor,
+            svc, dataset_version=version, provider=provider, base_model=base_model, actor=actor,
             method=method, hyperparameters=hyperparameters, key=key))  # fmt: skip
 
     @tool(server, title="Job status")
@@ -262,7 +265,7 @@ def register_job_tools(server: MCPServer, settings: Settings, store: Store) -> N
     def cancel_job(ctx: Context, job_id: str) -> Job:
         """Cancel a job at its provider, or before it reaches one (a pending approval is withdrawn)."""
         return call_core(store, ctx, "cancel_job", {"job_id": job_id},
-                         lambda actor: jobs.cancel_job(store, settings, job_id=job_id, actor=actor))  # fmt: skip
+                         lambda actor: jobs.cancel_job(svc, job_id=job_id, actor=actor))  # fmt: skip
 
 
 def _resource(read: Callable[[], str]) -> str:

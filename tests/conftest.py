@@ -45,6 +45,13 @@ def make_settings(tmp_path: Path, **overrides) -> Settings:
     return Settings(_env_file=None, data_dir=tmp_path / "data", **overrides)
 
 
+def svc(store, settings: Settings, registry=None):
+    """Services over the test's store, with a provider registry of fakes when given."""
+    from core.services import build_services
+
+    return build_services(settings, store=store, providers=registry)
+
+
 @pytest.fixture
 def settings(tmp_path) -> Settings:
     return make_settings(tmp_path)

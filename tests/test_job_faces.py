@@ -16,7 +16,7 @@ from core.platform.store import open_store
 from core.training.jobs import poll_active_jobs
 from core.vocabulary import Provider
 from mcp_server.server import build_server
-from tests.conftest import BOT_TOKEN, SIGNING_SECRET, make_settings, sign, slash_body, wait_until
+from tests.conftest import BOT_TOKEN, SIGNING_SECRET, make_settings, sign, slash_body, svc, wait_until
 from tests.fake_provider import FakeProvider
 from tests.feedback_samples import make_events
 
@@ -50,7 +50,7 @@ def test_cli_launch_watch_and_cancel(cli, fake, version, store, settings):
     assert [j["id"] for j in json.loads(out)["jobs"]] == [job_id]
     fake.advance("ftjob-1", "running")
     store.db.execute("UPDATE jobs SET next_poll_at = NULL")
-    poll_active_jobs(store, settings)
+    poll_active_jobs(svc(store, settings))
     code, out, _ = cli("job", job_id)
     assert "running" in out
     code, out, _ = cli("jobs", "events", job_id)
@@ -121,7 +121,7 @@ def test_mcp_agent_retry_and_approval_flow(tmp_path, fake, version, cli, monkeyp
     assert job["status"] == "pending_approval" and approval["status"] == "pending"
     assert second.structured_content["created"] is False and second.structured_content["job"]["id"] == job["id"]
     assert len(listed.structured_content["jobs"]) == 1 and not fake.launches
-    pending = store.query("SELECT text FROM outbox WHERE kind = 'approval'")
+    pending = store.query("SELECT text FROM outbox WHERE kind = 'approval_requested'")
     assert approval["id"] in pending[0]["text"]
 
     code, _out, err = cli("approve", approval["id"], "--reason", "budget ok")  # the OS user is an approver
@@ -149,7 +149,7 @@ def test_slack_job_shows_the_state_and_uploads_a_loss_curve(tmp_path, fake, vers
     )
     store = open_store(settings.db_path)
     job = launch_job(
-        store, settings, dataset_version=version.id, provider="openai", base_model=MODEL, actor=cli_actor()
+        svc(store, settings), dataset_version=version.id, provider="openai", base_model=MODEL, actor=cli_actor()
     ).job
     fake.advance("ftjob-1", "running")
     fake.events_by_job["ftjob-1"] = [
@@ -158,7 +158,7 @@ def test_slack_job_shows_the_state_and_uploads_a_loss_curve(tmp_path, fake, vers
         )
         for i in range(5)
     ]
-    poll_job(store, settings, job.id)
+    poll_job(svc(store, settings), job.id)
     body = slash_body(f"job {job.id}", response_url=fake_slack.response_url())
     with TestClient(build_app(settings, store), base_url="http://127.0.0.1") as client:
         assert client.post("/slack/events", content=body, headers=sign(body)).status_code == 200

@@ -1,5 +1,6 @@
 import pytest
 
+from core import actions
 from core.data import datasets, feedback
 from core.data.datasets import DatasetFilters, Recipe
 from core.errors import Conflict, InvalidInput, PermissionDenied
@@ -7,7 +8,7 @@ from core.platform import approvals
 from core.platform.actors import Actor, cli_actor
 from core.providers.base import ProviderError, ProviderEvent
 from core.training import jobs
-from tests.conftest import make_settings
+from tests.conftest import make_settings, svc
 from tests.fake_provider import FakeProvider
 from tests.feedback_samples import make_events
 
@@ -34,8 +35,8 @@ def version(store):
 
 
 def launch(store, settings, registry, version, actor=ALICE, **kwargs):
-    return jobs.launch_job(store, settings, dataset_version=version.id, provider="openai", base_model=MODEL,
-                           actor=actor, registry=registry, **kwargs)  # fmt: skip
+    return jobs.launch_job(svc(store, settings, registry), dataset_version=version.id, provider="openai", base_model=MODEL,
+                           actor=actor, **kwargs)  # fmt: skip
 
 
 def test_launch_under_budget_submits_at_once(store, settings, registry, version, fake):
@@ -60,30 +61,33 @@ def test_over_budget_waits_for_another_approver(tmp_path, store, registry, versi
     result = launch(store, settings, registry, version, actor=AGENT)
     assert result.job.status == "pending_approval" and result.approval.status == "pending" and not fake.launches
     with pytest.raises(PermissionDenied):
-        jobs.decide_launch(
-            store, settings, approval_id=result.approval.id, actor=Actor(id="UX", face="slack"), approve=True
+        actions.decide(
+            svc(store, settings, registry),
+            approval_id=result.approval.id,
+            actor=Actor(id="UX", face="slack"),
+            approve=True,
         )
-    decided = jobs.decide_launch(
-        store, settings, approval_id=result.approval.id, actor=BOB, approve=True, registry=registry
-    )
+    decided = actions.decide(svc(store, settings, registry), approval_id=result.approval.id, actor=BOB, approve=True)
     assert decided.status == "approved" and decided.decided_by == "slack:UBOB"
     assert jobs.get_job(store, result.job.id).status == "validating" and len(fake.launches) == 1
     with pytest.raises(Conflict):
-        jobs.decide_launch(store, settings, approval_id=result.approval.id, actor=BOB, approve=True, registry=registry)
+        actions.decide(svc(store, settings, registry), approval_id=result.approval.id, actor=BOB, approve=True)
 
 
 def test_requesters_cannot_approve_their_own_launch(tmp_path, store, registry, version):
     settings = make_settings(tmp_path, auto_approve_usd=0)
     result = launch(store, settings, registry, version, actor=ALICE)
     with pytest.raises(PermissionDenied) as caught:
-        jobs.decide_launch(store, settings, approval_id=result.approval.id, actor=ALICE, approve=True)
+        actions.decide(svc(store, settings, registry), approval_id=result.approval.id, actor=ALICE, approve=True)
     assert "four eyes" in caught.value.message
 
 
 def test_a_rejected_launch_is_cancelled(tmp_path, store, registry, version, fake):
     settings = make_settings(tmp_path, auto_approve_usd=0)
     result = launch(store, settings, registry, version, actor=AGENT)
-    jobs.decide_launch(store, settings, approval_id=result.approval.id, actor=BOB, approve=False, reason="too big")
+    actions.decide(
+        svc(store, settings, registry), approval_id=result.approval.id, actor=BOB, approve=False, reason="too big"
+    )
     job = jobs.get_job(store, result.job.id)
     assert job.status == "cancelled" and "too big" in job.error and not fake.launches
 
@@ -95,11 +99,11 @@ def test_polling_to_success_registers_a_candidate_with_lineage(store, settings, 
         ProviderEvent(id="ev1", at="2026-11-23T10:00:00Z", kind="metrics", step=1, metrics={"train_loss": 2.1}),
         ProviderEvent(id="ev2", at="2026-11-23T10:01:00Z", kind="metrics", step=2, metrics={"train_loss": 1.4}),
     ]
-    assert jobs.poll_active_jobs(store, settings, registry=registry) == 1
-    jobs.poll_job(store, settings, job.id, registry=registry)  # events are stored once
+    assert jobs.poll_active_jobs(svc(store, settings, registry)) == 1
+    jobs.poll_job(svc(store, settings, registry), job.id)  # events are stored once
     assert [e.step for e in jobs.job_events(store, job.id).events if e.kind == "metrics"] == [1, 2]
     fake.advance("ftjob-1", "succeeded", model="ft:gpt-4o-mini:acme:support:abc", metrics={"train_loss": 1.2})
-    done = jobs.poll_job(store, settings, job.id, registry=registry)
+    done = jobs.poll_job(svc(store, settings, registry), job.id)
     assert done.status == "succeeded" and done.model_id == "ft:gpt-4o-mini:acme:support:abc" and done.finished_at
     row = store.query("SELECT * FROM model_versions")[0]
     assert (row["id"], row["job_id"], row["dataset_version_id"]) == ("support:v1", job.id, version.id)
@@ -110,12 +114,12 @@ def test_polling_to_success_registers_a_candidate_with_lineage(store, settings, 
 def test_transient_errors_back_off_and_permanent_ones_fail(store, settings, registry, version, fake):
     job = launch(store, settings, registry, version).job
     fake.fail_next = [ProviderError("429 slow down", transient=True)]
-    after = jobs.poll_job(store, settings, job.id, registry=registry)
+    after = jobs.poll_job(svc(store, settings, registry), job.id)
     assert after.status == "validating" and "retrying" in after.status_detail
     assert jobs.due_jobs(store) == []  # backing off
     store.db.execute("UPDATE jobs SET next_poll_at = '2000-01-01T00:00:00Z'")
     fake.fail_next = [ProviderError("job not found", transient=False)]
-    failed = jobs.poll_job(store, settings, job.id, registry=registry)
+    failed = jobs.poll_job(svc(store, settings, registry), job.id)
     assert failed.status == "failed" and "job not found" in failed.error
 
 
@@ -124,32 +128,30 @@ def test_a_launch_interrupted_before_submission_is_resubmitted_once(store, setti
     job = launch(store, settings, registry, version).job
     assert job.status == "submitting" and job.provider_job_id is None
     store.db.execute("UPDATE jobs SET next_poll_at = '2000-01-01T00:00:00Z'")
-    jobs.poll_active_jobs(store, settings, registry=registry)
-    jobs.poll_active_jobs(store, settings, registry=registry)
+    jobs.poll_active_jobs(svc(store, settings, registry))
+    jobs.poll_active_jobs(svc(store, settings, registry))
     assert jobs.get_job(store, job.id).provider_job_id == "ftjob-1" and len(fake.jobs) == 1
 
 
 def test_cancel_running_and_pending_jobs(tmp_path, store, settings, registry, version, fake):
     running = launch(store, settings, registry, version).job
-    assert jobs.cancel_job(store, settings, job_id=running.id, actor=ALICE, registry=registry).status == "cancelled"
+    assert jobs.cancel_job(svc(store, settings, registry), job_id=running.id, actor=ALICE).status == "cancelled"
     with pytest.raises(Conflict):
-        jobs.cancel_job(store, settings, job_id=running.id, actor=ALICE, registry=registry)
+        jobs.cancel_job(svc(store, settings, registry), job_id=running.id, actor=ALICE)
     pricey = make_settings(tmp_path, auto_approve_usd=0)
     waiting = launch(store, pricey, registry, version, actor=AGENT)
-    jobs.cancel_job(store, pricey, job_id=waiting.job.id, actor=ALICE, registry=registry)
+    jobs.cancel_job(svc(store, pricey, registry), job_id=waiting.job.id, actor=ALICE)
     assert approvals.get(store, waiting.approval.id).status == "cancelled"
 
 
 def test_bad_launches_are_explained(store, settings, registry, version):
     with pytest.raises(InvalidInput) as caught:
         jobs.launch_job(
-            store,
-            settings,
+            svc(store, settings, registry),
             dataset_version=version.id,
             provider="bedrock",
             base_model=MODEL,
             actor=ALICE,
-            registry=registry,
         )
     assert "openai model" in caught.value.message
     with pytest.raises(InvalidInput) as caught:
@@ -157,13 +159,11 @@ def test_bad_launches_are_explained(store, settings, registry, version):
     assert "500" in caught.value.message
     with pytest.raises(InvalidInput):
         jobs.launch_job(
-            store,
-            settings,
+            svc(store, settings, registry),
             dataset_version=version.id,
             provider="gcp",
             base_model=MODEL,
             actor=ALICE,
-            registry=registry,
         )
 
 

@@ -7,7 +7,7 @@ from core.platform.actors import cli_actor
 from core.providers.bedrock.provider import BedrockProvider
 from core.training import jobs
 from tests.aws_fixtures import local_aws, moto_server  # noqa: F401 - fixtures
-from tests.conftest import make_settings
+from tests.conftest import make_settings, svc
 from tests.feedback_samples import make_events
 
 MODEL = "amazon.nova-micro-v1:0"
@@ -29,9 +29,8 @@ def test_launch_watch_and_finish_on_bedrock(store, bedrock, local_aws):  # noqa:
     settings, registry = bedrock
     feedback.ingest_batch(store, make_events(60), actor=cli_actor())
     version = datasets.build_dataset(store, name="support", actor=cli_actor())
-    result = jobs.launch_job(
-        store, settings, dataset_version=version.id, provider="bedrock", base_model=MODEL, actor=cli_actor(),
-        hyperparameters={"epochs": 2}, registry=registry,
+    result = jobs.launch_job(svc(store, settings, registry), dataset_version=version.id, provider="bedrock", base_model=MODEL, actor=cli_actor(),
+        hyperparameters={"epochs": 2},
     )  # fmt: skip
     job = result.job
     assert job.provider_job_id and job.status in ("validating", "running")
@@ -41,7 +40,7 @@ def test_launch_watch_and_finish_on_bedrock(store, bedrock, local_aws):  # noqa:
     assert record.hyper_parameters["epochCount"] == "2"
 
     local_aws.set_job_status(job.provider_job_id, "Completed")
-    done = jobs.poll_job(store, settings, job.id, registry=registry)
+    done = jobs.poll_job(svc(store, settings, registry), job.id)
     assert done.status == "succeeded" and done.model_id
     assert store.scalar("SELECT provider_model_id FROM model_versions WHERE job_id = ?", (job.id,)) == done.model_id
 
@@ -51,15 +50,13 @@ def test_cancel_on_bedrock(store, bedrock, local_aws):  # noqa: F811
     feedback.ingest_batch(store, make_events(60), actor=cli_actor())
     version = datasets.build_dataset(store, name="support", actor=cli_actor())
     job = jobs.launch_job(
-        store,
-        settings,
+        svc(store, settings, registry),
         dataset_version=version.id,
         provider="bedrock",
         base_model=MODEL,
         actor=cli_actor(),
-        registry=registry,
     ).job
-    cancelled = jobs.cancel_job(store, settings, job_id=job.id, actor=cli_actor(), registry=registry)
+    cancelled = jobs.cancel_job(svc(store, settings, registry), job_id=job.id, actor=cli_actor())
     assert cancelled.status in ("cancelled", "running")  # Stopping is still active until Bedrock says Stopped
     local_aws.set_job_status(job.provider_job_id, "Stopped")
-    assert jobs.poll_job(store, settings, job.id, registry=registry).status == "cancelled"
+    assert jobs.poll_job(svc(store, settings, registry), job.id).status == "cancelled"

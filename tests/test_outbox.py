@@ -4,8 +4,15 @@ from slack_sdk import WebClient
 
 from bot.outbox_dispatch import deliver_due
 from core.platform import outbox
+from core.platform.events import JobChanged, Notice
 from core.platform.timeutil import parse_iso, utcnow
 from tests.conftest import BOT_TOKEN, free_port
+
+
+def job7(detail: str) -> JobChanged:
+    return JobChanged(
+        job_id="7", status="running", base_model="m", dataset_version="d@1", provider="openai", detail=detail
+    )
 
 
 def client_for(url: str) -> WebClient:
@@ -16,16 +23,16 @@ def client_for(url: str) -> WebClient:
 
 def test_messages_with_one_key_post_once_then_edit_in_place(store, fake_slack):
     client = client_for(fake_slack.api_url)
-    outbox.enqueue(store, kind="job", text="job 7 started", message_key="job:7")
+    outbox.enqueue(store, job7("job 7 started"))
     assert deliver_due(store, client, default_channel="CJOBS") == 1
-    outbox.enqueue(store, kind="job", text="job 7 running 40%", message_key="job:7")
-    outbox.enqueue(store, kind="notice", text="unrelated")
+    outbox.enqueue(store, job7("job 7 running 40%"))
+    outbox.enqueue(store, Notice(text="unrelated", sent_by="cli:ops"))
     assert deliver_due(store, client, default_channel="CJOBS") == 2
 
     [first, other] = fake_slack.method_calls("chat.postMessage")
     [update] = fake_slack.method_calls("chat.update")
-    assert first["text"] == "job 7 started" and other["text"] == "unrelated"
-    assert update["text"] == "job 7 running 40%" and update["ts"] == "1700000000.000001"
+    assert "job 7 started" in first["text"] and other["text"] == ":loudspeaker: unrelated"
+    assert "job 7 running 40%" in update["text"] and update["ts"] == "1700000000.000001"
     assert update["channel"] == "CJOBS"
     assert outbox.stats(store).pending == 0
     row = store.query("SELECT slack_channel, slack_ts FROM outbox WHERE id = 1")[0]
@@ -34,7 +41,7 @@ def test_messages_with_one_key_post_once_then_edit_in_place(store, fake_slack):
 
 def test_slack_down_delays_delivery_and_loses_nothing(store, fake_slack):
     client = client_for(fake_slack.api_url)
-    outbox.enqueue(store, kind="notice", text="important")
+    outbox.enqueue(store, Notice(text="important", sent_by="cli:ops"))
     fake_slack.fail_status = 503
     assert deliver_due(store, client, default_channel="C1") == 0
 
@@ -54,14 +61,14 @@ def test_slack_down_delays_delivery_and_loses_nothing(store, fake_slack):
 
 def test_unreachable_slack_keeps_the_message(store):
     client = client_for(f"http://127.0.0.1:{free_port()}/api/")  # nothing listens there
-    outbox.enqueue(store, kind="notice", text="still here")
+    outbox.enqueue(store, Notice(text="still here", sent_by="cli:ops"))
     assert deliver_due(store, client, default_channel="C1") == 0
     assert outbox.stats(store).pending == 1
     assert "unreachable" in outbox.stats(store).last_error
 
 
 def test_without_a_channel_the_message_waits_with_a_clear_reason(store, fake_slack):
-    outbox.enqueue(store, kind="notice", text="where to?")
+    outbox.enqueue(store, Notice(text="where to?", sent_by="cli:ops"))
     assert deliver_due(store, client_for(fake_slack.api_url), default_channel=None) == 0
     assert "FINETUNE_SLACK_CHANNEL" in outbox.stats(store).last_error
 
@@ -76,7 +83,7 @@ def test_enqueue_commits_or_rolls_back_with_the_callers_change(store):
     try:
         with store.write() as db:
             db["alerts"].insert({"kind": "k", "severity": "info", "message": "m", "created_at": "t"})
-            outbox.enqueue(store, kind="alert", text="alert!")
+            outbox.enqueue(store, Notice(text="alert!", sent_by="cli:ops"))
             raise RuntimeError("the change failed")
     except RuntimeError:
         pass

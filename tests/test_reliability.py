@@ -8,7 +8,7 @@ import pytest
 from core.data import datasets, feedback
 from core.platform.actors import cli_actor
 from core.platform.store import open_store
-from tests.conftest import BOT_TOKEN, SIGNING_SECRET, sign, slash_body, wait_until
+from tests.conftest import BOT_TOKEN, SIGNING_SECRET, sign, slash_body, svc, wait_until
 from tests.feedback_samples import make_events
 from tests.openai_fake import API_KEY, start_fake
 
@@ -103,8 +103,8 @@ def test_openai_webhook_triggers_an_immediate_poll(settings, store, start_serve,
     from core.training.jobs import launch_job
 
     launched = launch_job(
-        store, Settings(_env_file=None, data_dir=settings.data_dir, openai_api_key=API_KEY,
-                        openai_base_url=f"{openai_fake.url}/v1"),
+        svc(store, Settings(_env_file=None, data_dir=settings.data_dir, openai_api_key=API_KEY,
+                            openai_base_url=f"{openai_fake.url}/v1")),
         dataset_version=version.id, provider="openai", base_model=MODEL, actor=cli_actor(),
     )  # fmt: skip
     provider_job = launched.job.provider_job_id

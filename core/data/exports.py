@@ -288,9 +288,9 @@ def validate_dataset(
     return result
 
 
-def validate_any_file(path: Path, *, target: str, model: str | None = None) -> ValidationReport:
+def validate_any_file(path: Path, *, target: str, catalog: Catalog, model: str | None = None) -> ValidationReport:
     """Validate any JSONL file; without a model, the target's default model sets the tokenizer and limits."""
-    return validate_file(path, target=target, model=model or default_model(target))
+    return validate_file(path, target=target, model=model or default_model(target), catalog=catalog)
 
 
 def stored_validation(store: Store, *, version: str, target: str, model: str | None = None) -> DatasetValidation:

@@ -58,7 +58,7 @@ from typing import IO
 
 from pydantic import BaseModel, Field
 
-from core.catalog.models import load_catalog
+from core.catalog.models import Catalog, load_catalog
 from core.data import tokens
 from core.data.formats import TARGETS, require_target
 from core.data.tokens import TokenStats, TokenStatsBuilder
@@ -136,6 +136,7 @@ def validate_file(
     model: str | None = None,
     workers: int | None = None,
     training_file: bool = True,
+    catalog: Catalog | None = None,
 ) -> ValidationReport:
     """Validate a JSONL file, streaming it; `workers` processes tokenize in parallel.
 
@@ -145,7 +146,7 @@ def validate_file(
     from the forkserver (safe beside other threads, but each loads its own).
     `training_file` is as for `validate_lines`.
     """
-    run = _prepare(target, model, training_file)
+    run = _prepare(target, model, training_file, catalog)
     if workers is not None and workers < 1:
         raise InvalidInput(
             f"workers must be at least 1, got {workers}.", hint="Leave it unset to choose automatically."
@@ -186,9 +187,9 @@ class _Run:
     training_file: bool = True
 
 
-def _prepare(target: str, model: str | None, training_file: bool = True) -> _Run:
+def _prepare(target: str, model: str | None, training_file: bool = True, catalog: Catalog | None = None) -> _Run:
     spec = require_target(target)
-    info = load_catalog().get(model) if model else None
+    info = (catalog or load_catalog()).get(model) if model else None
     if info is not None and info.family != spec.family:
         fitting = ", ".join(t.name for t in TARGETS.values() if t.family == info.family) or info.export_target
         raise InvalidInput(

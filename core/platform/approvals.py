@@ -19,7 +19,7 @@ from typing import Any
 from pydantic import BaseModel
 
 from core.errors import Conflict, NotFound, PermissionDenied
-from core.platform import audit, outbox
+from core.platform import audit, events, outbox
 from core.platform.actors import Actor
 from core.platform.store import Store
 from core.platform.timeutil import iso, parse_iso, utcnow
@@ -45,8 +45,8 @@ class ApprovalList(BaseModel):
     approvals: list[Approval]
 
 
-# action -> handler(store, approval, approved) run inside the deciding transaction
-HANDLERS: dict[str, Callable[[Store, Approval, bool], None]] = {}
+# What an action does inside the deciding transaction: handler(store, approval, approved).
+DecisionHandler = Callable[[Store, "Approval", bool], None]
 
 
 def _row(row: dict) -> Approval:
@@ -69,9 +69,11 @@ def request(
             }
         )  # fmt: skip
         outbox.enqueue(
-            store, kind="approval", message_key=f"approval:{approval_id}",
-            text=f":raised_hand: Approval needed ({approval_id}): {summary}. Requested by {actor}. "
-            f"Approve with `/finetune approve {approval_id}` or `finetune approve {approval_id}`.",
+            store,
+            events.ApprovalRequested(
+                approval_id=approval_id, action=action, subject_id=subject_id, description=summary,
+                requested_by=str(actor), cost_usd=cost_usd,
+            ),
         )  # fmt: skip
         audit.record(
             store, actor, "request_approval", {"approval": approval_id, "action": action, "subject": subject_id}
@@ -94,7 +96,14 @@ def pending(store: Store) -> ApprovalList:
 
 
 def decide(
-    store: Store, *, approval_id: str, actor: Actor, approve: bool, four_eyes: bool, reason: str | None = None
+    store: Store,
+    *,
+    approval_id: str,
+    actor: Actor,
+    approve: bool,
+    four_eyes: bool,
+    on_decided: DecisionHandler,
+    reason: str | None = None,
 ) -> Approval:
     """Approve or reject; the action's own state change commits with the decision."""
     if not actor.is_admin:
@@ -110,7 +119,7 @@ def decide(
             )
         if approval.expires_at and parse_iso(approval.expires_at) < utcnow():
             db.execute("UPDATE approvals SET status = 'expired' WHERE id = ?", (approval_id,))
-            _run_handler(store, approval.model_copy(update={"status": "expired"}), approved=False)
+            on_decided(store, approval.model_copy(update={"status": "expired"}), False)
             raise Conflict(
                 f"approval {approval_id} expired at {approval.expires_at}.", hint="Request the action again."
             )
@@ -125,17 +134,13 @@ def decide(
             (status, str(actor), iso(), reason, approval_id),
         )
         decided = get(store, approval_id)
-        _run_handler(store, decided, approved=approve)
-        verb = ":white_check_mark: approved" if approve else ":no_entry: rejected"
+        on_decided(store, decided, approve)
         outbox.enqueue(
-            store, kind="approval", message_key=f"approval:{approval_id}",
-            text=f"{verb} by {actor}: {approval.action} {approval.subject_id}" + (f" ({reason})" if reason else ""),
+            store,
+            events.ApprovalDecided(
+                approval_id=approval_id, action=approval.action, subject_id=approval.subject_id, status=status,
+                decided_by=str(actor), reason=reason,
+            ),
         )  # fmt: skip
         audit.record(store, actor, "approve" if approve else "reject", {"approval": approval_id, "reason": reason})
     return decided
-
-
-def _run_handler(store: Store, approval: Approval, *, approved: bool) -> None:
-    handler = HANDLERS.get(approval.action)
-    if handler is not None:
-        handler(store, approval, approved)

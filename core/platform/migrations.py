@@ -285,7 +285,13 @@ DOMAIN = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (INFRASTRUCTURE, DOMAIN)
+TYPED_EVENTS = Migration(
+    3,
+    "outbox rows carry the typed event they announce",
+    ("ALTER TABLE outbox ADD COLUMN event TEXT",),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (INFRASTRUCTURE, DOMAIN, TYPED_EVENTS)
 LATEST = MIGRATIONS[-1].version
 
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migration versions must be 1..N"

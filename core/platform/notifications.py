@@ -5,7 +5,7 @@ from __future__ import annotations
 from pydantic import BaseModel
 
 from core.errors import InvalidInput, PermissionDenied
-from core.platform import audit, outbox
+from core.platform import audit, events, outbox
 from core.platform.actors import Actor
 from core.platform.store import Store
 
@@ -35,6 +35,6 @@ def notify(store: Store, *, actor: Actor, text: str, channel: str | None = None)
             hint="Shorten the message.",
         )
     with store.write():
-        outbox_id = outbox.enqueue(store, kind="notice", text=f":loudspeaker: {text}", channel=channel)
+        outbox_id = outbox.enqueue(store, events.Notice(text=text, sent_by=str(actor)), channel=channel)
         audit.record(store, actor, "notify", {"text": text, "channel": channel}, detail=f"outbox #{outbox_id}")
     return Notice(outbox_id=outbox_id, text=text, channel=channel)

@@ -8,13 +8,13 @@ ones edit that same message.
 
 from __future__ import annotations
 
-import json
 import random
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
+from core.platform.events import Event, parse_event
 from core.platform.store import Store
 from core.platform.timeutil import iso, utcnow
 
@@ -27,8 +27,8 @@ class OutboxMessage(BaseModel):
     kind: str
     message_key: str | None
     channel: str | None
-    text: str
-    blocks: list[dict[str, Any]] | None
+    text: str = Field(description="A face-neutral summary of the event.")
+    event: Event | None = Field(default=None, description="The typed event; faces render it.")
     attempts: int
 
 
@@ -37,34 +37,26 @@ class MessageRef(BaseModel):
     ts: str
 
 
-def enqueue(
-    store: Store,
-    *,
-    kind: str,
-    text: str,
-    blocks: list[dict[str, Any]] | None = None,
-    channel: str | None = None,
-    message_key: str | None = None,
-) -> int:
+def enqueue(store: Store, event: Event, *, channel: str | None = None) -> int:
     """Queue a notification. Call inside the caller's `store.write()` so it commits with the change."""
     now = iso()
+    row = {
+        "created_at": now,
+        "kind": event.kind,
+        "message_key": event.message_key,
+        "channel": channel,
+        "text": event.summary(),
+        "event": event.model_dump_json(),
+        "status": "pending",
+        "attempts": 0,
+        "next_attempt_at": now,
+    }
     with store.write() as db:
-        return (
-            db["outbox"]
-            .insert(
-                {
-                    "created_at": now,
-                    "kind": kind,
-                    "message_key": message_key,
-                    "channel": channel,
-                    "text": text,
-                    "blocks": json.dumps(blocks) if blocks else None,
-                    "status": "pending",
-                    "attempts": 0,
-                    "next_attempt_at": now,
-                }
-            )
-            .last_pk
+        return int(
+            db.execute(
+                f"INSERT INTO outbox ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())
+            ).lastrowid
+            or 0
         )
 
 
@@ -74,7 +66,14 @@ def due(store: Store, *, now: datetime | None = None, limit: int = 50) -> list[O
         "SELECT * FROM outbox WHERE status = 'pending' AND next_attempt_at <= ? ORDER BY id LIMIT ?",
         (iso(now), limit),
     )
-    return [OutboxMessage(**{**row, "blocks": json.loads(row["blocks"]) if row["blocks"] else None}) for row in rows]
+    return [
+        OutboxMessage(**{k: v for k, v in row.items() if k in OutboxMessage.model_fields} | {"event": _event(row)})
+        for row in rows
+    ]
+
+
+def _event(row: dict[str, Any]) -> Event | None:
+    return parse_event(row["event"]) if row.get("event") else None
 
 
 def message_ref(store: Store, message_key: str | None) -> MessageRef | None:

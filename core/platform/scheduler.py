@@ -15,9 +15,9 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
-from core.platform.settings import Settings
 from core.platform.store import Store
 from core.platform.timeutil import iso
+from core.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -58,9 +58,9 @@ def heartbeat(store: Store) -> None:
     record_run(store, "heartbeat")
 
 
-def poll_jobs(store: Store, settings: Settings) -> None:
-    """Polls every due active fine-tuning job (see core.jobs)."""
+def poll_jobs(svc: Services) -> None:
+    """Polls every due active fine-tuning job (see core.training.jobs)."""
     from core.training.jobs import poll_active_jobs
 
-    polled = poll_active_jobs(store, settings)
-    record_run(store, "jobs", detail=f"polled {polled}")
+    polled = poll_active_jobs(svc)
+    record_run(svc.store, "jobs", detail=f"polled {polled}")

@@ -29,23 +29,23 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
-from core.catalog.models import Catalog, load_catalog
+from core.catalog.models import Catalog
 from core.catalog.pricing import CostEstimate, estimate_cost
 from core.data import datasets, exports
 from core.errors import Conflict, InvalidInput, NotFound
-from core.platform import approvals, audit, outbox
+from core.platform import approvals, audit, events, outbox
 from core.platform.actors import SCHEDULER, Actor
 from core.platform.settings import Settings
 from core.platform.store import Store
 from core.platform.timeutil import iso, utcnow
 from core.providers import base as providers
+from core.services import Services
 from core.training.hyperparams import check_hyperparameters, suggest_hyperparameters
-from core.vocabulary import ACTIVE_JOB_STATES, FINAL_JOB_STATES, JobState, values
+from core.vocabulary import ACTIVE_JOB_STATES, CATALOG_PROVIDER, FINAL_JOB_STATES, JobState, Provider, one_of, values
 
 log = logging.getLogger(__name__)
 
 POLL_BACKOFF_CAP_SECONDS = 900
-PROVIDER_FAMILY = {"openai": "openai", "azure": "openai", "bedrock": "bedrock", "local": "local"}
 
 
 class Job(BaseModel):
@@ -147,15 +147,15 @@ def job_detail(store: Store, job_id: str) -> JobDetail:
 # Launching ------------------------------------------------------------------------------------------
 
 
-def _provider_name(provider: str) -> str:
-    if provider not in PROVIDER_FAMILY:
-        raise InvalidInput(f"unknown provider {provider!r}.", hint=f"Use one of: {', '.join(PROVIDER_FAMILY)}.")
-    return provider
+def _provider_name(provider: str) -> Provider:
+    try:
+        return Provider(provider)
+    except ValueError:
+        raise InvalidInput(f"unknown provider {provider!r}.", hint=f"Use {one_of(Provider)}.") from None
 
 
 def launch_job(
-    store: Store,
-    settings: Settings,
+    svc: Services,
     *,
     dataset_version: str,
     provider: str,
@@ -164,16 +164,14 @@ def launch_job(
     method: str = "supervised",
     hyperparameters: dict[str, Any] | None = None,
     key: str | None = None,
-    catalog: Catalog | None = None,
-    registry: dict | None = None,
 ) -> LaunchResult:
     """Launch (or, over budget, request approval for) a fine-tuning job. Idempotent on `key`."""
+    store, settings, catalog = svc.store, svc.settings, svc.catalog
     if key is not None and (earlier := _launched_with(store, key)) is not None:
         return earlier
-    catalog = catalog or load_catalog(settings.catalog_file)
     provider = _provider_name(provider)
     info = catalog.require(base_model)
-    if PROVIDER_FAMILY[provider] != info.provider:
+    if CATALOG_PROVIDER[provider] != info.provider:
         raise InvalidInput(
             f"{base_model} is a {info.provider} model; provider {provider!r} cannot train it.",
             hint=f"Use --provider {'openai or azure' if info.provider == 'openai' else info.provider}, or another base model.",
@@ -227,7 +225,7 @@ def launch_job(
             raise
         return earlier
     if not plan.over_budget:
-        submit_job(store, settings, plan.job_id, registry=registry, catalog=catalog)
+        submit_job(svc, plan.job_id)
     return LaunchResult(job=get_job(store, plan.job_id), created=True, approval=approval, cost=cost)
 
 
@@ -291,7 +289,7 @@ def _record_launch(store: Store, settings: Settings, plan: _Launch) -> approvals
                 f"(auto-approve limit ${settings.auto_approve_usd:,.2f})",
             )  # fmt: skip
             db.execute("UPDATE jobs SET approval_id = ? WHERE id = ?", (approval.id, job_id))
-        _announce(store, job_id, "requested" if over_budget else "submitting")
+        _announce(store, job_id)
         audit.record(
             store, actor, "launch_job",
             {"job": job_id, "version": version, "provider": provider, "base_model": base_model, "method": method,
@@ -311,7 +309,7 @@ def _hyperparameters(suggestion, given: dict[str, Any]) -> dict[str, Any]:
     return values
 
 
-def _on_launch_decided(store: Store, approval: approvals.Approval, approved: bool) -> None:
+def on_launch_decided(store: Store, approval: approvals.Approval, approved: bool) -> None:
     """Inside the deciding transaction: the job moves on, or is cancelled."""
     status = "submitting" if approved else "cancelled"
     error = None if approved else f"launch {approval.status}" + (f": {approval.reason}" if approval.reason else "")
@@ -320,32 +318,16 @@ def _on_launch_decided(store: Store, approval: approvals.Approval, approved: boo
         "AND status = 'pending_approval'",
         (status, error, iso(), iso(), None if approved else iso(), approval.subject_id),
     )
-    _announce(store, approval.subject_id, status)
+    _announce(store, approval.subject_id)
 
 
-approvals.HANDLERS["launch"] = _on_launch_decided
-
-
-def decide_launch(
-    store: Store, settings: Settings, *, approval_id: str, actor: Actor, approve: bool, reason: str | None = None,
-    registry: dict | None = None,
-) -> approvals.Approval:  # fmt: skip
-    """Approve or reject an approval; an approved launch is submitted at once."""
-    decided = approvals.decide(
-        store, approval_id=approval_id, actor=actor, approve=approve, four_eyes=settings.four_eyes, reason=reason
-    )
-    if approve and decided.action == "launch" and decided.subject_id:
-        submit_job(store, settings, decided.subject_id, registry=registry)
-    return decided
+def after_launch_approved(svc: Services, approval: approvals.Approval) -> None:
+    """After the approval commits: hand the job to its provider."""
+    if approval.subject_id:
+        submit_job(svc, approval.subject_id)
 
 
 # Talking to providers -------------------------------------------------------------------------------
-
-
-def _provider(settings: Settings, name: str, registry: dict | None) -> providers.FineTuneProvider:
-    from core.providers import build_provider
-
-    return build_provider(name, settings, registry)
 
 
 def _files(store: Store, job: Job, catalog: Catalog) -> tuple[Path, Path | None]:
@@ -361,16 +343,14 @@ def _files(store: Store, job: Job, catalog: Catalog) -> tuple[Path, Path | None]
     return Path(export.files["train"]), Path(validation) if validation else None
 
 
-def submit_job(
-    store: Store, settings: Settings, job_id: str, *, registry: dict | None = None, catalog: Catalog | None = None
-) -> Job:
+def submit_job(svc: Services, job_id: str) -> Job:
     """Hand a `submitting` job to its provider. Safe to repeat: the idempotency key travels with it."""
+    store, catalog = svc.store, svc.catalog
     job = get_job(store, job_id)
     if job.status != "submitting":
         return job
-    catalog = catalog or load_catalog(settings.catalog_file)
     try:
-        provider = _provider(settings, job.provider, registry)
+        provider = svc.provider(job.provider)
         train, validation = _files(store, job, catalog)
         info = catalog.require(job.base_model)
         reply = provider.launch(
@@ -420,7 +400,7 @@ def _apply(store: Store, job: Job, reply: providers.ProviderJob, events: list[pr
             )  # fmt: skip
             audit.record(store, SCHEDULER, "job_status", {"job": job.id, "from": job.status, "to": reply.status})
         if changed or events:
-            _announce(store, job.id, reply.status)
+            _announce(store, job.id)
         if reply.status == "succeeded" and changed:
             _register_candidate(store, get_job(store, job.id), reply)
 
@@ -435,7 +415,7 @@ def _finish(store: Store, job: Job, status: str, *, error: str) -> None:
             {"job_id": job.id, "at": iso(), "kind": "status", "message": f"{job.status} -> {status}: {error}"}
         )
         audit.record(store, SCHEDULER, "job_status", {"job": job.id, "from": job.status, "to": status}, detail=error)
-        _announce(store, job.id, status)
+        _announce(store, job.id)
 
 
 def _backoff(store: Store, job: Job, error: str) -> None:
@@ -481,32 +461,30 @@ def _register_candidate(store: Store, job: Job, reply: providers.ProviderJob) ->
     )  # fmt: skip
 
 
-def _announce(store: Store, job_id: str, status: str) -> None:
-    """One Slack message per job, edited in place as it moves."""
+def _announce(store: Store, job_id: str) -> None:
+    """One message per job, updated in place as it moves."""
     job = get_job(store, job_id)
-    icon = {"succeeded": ":white_check_mark:", "failed": ":x:", "cancelled": ":no_entry_sign:",
-            "pending_approval": ":raised_hand:", "requested": ":raised_hand:"}.get(status, ":hourglass_flowing_sand:")  # fmt: skip
-    text = f"{icon} Job {job.id}: {job.base_model} on {job.dataset_version} via {job.provider}: *{job.status}*"
-    if job.status_detail:
-        text += f" ({job.status_detail})"
-    if job.model_id:
-        text += f"\nModel: `{job.model_id}`"
-    if job.error:
-        text += f"\nError: {job.error}"
-    outbox.enqueue(store, kind="job", message_key=f"job:{job.id}", text=text)
+    outbox.enqueue(
+        store,
+        events.JobChanged(
+            job_id=job.id, status=job.status, base_model=job.base_model, dataset_version=job.dataset_version,
+            provider=job.provider, detail=job.status_detail, model_id=job.model_id, error=job.error,
+        ),
+    )  # fmt: skip
 
 
 # Polling ------------------------------------------------------------------------------------------------
 
 
-def poll_job(store: Store, settings: Settings, job_id: str, *, registry: dict | None = None) -> Job:
+def poll_job(svc: Services, job_id: str) -> Job:
+    store = svc.store
     job = get_job(store, job_id)
     if job.status == "submitting":
-        return submit_job(store, settings, job_id, registry=registry)
+        return submit_job(svc, job_id)
     if job.status not in ACTIVE_JOB_STATES or not job.provider_job_id:
         return job
     try:
-        provider = _provider(settings, job.provider, registry)
+        provider = svc.provider(job.provider)
         reply = provider.poll(job.provider_job_id)
         last = store.scalar("SELECT last_seen_event FROM jobs WHERE id = ?", (job.id,))
         events = provider.events(job.provider_job_id, after=last)
@@ -529,21 +507,22 @@ def due_jobs(store: Store) -> list[str]:
     return [r["id"] for r in rows]
 
 
-def poll_active_jobs(store: Store, settings: Settings, *, registry: dict | None = None, concurrency: int = 4) -> int:
+def poll_active_jobs(svc: Services, *, concurrency: int = 4) -> int:
     """Scheduler entry point: poll every due active job, `concurrency` at a time."""
-    ids = due_jobs(store)
+    ids = due_jobs(svc.store)
     with ThreadPoolExecutor(max_workers=concurrency) as pool:
-        list(pool.map(lambda job_id: poll_job(store, settings, job_id, registry=registry), ids))
+        list(pool.map(lambda job_id: poll_job(svc, job_id), ids))
     return len(ids)
 
 
-def cancel_job(store: Store, settings: Settings, *, job_id: str, actor: Actor, registry: dict | None = None) -> Job:
+def cancel_job(svc: Services, *, job_id: str, actor: Actor) -> Job:
+    store = svc.store
     job = get_job(store, job_id)
     if job.status in FINAL_JOB_STATES:
         raise Conflict(f"{job_id} is already {job.status}.", hint="Nothing to cancel.")
     if job.provider_job_id:
         try:
-            reply = _provider(settings, job.provider, registry).cancel(job.provider_job_id)
+            reply = svc.provider(job.provider).cancel(job.provider_job_id)
         except providers.ProviderError as exc:
             raise Conflict(
                 f"{job.provider} did not cancel {job_id}: {exc}", hint="Try again; the job keeps running until then."
@@ -560,24 +539,15 @@ def cancel_job(store: Store, settings: Settings, *, job_id: str, actor: Actor, r
     return get_job(store, job_id)
 
 
-def handle_webhook(
-    store: Store,
-    settings: Settings,
-    *,
-    provider: str,
-    payload: bytes,
-    headers: dict[str, str],
-    registry: dict | None = None,
-) -> Job | None:
+def handle_webhook(svc: Services, *, provider: str, payload: bytes, headers: dict[str, str]) -> Job | None:
     """A provider says a job changed: check the signature, then poll that job now (polling stays the truth)."""
+    store, settings = svc.store, svc.settings
     if provider != "openai" or settings.openai_webhook_secret is None:
         raise providers.ProviderNotConfigured(
             f"webhooks from {provider!r} are not set up.",
             hint="Set OPENAI_WEBHOOK_SECRET to receive OpenAI's webhooks.",
         )
-    event = _provider(settings, provider, registry).verify_webhook(
-        payload, headers, settings.openai_webhook_secret.get_secret_value()
-    )
+    event = svc.provider(provider).verify_webhook(payload, headers, settings.openai_webhook_secret.get_secret_value())
     job_id = store.scalar(
         "SELECT id FROM jobs WHERE provider IN ('openai', 'azure') AND provider_job_id = ?", (event.get("job_id"),)
     )
@@ -586,4 +556,4 @@ def handle_webhook(
             "webhook %s for a job finetune-ops did not launch (%s); ignored", event.get("type"), event.get("job_id")
         )
         return None
-    return poll_job(store, settings, job_id, registry=registry)
+    return poll_job(svc, job_id)

@@ -1,0 +1,50 @@
+"""Every action that may wait for a human approval, and what deciding it does.
+
+`HANDLERS` is the one explicit registry: for each `Action`, what runs inside
+the transaction that records the decision (so the decision and its effect
+commit together) and what runs after it commits (talking to a provider, which
+must never happen inside a database transaction). A contract test checks that
+every `Action` has an entry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from core.platform import approvals
+from core.platform.actors import Actor
+from core.services import Services
+from core.training import jobs
+from core.vocabulary import Action
+
+
+@dataclass(frozen=True)
+class ActionHandler:
+    on_decided: approvals.DecisionHandler
+    after_approved: Callable[[Services, approvals.Approval], None] | None = None
+
+
+HANDLERS: dict[Action, ActionHandler] = {
+    Action.LAUNCH: ActionHandler(on_decided=jobs.on_launch_decided, after_approved=jobs.after_launch_approved),
+}
+
+
+def decide(
+    svc: Services, *, approval_id: str, actor: Actor, approve: bool, reason: str | None = None
+) -> approvals.Approval:
+    """Approve or reject an approval request; an approved action then runs."""
+    action = Action(approvals.get(svc.store, approval_id).action)
+    handler = HANDLERS[action]
+    decided = approvals.decide(
+        svc.store,
+        approval_id=approval_id,
+        actor=actor,
+        approve=approve,
+        four_eyes=svc.settings.four_eyes,
+        reason=reason,
+        on_decided=handler.on_decided,
+    )
+    if approve and handler.after_approved is not None:
+        handler.after_approved(svc, decided)
+    return decided

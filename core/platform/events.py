@@ -1,0 +1,108 @@
+"""Typed notification events: what the core has to say, never how a face says it.
+
+A state change that someone must hear about writes one of these to the outbox
+in its own transaction. Faces render them (Block Kit in `bot`, plain text in a
+terminal); `summary()` is a face-neutral sentence kept beside each row for
+logs and listings. Events that share a `message_key` are one conversation:
+the first is posted and later ones update that same message.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+
+class _Event(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    @property
+    def message_key(self) -> str | None:
+        return None
+
+    def summary(self) -> str:
+        raise NotImplementedError
+
+
+class Notice(_Event):
+    """A message an admin sends to the team."""
+
+    kind: Literal["notice"] = "notice"
+    text: str
+    sent_by: str
+
+    def summary(self) -> str:
+        return self.text
+
+
+class JobChanged(_Event):
+    """A fine-tuning job was requested or moved to another state."""
+
+    kind: Literal["job"] = "job"
+    job_id: str
+    status: str
+    base_model: str
+    dataset_version: str
+    provider: str
+    detail: str | None = None
+    model_id: str | None = None
+    error: str | None = None
+
+    @property
+    def message_key(self) -> str:
+        return f"job:{self.job_id}"
+
+    def summary(self) -> str:
+        text = f"Job {self.job_id}: {self.base_model} on {self.dataset_version} via {self.provider}: {self.status}"
+        return text + (f" ({self.detail})" if self.detail else "")
+
+
+class ApprovalRequested(_Event):
+    """An action waits for an approver."""
+
+    kind: Literal["approval_requested"] = "approval_requested"
+    approval_id: str
+    action: str
+    subject_id: str | None
+    description: str
+    requested_by: str
+    cost_usd: float | None = None
+
+    @property
+    def message_key(self) -> str:
+        return f"approval:{self.approval_id}"
+
+    def summary(self) -> str:
+        return f"Approval needed ({self.approval_id}): {self.description}. Requested by {self.requested_by}."
+
+
+class ApprovalDecided(_Event):
+    """An approval request was approved, rejected or expired."""
+
+    kind: Literal["approval_decided"] = "approval_decided"
+    approval_id: str
+    action: str
+    subject_id: str | None
+    status: str
+    decided_by: str | None
+    reason: str | None = None
+
+    @property
+    def message_key(self) -> str:
+        return f"approval:{self.approval_id}"
+
+    def summary(self) -> str:
+        who = f" by {self.decided_by}" if self.decided_by else ""
+        why = f" ({self.reason})" if self.reason else ""
+        return f"{self.action} {self.subject_id} {self.status}{who}{why}"
+
+
+Event = Annotated[Notice | JobChanged | ApprovalRequested | ApprovalDecided, Field(discriminator="kind")]
+EVENT_KINDS: tuple[type[_Event], ...] = (Notice, JobChanged, ApprovalRequested, ApprovalDecided)
+_ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
+
+
+def parse_event(payload: str) -> Event:
+    """The event stored as JSON in an outbox row."""
+    return _ADAPTER.validate_json(payload)
