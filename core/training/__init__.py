@@ -1,1 +1,17 @@
-"""training."""
+"""Training: launch, watch and cancel fine-tuning jobs; plan their cost and hyperparameters."""
+
+from core.training import jobs, planning
+from core.training.hyperparams import HyperparameterSuggestion
+from core.training.jobs import Job, JobDetail, JobEvent, JobEvents, JobList, LaunchResult
+
+__all__ = [
+    "HyperparameterSuggestion",
+    "Job",
+    "JobDetail",
+    "JobEvent",
+    "JobEvents",
+    "JobList",
+    "LaunchResult",
+    "jobs",
+    "planning",
+]
