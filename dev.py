@@ -4,6 +4,8 @@
     python3 dev.py serve [ARGS]   create .venv, install finetune-ops, run `finetune serve`
     python3 dev.py test [ARGS]    create .venv with the test extras (and the pinned Node tools when
                                   npm is available), then run pytest
+    python3 dev.py lint           the quality gates: ruff (lint and format check) and mypy
+    python3 dev.py docs [--check] regenerate the README's command, MCP tool and settings tables
     python3 dev.py finetune ARGS  run any `finetune` command inside .venv
 
 Installs are skipped when nothing they depend on changed.
@@ -15,6 +17,7 @@ import hashlib
 import os
 import platform
 import shutil
+import signal
 import subprocess
 import sys
 import venv
@@ -38,13 +41,18 @@ def run(*cmd: str | Path, cwd: Path = ROOT) -> None:
     subprocess.run([str(c) for c in cmd], cwd=cwd, check=True)
 
 
+def _installed(extras: str) -> bool:
+    stamp = VENV / f".installed-{extras or 'base'}"
+    return stamp.exists() and stamp.read_text() == fingerprint(ROOT / "pyproject.toml", extra=extras + sys.version)
+
+
 def ensure_python(extras: str) -> None:
     if not (BIN / "python").exists():
         venv.create(VENV, with_pip=True)
+    if _installed(extras) or (not extras and _installed("dev")):  # the test install includes the base one
+        return
     stamp = VENV / f".installed-{extras or 'base'}"
     wanted = fingerprint(ROOT / "pyproject.toml", extra=extras + sys.version)
-    if stamp.exists() and stamp.read_text() == wanted:
-        return
     run(BIN / "python", "-m", "pip", "install", "--quiet", "--upgrade", "pip")
     target = f".[{extras}]" if extras else "."
     run(BIN / "python", "-m", "pip", "install", "--quiet", "--editable", target)
@@ -68,8 +76,22 @@ def ensure_node_tools() -> None:
     stamp.write_text(wanted)
 
 
+def lint() -> int:
+    """Every gate runs, so one report shows all that is wrong; the exit code is the first failure's."""
+    gates = [
+        [BIN / "ruff", "check", "."],
+        [BIN / "ruff", "format", "--check", "."],
+        [BIN / "mypy", "."],
+    ]
+    codes = []
+    for gate in gates:
+        print("+", " ".join(str(part) for part in gate[:3]), flush=True)
+        codes.append(subprocess.call([str(part) for part in gate], cwd=ROOT))
+    return next((code for code in codes if code), 0)
+
+
 def main(argv: list[str]) -> int:
-    if not argv or argv[0] not in ("serve", "test", "finetune"):
+    if not argv or argv[0] not in ("serve", "test", "lint", "docs", "finetune"):
         print(__doc__)
         return 2
     command, rest = argv[0], argv[1:]
@@ -77,9 +99,38 @@ def main(argv: list[str]) -> int:
         ensure_python("dev")
         ensure_node_tools()
         return subprocess.call([str(BIN / "pytest"), *rest], cwd=ROOT)
+    if command == "lint":
+        ensure_python("dev")
+        return lint()
+    if command == "docs":
+        ensure_python("dev")
+        return subprocess.call([str(BIN / "python"), str(ROOT / "tools" / "readme.py"), *rest], cwd=ROOT)
     ensure_python("")
     args = ["serve", *rest] if command == "serve" else rest
-    return subprocess.call([str(BIN / "finetune"), *args], cwd=ROOT)
+    return run_forwarding_signals([str(BIN / "finetune"), *args])
+
+
+def run_forwarding_signals(cmd: list[str]) -> int:
+    """Run `cmd` in its own process group, pass SIGINT/SIGTERM on to it, and wait for it to finish.
+
+    In its own group the child hears a terminal's Ctrl-C once, from us, instead of twice (a second
+    SIGINT makes a server skip its graceful shutdown); and a SIGTERM sent to this script reaches it
+    instead of leaving it running without a parent.
+    """
+    options = {"process_group": 0} if os.name == "posix" else {}
+    child = subprocess.Popen(cmd, cwd=ROOT, **options)
+
+    def forward(signum: int, _frame: object) -> None:
+        if child.poll() is None:
+            child.send_signal(signum)
+
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, forward)
+    while True:
+        try:
+            return child.wait()
+        except KeyboardInterrupt:  # pragma: no cover - the handler above replaces the default one
+            continue
 
 
 if __name__ == "__main__":

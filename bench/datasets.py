@@ -163,11 +163,14 @@ class TreeSampler(threading.Thread):
             self.peak_worker = max([self.peak_worker, *others])
 
 
-def run_phase(phase: str, workdir: Path) -> dict:
+def run_phase(phase: str, workdir: Path) -> dict[str, object]:
     from core.platform.actors import cli_actor
+    from core.platform.settings import Settings
     from core.platform.store import open_store
+    from core.services import build_services
 
     store = open_store(workdir / "data" / "finetune.db")
+    catalog = build_services(Settings(), store=store).catalog  # the app's catalog: FINETUNE_CATALOG_FILE applies
     actor = cli_actor()
     sampler = TreeSampler()
     sampler.start()
@@ -175,8 +178,8 @@ def run_phase(phase: str, workdir: Path) -> dict:
     if phase == "ingest":
         from core.data.feedback import ingest_file
 
-        report = ingest_file(store, workdir / "events.jsonl", actor=actor, skip_invalid=True)
-        items, extra = report.lines, f"{report.ingested} stored, {report.skipped} malformed skipped"
+        ingested = ingest_file(store, workdir / "events.jsonl", actor=actor, skip_invalid=True)
+        items, extra = ingested.lines, f"{ingested.ingested} stored, {ingested.skipped} malformed skipped"
     elif phase == "build":
         from core.data.datasets import build_dataset
 
@@ -189,8 +192,10 @@ def run_phase(phase: str, workdir: Path) -> dict:
     elif phase == "export":
         from core.data.exports import export_dataset
 
-        version = (workdir / "version").read_text()
-        export = export_dataset(store, version=version, target="openai", actor=actor, data_dir=workdir / "data")
+        export = export_dataset(
+            store, version=(workdir / "version").read_text(), target="openai", actor=actor, data_dir=workdir / "data",
+            catalog=catalog,
+        )  # fmt: skip
         items = sum(export.counts.values())
         extra = f"redact + convert + exact tokens; redacted {export.redactions.total} items left after ingest"
         (workdir / "train_path").write_text(export.files["train"])
@@ -198,9 +203,10 @@ def run_phase(phase: str, workdir: Path) -> dict:
         from core.data.validation import validate_file
 
         report = validate_file(
-            Path((workdir / "train_path").read_text()), target="openai", model="gpt-4o-mini-2024-07-18"
+            Path((workdir / "train_path").read_text()), target="openai", model="gpt-4o-mini-2024-07-18", catalog=catalog
         )
-        items, extra = report.examples, f"{report.error_count} errors, tokens exact={report.token_stats.exact}"
+        exact = report.token_stats is not None and report.token_stats.exact
+        items, extra = report.examples, f"{report.error_count} errors, tokens exact={exact}"
     elif phase == "redact":
         from core.data.pii import Redactor
 

@@ -352,6 +352,10 @@ def main() -> None:
         )
 
         from core.data.validation import validate_file
+        from core.platform.settings import Settings
+        from core.services import build_services
+
+        catalog = build_services(Settings()).catalog  # the app's catalog: FINETUNE_CATALOG_FILE applies
 
         sampler = subprocess.Popen(
             [sys.executable, __file__, "--monitor", str(os.getpid())],
@@ -361,15 +365,16 @@ def main() -> None:
         )
         children_before = resource.getrusage(resource.RUSAGE_CHILDREN)
         started, cpu_started = time.perf_counter(), time.process_time()
-        report = validate_file(path, target=args.target, model=args.model, workers=args.workers)
+        report = validate_file(path, target=args.target, model=args.model, workers=args.workers, catalog=catalog)
         elapsed, cpu = time.perf_counter() - started, time.process_time() - cpu_started
         children = resource.getrusage(resource.RUSAGE_CHILDREN)  # the joined workers, not the sampler
         cpu += children.ru_utime + children.ru_stime - children_before.ru_utime - children_before.ru_stime
-        sampler.stdin.close()
-        peaks = json.loads(sampler.stdout.read())
-        sampler.wait()
+        output, _ = sampler.communicate()  # closing its stdin tells the sampler to print its peaks
+        peaks = json.loads(output)
 
     stats = report.token_stats
+    if stats is None:
+        raise SystemExit(f"no valid example among {report.examples}: {report.errors_by_kind}")
     print(f"validated {report.examples} examples in {elapsed:.2f} s: {report.examples / elapsed:,.0f} examples/s")
     print(f"CPU time of this process and its workers: {cpu:.1f} s, {cpu / report.examples * 1e6:.0f} µs per example")
     print(

@@ -17,8 +17,10 @@ import logging
 import os
 import signal
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
@@ -29,23 +31,27 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from bot.grammar import Message
+from bot.commands import Message
 from core import __version__
 from core.errors import Conflict, InvalidInput
+from core.platform import Settings
 from core.platform.scheduler import add_interval_job, build_scheduler, heartbeat, poll_jobs
-from core.platform.settings import Settings
-from core.platform.store import Store
-from core.services import Services, build_services
+from core.services import Services
 from mcp_server.server import build_server
+
+if TYPE_CHECKING:
+    from slack_bolt.adapter.socket_mode import SocketModeHandler
+    from slack_sdk import WebClient
 
 log = logging.getLogger(__name__)
 
 
-def serve(settings: Settings, store: Store) -> Message:
+def serve(services: Services) -> Message:
     """Run until SIGINT/SIGTERM. Refuses unsafe exposure and a second serve on the same data."""
+    settings = services.settings
     check_exposure(settings)
     with serve_lock(settings.data_dir):
-        app = build_app(settings, store)
+        app = build_app(services)
         config = uvicorn.Config(
             app,
             host=settings.host,
@@ -69,7 +75,7 @@ class _Server(uvicorn.Server):
     """uvicorn re-raises SIGINT/SIGTERM after its graceful shutdown; a requested stop is a clean exit here."""
 
     @contextlib.contextmanager
-    def capture_signals(self):
+    def capture_signals(self) -> Iterator[None]:
         if threading.current_thread() is not threading.main_thread():
             yield
             return
@@ -91,7 +97,7 @@ def check_exposure(settings: Settings) -> None:
 
 
 @contextlib.contextmanager
-def serve_lock(data_dir: Path):
+def serve_lock(data_dir: Path) -> Iterator[None]:
     """One serve per data directory: the scheduler must run in exactly one process."""
     data_dir.mkdir(parents=True, exist_ok=True)
     path = data_dir / "serve.lock"
@@ -139,34 +145,37 @@ class BearerAuth:
         await self.app(scope, receive, send)
 
 
-def build_app(settings: Settings, store: Store) -> Starlette:
-    svc = build_services(settings, store=store)
-    mcp = build_server(settings, store)
+def build_app(services: Services) -> Starlette:
+    """The ASGI app of `finetune serve`: every face and the scheduler's jobs share `services`."""
+    settings = services.settings
+    mcp = build_server(services)
     mcp_app = mcp.streamable_http_app(
         streamable_http_path="/mcp", host=settings.host, transport_security=_transport_security(settings)
     )
-    slack = _slack(settings, store)
+    slack = _slack(services)
     routes: list[Route | Mount] = [Route("/healthz", _healthz(slack.mode))]
     if slack.http_handler is not None:
         routes.append(Route("/slack/events", slack.http_handler, methods=["POST"]))
     if settings.openai_webhook_secret is not None:
-        routes.append(Route("/webhooks/openai", _openai_webhook(svc), methods=["POST"]))
+        routes.append(Route("/webhooks/openai", _openai_webhook(services), methods=["POST"]))
     routes.append(Mount("/", app=mcp_app))
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         scheduler = build_scheduler(settings.timezone)
-        add_interval_job(scheduler, heartbeat, job_id="heartbeat", seconds=settings.heartbeat_seconds, args=(store,))
-        add_interval_job(scheduler, poll_jobs, job_id="jobs", seconds=settings.poll_seconds, args=(svc,))
+        add_interval_job(
+            scheduler, heartbeat, job_id="heartbeat", seconds=settings.heartbeat_seconds, args=(services.store,)
+        )
+        add_interval_job(scheduler, poll_jobs, job_id="jobs", seconds=settings.poll_seconds, args=(services,))
         if slack.client is not None:
-            from bot.outbox_dispatch import deliver_outbox_job
+            from bot.slack.delivery import deliver_outbox_job
 
             add_interval_job(
                 scheduler,
                 deliver_outbox_job,
                 job_id="outbox",
                 seconds=settings.outbox_seconds,
-                args=(store, slack.client, settings.slack_channel),
+                args=(services, slack.client),
             )
         if slack.socket_handler is not None:
             add_interval_job(
@@ -187,7 +196,7 @@ def build_app(settings: Settings, store: Store) -> Starlette:
     return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(BearerAuth, token=token)])
 
 
-def keep_socket_mode_connected(handler) -> None:
+def keep_socket_mode_connected(handler: SocketModeHandler) -> None:
     """(Re)connect Socket Mode; a failed connect is retried on the next run instead of stopping serve."""
     if handler.client.is_connected():
         return
@@ -210,14 +219,14 @@ def _transport_security(settings: Settings) -> TransportSecuritySettings:
     return TransportSecuritySettings(enable_dns_rebinding_protection=False)
 
 
-def _openai_webhook(svc: Services):
-    from core.providers.base import ProviderError
-    from core.training.jobs import handle_webhook
+def _openai_webhook(svc: Services) -> Callable[[Request], Awaitable[Response]]:
+    from core.providers import ProviderError
+    from core.training import jobs
 
     async def webhook(request: Request) -> Response:
         payload, headers = await request.body(), dict(request.headers)
         try:
-            job = await asyncio.to_thread(handle_webhook, svc, provider="openai", payload=payload, headers=headers)
+            job = await asyncio.to_thread(jobs.handle_webhook, svc, provider="openai", payload=payload, headers=headers)
         except ProviderError as exc:
             log.warning("OpenAI webhook refused: %s", exc.message)
             return JSONResponse({"error": exc.message}, status_code=400)
@@ -226,27 +235,33 @@ def _openai_webhook(svc: Services):
     return webhook
 
 
-def _healthz(slack_mode: str):
+def _healthz(slack_mode: str) -> Callable[[Request], Awaitable[Response]]:
     async def healthz(_: Request) -> Response:
         return JSONResponse({"status": "ok", "version": __version__, "slack": slack_mode})
 
     return healthz
 
 
+@dataclass
 class _Slack:
-    def __init__(self, mode: str, reason: str = "", client=None, http_handler=None, socket_handler=None) -> None:
-        self.mode, self.reason = mode, reason
-        self.client, self.http_handler, self.socket_handler = client, http_handler, socket_handler
+    """How serve talks to Slack: off (and why), over HTTP, or over Socket Mode."""
+
+    mode: str
+    reason: str = ""
+    client: WebClient | None = None
+    http_handler: Callable[[Request], Awaitable[Response]] | None = None
+    socket_handler: SocketModeHandler | None = None
 
 
-def _slack(settings: Settings, store: Store) -> _Slack:
-    from bot.slack_app import SlackOff, build_slack_app
+def _slack(services: Services) -> _Slack:
+    from bot.slack.app import SlackOff, build_slack_app
 
+    settings = services.settings
     try:
-        app = build_slack_app(settings, store)
+        app = build_slack_app(services)
     except SlackOff as off:
         return _Slack("off", str(off))
-    if settings.socket_mode:
+    if settings.slack_app_token is not None:  # Socket Mode
         from slack_bolt.adapter.socket_mode import SocketModeHandler
 
         handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value())

@@ -21,8 +21,10 @@ from core.vocabulary import Action
 
 @dataclass(frozen=True)
 class ActionHandler:
-    on_decided: approvals.DecisionHandler
-    after_approved: Callable[[Services, approvals.Approval], None] | None = None
+    """What deciding one kind of approval does."""
+
+    on_decided: approvals.DecisionHandler  # inside the deciding transaction: the subject's own state change
+    after_approved: Callable[[Services, approvals.Approval], None] | None = None  # after commit, approved only
 
 
 HANDLERS: dict[Action, ActionHandler] = {
@@ -34,8 +36,7 @@ def decide(
     svc: Services, *, approval_id: str, actor: Actor, approve: bool, reason: str | None = None
 ) -> approvals.Approval:
     """Approve or reject an approval request; an approved action then runs."""
-    action = Action(approvals.get(svc.store, approval_id).action)
-    handler = HANDLERS[action]
+    handler = HANDLERS[approvals.get(svc.store, approval_id).action]
     decided = approvals.decide(
         svc.store,
         approval_id=approval_id,

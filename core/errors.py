@@ -5,8 +5,13 @@ FinetuneError                 every error a user should read: message + fix hint
  ├── NotFound                 an id that does not exist
  ├── PermissionDenied         the actor may not do this
  ├── Conflict                 the action clashes with current state
- └── StoreError               the database cannot be used as it is
-      └── SchemaTooNew        the database was written by a newer finetune-ops
+ ├── StoreError               the database cannot be used as it is
+ │    └── SchemaTooNew        the database was written by a newer finetune-ops
+ └── ProviderError            a provider refused or failed a call; `transient` ones are retried
+      ├── ProviderNotConfigured   settings the provider needs are missing
+      └── ProviderRefused         the provider will not run this for this account
+
+The ProviderError branch lives in `core.providers.base`, beside the contract it belongs to.
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ class Services:
 
     def provider(self, name: str) -> FineTuneProvider:
         """The fine-tuning provider `name`, built from settings (ProviderNotConfigured names what is missing)."""
-        return build_provider(name, self.settings, dict(self.providers))
+        return build_provider(name, self.settings, self.providers)
 
     def close(self) -> None:
         if self._store is not None:

@@ -1,17 +1,31 @@
-"""A scriptable in-process provider for testing the jobs service without a network."""
+"""A scriptable in-process provider for testing the jobs service without a network.
+
+It is a test double, not a provider: it is never in `core.providers.REGISTRY`;
+tests put it in the registry they hand to `Services`. It speaks OpenAI's
+status words, so it stands in for the openai (and azure) entries.
+"""
 
 from __future__ import annotations
 
+from typing import Any, ClassVar
+
 from core.providers.base import FineTuneProvider, LaunchRequest, ProviderError, ProviderEvent, ProviderJob
+from core.vocabulary import JobState, Provider
 
 
 class FakeProvider(FineTuneProvider):
-    name = "fake"
-    STATUS_MAP = {"validating_files": "validating", "queued": "queued", "running": "running",
-                  "succeeded": "succeeded", "failed": "failed", "cancelled": "cancelled"}  # fmt: skip
+    name = Provider.OPENAI
+    STATUS_MAP: ClassVar[dict[str, JobState]] = {
+        "validating_files": JobState.VALIDATING,
+        "queued": JobState.QUEUED,
+        "running": JobState.RUNNING,
+        "succeeded": JobState.SUCCEEDED,
+        "failed": JobState.FAILED,
+        "cancelled": JobState.CANCELLED,
+    }
 
     def __init__(self) -> None:
-        self.jobs: dict[str, dict] = {}  # provider job id -> state
+        self.jobs: dict[str, dict[str, Any]] = {}  # provider job id -> state
         self.by_key: dict[str, str] = {}
         self.launches: list[LaunchRequest] = []
         self.fail_next: list[ProviderError] = []  # raised by the next calls, in order
@@ -51,5 +65,5 @@ class FakeProvider(FineTuneProvider):
         self.jobs[provider_job_id]["status"] = "cancelled"
         return self._job(provider_job_id)
 
-    def advance(self, job_id: str, status: str, **fields) -> None:
+    def advance(self, job_id: str, status: str, **fields: Any) -> None:
         self.jobs[job_id].update(status=status, **fields)

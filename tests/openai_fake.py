@@ -295,12 +295,13 @@ def _error_type(status: int) -> str:
     return {401: "invalid_request_error", 403: "invalid_request_error", 429: "requests"}.get(status, "server_error")
 
 
-def _parse_form(content_type: str, raw: bytes) -> dict:
+def _parse_form(content_type: str, raw: bytes) -> dict[str, Any]:
     message = BytesParser(policy=HTTP).parsebytes(f"Content-Type: {content_type}\r\n\r\n".encode() + raw)
     form: dict[str, Any] = {}
     for part in message.iter_parts():
-        name = part.get_param("name", header="content-disposition")
+        name = str(part.get_param("name", header="content-disposition"))
         content = part.get_payload(decode=True)
+        assert isinstance(content, bytes), f"form field {name} is not a plain part"
         form[name] = (part.get_filename(), content) if part.get_filename() else content.decode()
     return form
 
@@ -329,6 +330,8 @@ def start_fake() -> tuple[FakeOpenAI, ThreadingHTTPServer]:
             raw = self.rfile.read(int(headers.get("content-length") or 0))
             if fake.delay:
                 time.sleep(fake.delay)
+            extra: dict[str, str]
+            body_in: Any
             if headers.get("authorization") != f"Bearer {API_KEY}" and headers.get("api-key") != AZURE_KEY:
                 status, body, extra = (
                     401,

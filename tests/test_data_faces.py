@@ -5,9 +5,10 @@ import json
 import anyio
 from mcp import Client
 
-from bot.blocks import render_outcome
-from bot.slack_app import run_slack_text
+from bot.slack.blocks import render_outcome
+from bot.slack.listeners.commands import run_slack_text
 from mcp_server.server import build_server
+from tests.conftest import svc
 from tests.feedback_samples import make_events, write_jsonl
 
 
@@ -74,22 +75,22 @@ def test_slack_datasets_dataset_and_validate(settings, store, tmp_path):
     feedback.ingest_batch(store, make_events(30), actor=cli_actor())
     datasets.build_dataset(store, name="support", actor=cli_actor())
 
-    text, blocks = render_outcome(run_slack_text(settings, store, user_id="U1", text="datasets"))
-    assert "support" in json.dumps(blocks) and "support@1" in json.dumps(blocks)
-    text, blocks = render_outcome(run_slack_text(settings, store, user_id="U1", text="dataset support@1"))
-    assert "Dataset support@1" in json.dumps(blocks) and "Examples" in json.dumps(blocks)
-    outcome = run_slack_text(settings, store, user_id="U1", text="validate support@1 bedrock-llama")
-    text, blocks = render_outcome(outcome)
-    assert outcome.ok and "valid" in text
-    outcome = run_slack_text(settings, store, user_id="U1", text="dataset nope@3")
-    assert not outcome.ok and "no dataset version 'nope@3'" in render_outcome(outcome)[0]
-    outcome = run_slack_text(settings, store, user_id="U1", text="data ingest /etc/passwd")
+    services = svc(store, settings)
+    blocks = json.dumps(render_outcome(run_slack_text(services, user_id="U1", text="datasets")).blocks)
+    assert "support" in blocks and "support@1" in blocks
+    blocks = json.dumps(render_outcome(run_slack_text(services, user_id="U1", text="dataset support@1")).blocks)
+    assert "Dataset support@1" in blocks and "Examples" in blocks
+    outcome = run_slack_text(services, user_id="U1", text="validate support@1 bedrock-llama")
+    assert outcome.ok and "valid" in render_outcome(outcome).text
+    outcome = run_slack_text(services, user_id="U1", text="dataset nope@3")
+    assert not outcome.ok and "no dataset version 'nope@3'" in render_outcome(outcome).text
+    outcome = run_slack_text(services, user_id="U1", text="data ingest /etc/passwd")
     assert outcome.exit_code == 2  # reading server files is terminal-only
 
 
 def mcp_session(settings, store, steps):
     async def go():
-        async with Client(build_server(settings, store)) as client:
+        async with Client(build_server(svc(store, settings))) as client:
             return await steps(client)
 
     return anyio.run(go)

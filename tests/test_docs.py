@@ -7,7 +7,8 @@ import yaml
 from mcp import Client
 
 from bot.cli import CLI
-from bot.slack_app import GRAMMAR
+from bot.slack.app import GRAMMAR
+from core.services import build_services
 from core.platform.settings import Settings
 from mcp_server.server import build_server
 from tests.conftest import ROOT
@@ -19,6 +20,12 @@ def test_readme_opens_with_the_two_commands():
     first_block = re.search(r"```bash\n(.*?)```", README, re.S).group(1)
     assert "python3 dev.py serve" in first_block and "python3 dev.py test" in first_block
     assert "python3 dev.py test" in (ROOT / ".ci" / "run").read_text()
+
+
+def test_readme_tables_are_generated_from_the_code():
+    from tools import readme
+
+    assert readme.render(README) == README, "README.md is out of date: run `python3 dev.py docs`"
 
 
 def test_every_cli_command_is_in_the_readme():
@@ -34,7 +41,7 @@ def test_every_slack_command_is_a_cli_command():
 
 def test_every_mcp_tool_is_in_the_readme(settings, store):
     async def tools():
-        async with Client(build_server(settings, store)) as client:
+        async with Client(build_server(build_services(settings, store=store))) as client:
             return (await client.list_tools()).tools
 
     for tool in anyio.run(tools):

@@ -3,6 +3,7 @@ from pathlib import Path
 
 import pytest
 
+from core.catalog.models import load_catalog
 from core.data import datasets, exports, feedback, formats
 from core.data.datasets import DatasetFilters, Recipe
 from core.data.validation import validate_file
@@ -12,6 +13,7 @@ from core.training import planning
 from tests.feedback_samples import make_events
 
 ACTOR = cli_actor()
+CATALOG = load_catalog()
 
 
 @pytest.fixture
@@ -24,7 +26,14 @@ def version(store):
 
 def export(store, settings, version, target, **kwargs):
     return exports.export_dataset(
-        store, version=version.id, target=target, actor=ACTOR, data_dir=settings.data_dir, workers=1, **kwargs
+        store,
+        version=version.id,
+        target=target,
+        actor=ACTOR,
+        data_dir=settings.data_dir,
+        workers=1,
+        catalog=CATALOG,
+        **kwargs,
     )
 
 
@@ -34,7 +43,7 @@ def test_every_target_exports_files_that_validate(store, settings, version, targ
     assert set(result.files) <= {"train", "validation", "test"} and "train" in result.files
     for split, path in result.files.items():
         assert Path(path).read_text().count("\n") == result.counts[split]
-    report = validate_file(Path(result.files["train"]), target=target, model=result.model)
+    report = validate_file(Path(result.files["train"]), target=target, model=result.model, catalog=CATALOG)
     assert report.ok, report.errors[:3]
     metadata = json.loads((Path(result.directory) / "metadata.json").read_text())
     assert metadata["counts"] == result.counts and metadata["dataset_content_hash"] == version.content_hash
@@ -66,7 +75,13 @@ def test_dpo_uses_only_edited_examples(store, settings, version):
 def test_parallel_export_writes_the_same_bytes(store, settings, version):
     one = export(store, settings, version, "bedrock-nova")
     two = exports.export_dataset(
-        store, version=version.id, target="bedrock-nova", actor=ACTOR, data_dir=settings.data_dir, workers=2
+        store,
+        version=version.id,
+        target="bedrock-nova",
+        actor=ACTOR,
+        data_dir=settings.data_dir,
+        workers=2,
+        catalog=CATALOG,
     )
     assert one.content_hash == two.content_hash
 
@@ -91,7 +106,7 @@ def test_an_interrupted_export_leaves_nothing_behind(store, settings, version, m
 
 def test_validate_dataset_stores_its_report(store, settings, version):
     result = exports.validate_dataset(
-        store, version=version.id, target="bedrock-claude", actor=ACTOR, data_dir=settings.data_dir
+        store, version=version.id, target="bedrock-claude", actor=ACTOR, data_dir=settings.data_dir, catalog=CATALOG
     )
     assert result.ok and set(result.reports) == set(
         exports.get_export(store, version=version.id, target="bedrock-claude").files
@@ -116,11 +131,21 @@ def test_dpo_without_edited_examples_explains_what_to_do(store, settings):
 
 def test_cost_and_hyperparameters_for_a_version(store, settings, version):
     suggestion = planning.suggest_for_version(
-        store, version=version.id, base_model="amazon.nova-micro-v1:0", actor=ACTOR, data_dir=settings.data_dir
+        store,
+        version=version.id,
+        base_model="amazon.nova-micro-v1:0",
+        actor=ACTOR,
+        data_dir=settings.data_dir,
+        catalog=CATALOG,
     )
     assert 1 <= suggestion.epochs <= 5
     cost = planning.estimate_version_cost(
-        store, version=version.id, base_model="amazon.nova-micro-v1:0", actor=ACTOR, data_dir=settings.data_dir
+        store,
+        version=version.id,
+        base_model="amazon.nova-micro-v1:0",
+        actor=ACTOR,
+        data_dir=settings.data_dir,
+        catalog=CATALOG,
     )
     assert cost.epochs == suggestion.epochs and not cost.exact_tokens and cost.usd is not None
     edited = datasets.build_dataset(
@@ -128,7 +153,7 @@ def test_cost_and_hyperparameters_for_a_version(store, settings, version):
     )
     dpo = planning.estimate_version_cost(
         store, version=edited.id, base_model="gpt-4.1-mini-2025-04-14", method="dpo", epochs=2, actor=ACTOR,
-        data_dir=settings.data_dir,
+        data_dir=settings.data_dir, catalog=CATALOG,
     )  # fmt: skip
     assert dpo.exact_tokens and dpo.billed_tokens == 2 * dpo.training_tokens
 
@@ -137,6 +162,6 @@ def test_example_count_limits_apply_to_the_training_file_only(tmp_path):
     from core.data.validation import validate_lines
 
     row = '{"schemaVersion": "bedrock-conversation-2024", "messages": [{"role": "user", "content": [{"text": "hi"}]}, {"role": "assistant", "content": [{"text": "hello"}]}]}'
-    as_train = validate_lines([row, row], target="bedrock-nova")
-    as_validation = validate_lines([row, row], target="bedrock-nova", training_file=False)
+    as_train = validate_lines([row, row], target="bedrock-nova", catalog=CATALOG)
+    as_validation = validate_lines([row, row], target="bedrock-nova", training_file=False, catalog=CATALOG)
     assert as_train.errors_by_kind == {"too_few_examples": 1} and as_validation.ok

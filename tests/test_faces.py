@@ -5,11 +5,11 @@ import json
 import anyio
 from mcp import Client
 
-from bot.blocks import render_outcome
-from bot.slack_app import run_slack_text
+from bot.slack.blocks import render_outcome
+from bot.slack.listeners.commands import run_slack_text
 from core.platform.status import get_status
 from mcp_server.server import build_server
-from tests.conftest import finetune_env, run_finetune
+from tests.conftest import finetune_env, run_finetune, svc
 
 T = "2026-11-20T10:00:00.000000Z"
 
@@ -53,14 +53,16 @@ def test_status_is_the_same_in_every_face(settings, store):
     assert cli.returncode == 0, cli.stderr
     assert json.loads(cli.stdout) == expected
 
+    services = svc(store, settings)
+
     async def via_mcp():
-        async with Client(build_server(settings, store)) as client:
+        async with Client(build_server(services)) as client:
             return await client.call_tool("get_status", {})
 
     assert anyio.run(via_mcp).structured_content == expected
 
-    text, blocks = render_outcome(run_slack_text(settings, store, user_id="U1", text="status"))
-    shown = json.dumps(blocks)
+    message = render_outcome(run_slack_text(services, user_id="U1", text="status"))
+    shown = json.dumps(message.blocks)
     for fact in (
         "Feedback events*\\n3",
         "1 versions",
@@ -72,7 +74,7 @@ def test_status_is_the_same_in_every_face(settings, store):
         T,
     ):
         assert fact in shown, fact  # fmt: skip
-    assert "running 2" in text
+    assert "running 2" in message.text
 
     terminal = run_finetune(["status"], finetune_env(settings, COLUMNS="200"))
     for fact in ("running 2", "support@production → support v2", T):

@@ -5,12 +5,13 @@ import json
 import pytest
 
 from core.catalog.models import load_catalog
-from core.data import formats
 from core.data.examples import Example
-from core.data.formats import TARGETS, to_row
+from core.data.formats import to_row
+from core.data.targets import TARGETS
 from core.data.validation import count_row_tokens, validate_lines
 from core.errors import InvalidInput
 
+CATALOG = load_catalog()
 EDITED = Example(
     id="ex-edited",
     system="Be brief.",
@@ -42,7 +43,7 @@ NO_USER = Example(id="ex-no-user", system="Write the daily digest.", messages=()
 
 
 def test_every_target_has_a_converter():
-    assert set(formats._CONVERTERS) == set(TARGETS)
+    assert all(callable(spec.converter) for spec in TARGETS.values())
     assert {spec.family for spec in TARGETS.values()} == {"openai", "nova", "claude", "llama", "hf"}
 
 
@@ -140,7 +141,7 @@ def test_a_message_role_outside_the_conversation_is_rejected():
 
 
 def _family_model(family):
-    return next(m.id for m in load_catalog().models.values() if m.family == family)
+    return next(m.id for m in CATALOG.models.values() if m.family == family)
 
 
 @pytest.mark.parametrize("target", list(TARGETS))
@@ -149,8 +150,10 @@ def test_every_targets_rows_validate_cleanly(target, with_model):
     examples = [EDITED, UNEDITED, RAGGED] * 5
     rows = [row for example in examples if (row := to_row(example, target)) is not None]
     model = _family_model(TARGETS[target].family) if with_model else None
-    report = validate_lines([json.dumps(row) for row in rows], target=target, model=model)
+    report = validate_lines([json.dumps(row) for row in rows], target=target, model=model, catalog=CATALOG)
     assert report.errors == [] and report.ok, report.errors
     assert report.valid_examples == len(rows) == (10 if target == "openai-dpo" else 15)
     assert report.token_stats.exact is (with_model and target.startswith("openai"))
-    assert report.token_stats.total == sum(count_row_tokens(row, target=target, model=model) for row in rows)
+    assert report.token_stats.total == sum(
+        count_row_tokens(row, target=target, model=model, catalog=CATALOG) for row in rows
+    )

@@ -69,7 +69,7 @@ def test_slack_launch_delivered_three_times_starts_one_job(tmp_path, fake, versi
     body = slash_body(
         f"launch {version.id} openai {MODEL} --epochs 2", response_url=fake_slack.response_url(), trigger_id="T-1"
     )
-    with TestClient(build_app(settings, store), base_url="http://127.0.0.1") as client:
+    with TestClient(build_app(svc(store, settings)), base_url="http://127.0.0.1") as client:
         for _ in range(3):
             assert client.post("/slack/events", content=body, headers=sign(body)).status_code == 200
         [answer] = wait_until(lambda: fake_slack.responses(), what="the launch answer")
@@ -79,25 +79,24 @@ def test_slack_launch_delivered_three_times_starts_one_job(tmp_path, fake, versi
 
 
 def test_slack_launch_with_a_new_trigger_but_the_same_key_is_one_job(tmp_path, fake, version):
-    from bot.slack_app import run_slack_text
+    from bot.slack.listeners.commands import run_slack_text
 
     settings = make_settings(tmp_path)
-    store = open_store(settings.db_path)
+    services = svc(open_store(settings.db_path), settings)
     for trigger in ("a", "b"):
         outcome = run_slack_text(
-            settings,
-            store,
+            services,
             user_id="U1",
             text=f"launch {version.id} openai {MODEL} --key release-7",
             request_key=trigger,
         )
         assert outcome.ok
-    assert store.scalar("SELECT count(*) FROM jobs") == 1
+    assert services.store.scalar("SELECT count(*) FROM jobs") == 1
 
 
 def mcp(settings, store, steps):
     async def go():
-        async with Client(build_server(settings, store)) as client:
+        async with Client(build_server(svc(store, settings))) as client:
             return await steps(client)
 
     return anyio.run(go)
@@ -160,7 +159,7 @@ def test_slack_job_shows_the_state_and_uploads_a_loss_curve(tmp_path, fake, vers
     ]
     poll_job(svc(store, settings), job.id)
     body = slash_body(f"job {job.id}", response_url=fake_slack.response_url())
-    with TestClient(build_app(settings, store), base_url="http://127.0.0.1") as client:
+    with TestClient(build_app(svc(store, settings)), base_url="http://127.0.0.1") as client:
         assert client.post("/slack/events", content=body, headers=sign(body)).status_code == 200
         [answer] = wait_until(lambda: fake_slack.responses(), what="the job answer")
         uploads = wait_until(
@@ -179,5 +178,5 @@ def test_loss_curve_png_is_a_real_image():
     from reports.charts import loss_curve_png
 
     png = loss_curve_png({"train_loss": [(1, 2.0), (2, 1.5), (3, 1.1)], "valid_loss": [(3, 1.3)]}, title="job_x")
-    assert png.startswith(b"\x89PNG") and len(png) > 5000
+    assert png is not None and png.startswith(b"\x89PNG") and len(png) > 5000
     assert loss_curve_png({}, title="empty") is None

@@ -6,15 +6,16 @@ from core.data.datasets import DatasetFilters, Recipe
 from core.errors import Conflict, InvalidInput, PermissionDenied
 from core.platform import approvals
 from core.platform.actors import Actor, cli_actor
-from core.providers.base import ProviderError, ProviderEvent
+from core.providers.base import ProviderError, ProviderEvent, ProviderNotConfigured
 from core.training import jobs
+from core.vocabulary import ApprovalState, Face, JobState, Provider
 from tests.conftest import make_settings, svc
 from tests.fake_provider import FakeProvider
 from tests.feedback_samples import make_events
 
-ALICE = Actor(id="UALICE", face="slack", is_admin=True)
-BOB = Actor(id="UBOB", face="slack", is_admin=True)
-AGENT = Actor(id="claude-desktop", face="mcp")
+ALICE = Actor(id="UALICE", face=Face.SLACK, is_admin=True)
+BOB = Actor(id="UBOB", face=Face.SLACK, is_admin=True)
+AGENT = Actor(id="claude-desktop", face=Face.MCP)
 MODEL = "gpt-4o-mini-2024-07-18"
 
 
@@ -25,7 +26,7 @@ def fake():
 
 @pytest.fixture
 def registry(fake):
-    return {"openai": lambda settings: fake, "azure": lambda settings: fake}
+    return {Provider.OPENAI: lambda settings: fake, Provider.AZURE: lambda settings: fake}
 
 
 @pytest.fixture
@@ -43,7 +44,7 @@ def test_launch_under_budget_submits_at_once(store, settings, registry, version,
     result = launch(store, settings, registry, version, hyperparameters={"epochs": 2})
     job = result.job
     assert result.created and result.approval is None and result.cost.usd < settings.auto_approve_usd
-    assert job.status == "validating" and job.provider_job_id == "ftjob-1"
+    assert job.status is JobState.VALIDATING and job.provider_job_id == "ftjob-1"
     assert job.hyperparameters["epochs"] == 2 and fake.launches[0].train_file.exists()
     assert store.scalar("SELECT count(*) FROM outbox WHERE message_key = ?", (f"job:{job.id}",)) >= 1
     assert store.scalar("SELECT outcome FROM audit_log WHERE command = 'launch_job'") == "ok"
@@ -59,17 +60,21 @@ def test_the_same_key_launches_one_job(store, settings, registry, version, fake)
 def test_over_budget_waits_for_another_approver(tmp_path, store, registry, version, fake):
     settings = make_settings(tmp_path, auto_approve_usd=0)
     result = launch(store, settings, registry, version, actor=AGENT)
-    assert result.job.status == "pending_approval" and result.approval.status == "pending" and not fake.launches
+    assert (
+        result.job.status is JobState.PENDING_APPROVAL
+        and result.approval.status is ApprovalState.PENDING
+        and not fake.launches
+    )
     with pytest.raises(PermissionDenied):
         actions.decide(
             svc(store, settings, registry),
             approval_id=result.approval.id,
-            actor=Actor(id="UX", face="slack"),
+            actor=Actor(id="UX", face=Face.SLACK),
             approve=True,
         )
     decided = actions.decide(svc(store, settings, registry), approval_id=result.approval.id, actor=BOB, approve=True)
-    assert decided.status == "approved" and decided.decided_by == "slack:UBOB"
-    assert jobs.get_job(store, result.job.id).status == "validating" and len(fake.launches) == 1
+    assert decided.status is ApprovalState.APPROVED and decided.decided_by == "slack:UBOB"
+    assert jobs.get_job(store, result.job.id).status is JobState.VALIDATING and len(fake.launches) == 1
     with pytest.raises(Conflict):
         actions.decide(svc(store, settings, registry), approval_id=result.approval.id, actor=BOB, approve=True)
 
@@ -89,7 +94,7 @@ def test_a_rejected_launch_is_cancelled(tmp_path, store, registry, version, fake
         svc(store, settings, registry), approval_id=result.approval.id, actor=BOB, approve=False, reason="too big"
     )
     job = jobs.get_job(store, result.job.id)
-    assert job.status == "cancelled" and "too big" in job.error and not fake.launches
+    assert job.status is JobState.CANCELLED and "too big" in (job.error or "") and not fake.launches
 
 
 def test_polling_to_success_registers_a_candidate_with_lineage(store, settings, registry, version, fake):
@@ -104,10 +109,13 @@ def test_polling_to_success_registers_a_candidate_with_lineage(store, settings, 
     assert [e.step for e in jobs.job_events(store, job.id).events if e.kind == "metrics"] == [1, 2]
     fake.advance("ftjob-1", "succeeded", model="ft:gpt-4o-mini:acme:support:abc", metrics={"train_loss": 1.2})
     done = jobs.poll_job(svc(store, settings, registry), job.id)
-    assert done.status == "succeeded" and done.model_id == "ft:gpt-4o-mini:acme:support:abc" and done.finished_at
+    assert done.status is JobState.SUCCEEDED and done.model_id == "ft:gpt-4o-mini:acme:support:abc" and done.finished_at
     row = store.query("SELECT * FROM model_versions")[0]
     assert (row["id"], row["job_id"], row["dataset_version_id"]) == ("support:v1", job.id, version.id)
     assert store.scalar("SELECT model_version_id FROM model_aliases WHERE alias = 'candidate'") == "support:v1"
+    [move] = store.query("SELECT from_version_id, to_version_id, actor, reason FROM promotions")
+    assert move == {"from_version_id": None, "to_version_id": "support:v1", "actor": "scheduler:scheduler",
+                    "reason": f"trained by {job.id}"}  # fmt: skip
     assert jobs.due_jobs(store) == []
 
 
@@ -115,18 +123,18 @@ def test_transient_errors_back_off_and_permanent_ones_fail(store, settings, regi
     job = launch(store, settings, registry, version).job
     fake.fail_next = [ProviderError("429 slow down", transient=True)]
     after = jobs.poll_job(svc(store, settings, registry), job.id)
-    assert after.status == "validating" and "retrying" in after.status_detail
+    assert after.status is JobState.VALIDATING and "retrying" in (after.status_detail or "")
     assert jobs.due_jobs(store) == []  # backing off
     store.db.execute("UPDATE jobs SET next_poll_at = '2000-01-01T00:00:00Z'")
     fake.fail_next = [ProviderError("job not found", transient=False)]
     failed = jobs.poll_job(svc(store, settings, registry), job.id)
-    assert failed.status == "failed" and "job not found" in failed.error
+    assert failed.status is JobState.FAILED and "job not found" in (failed.error or "")
 
 
 def test_a_launch_interrupted_before_submission_is_resubmitted_once(store, settings, registry, version, fake):
     fake.fail_next = [ProviderError("503 unavailable", transient=True)]
     job = launch(store, settings, registry, version).job
-    assert job.status == "submitting" and job.provider_job_id is None
+    assert job.status is JobState.SUBMITTING and job.provider_job_id is None
     store.db.execute("UPDATE jobs SET next_poll_at = '2000-01-01T00:00:00Z'")
     jobs.poll_active_jobs(svc(store, settings, registry))
     jobs.poll_active_jobs(svc(store, settings, registry))
@@ -135,13 +143,13 @@ def test_a_launch_interrupted_before_submission_is_resubmitted_once(store, setti
 
 def test_cancel_running_and_pending_jobs(tmp_path, store, settings, registry, version, fake):
     running = launch(store, settings, registry, version).job
-    assert jobs.cancel_job(svc(store, settings, registry), job_id=running.id, actor=ALICE).status == "cancelled"
+    assert jobs.cancel_job(svc(store, settings, registry), job_id=running.id, actor=ALICE).status is JobState.CANCELLED
     with pytest.raises(Conflict):
         jobs.cancel_job(svc(store, settings, registry), job_id=running.id, actor=ALICE)
     pricey = make_settings(tmp_path, auto_approve_usd=0)
     waiting = launch(store, pricey, registry, version, actor=AGENT)
     jobs.cancel_job(svc(store, pricey, registry), job_id=waiting.job.id, actor=ALICE)
-    assert approvals.get(store, waiting.approval.id).status == "cancelled"
+    assert approvals.get(store, waiting.approval.id).status is ApprovalState.CANCELLED
 
 
 def test_bad_launches_are_explained(store, settings, registry, version):
@@ -174,7 +182,9 @@ def test_preflight_validation_stops_a_launch(store, settings, registry):
     )
     with pytest.raises(InvalidInput) as caught:
         launch(store, settings, registry, small)
-    assert "does not pass openai validation" in caught.value.message and "finetune validate" in caught.value.hint
+    assert "does not pass openai validation" in caught.value.message and "finetune validate" in (
+        caught.value.hint or ""
+    )
 
 
 def test_two_processes_racing_with_one_key_get_one_job(store, settings, registry, version, fake, monkeypatch):
@@ -192,3 +202,13 @@ def test_two_processes_racing_with_one_key_get_one_job(store, settings, registry
     second = launch(store, settings, registry, version, key="race")
     assert second.job.id == first.job.id and not second.created
     assert store.scalar("SELECT count(*) FROM jobs") == 1 and len(fake.jobs) == 1
+
+
+def test_webhooks_are_taken_only_where_they_are_set_up(tmp_path, store, registry):
+    with pytest.raises(ProviderNotConfigured, match="OPENAI_WEBHOOK_SECRET"):
+        jobs.handle_webhook(svc(store, make_settings(tmp_path), registry), provider="openai", payload=b"{}", headers={})
+    configured = make_settings(tmp_path, openai_webhook_secret="whsec_x")
+    with pytest.raises(ProviderNotConfigured, match="not set up"):
+        jobs.handle_webhook(svc(store, configured, registry), provider="bedrock", payload=b"{}", headers={})
+    with pytest.raises(ProviderNotConfigured, match="sends no webhooks"):  # the fake has none to verify
+        jobs.handle_webhook(svc(store, configured, registry), provider="openai", payload=b"{}", headers={})

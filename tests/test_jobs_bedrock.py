@@ -6,6 +6,7 @@ from core.data import datasets, feedback
 from core.platform.actors import cli_actor
 from core.providers.bedrock.provider import BedrockProvider
 from core.training import jobs
+from core.vocabulary import JobState, Provider
 from tests.aws_fixtures import local_aws, moto_server  # noqa: F401 - fixtures
 from tests.conftest import make_settings, svc
 from tests.feedback_samples import make_events
@@ -21,7 +22,7 @@ def bedrock(tmp_path, local_aws):  # noqa: F811 - the fixture imported above
         tmp_path, bedrock_bucket=f"{BUCKET}/team", bedrock_role_arn="arn:aws:iam::123456789012:role/Bedrock",
         aws_endpoint_url=local_aws.endpoint_url, aws_region=local_aws.region, auto_approve_usd=1000,
     )  # fmt: skip
-    registry = {"bedrock": lambda s: BedrockProvider(s, session=local_aws.session)}
+    registry = {Provider.BEDROCK: lambda s: BedrockProvider(s, session=local_aws.session)}
     return settings, registry
 
 
@@ -33,7 +34,7 @@ def test_launch_watch_and_finish_on_bedrock(store, bedrock, local_aws):  # noqa:
         hyperparameters={"epochs": 2},
     )  # fmt: skip
     job = result.job
-    assert job.provider_job_id and job.status in ("validating", "running")
+    assert job.provider_job_id and job.status in (JobState.VALIDATING, JobState.RUNNING)
     keys = [o["Key"] for o in local_aws.client("s3").list_objects_v2(Bucket=BUCKET)["Contents"]]
     assert f"team/jobs/{job.id}/train.jsonl" in keys
     record = local_aws.bedrock_job(job.provider_job_id)
@@ -41,7 +42,7 @@ def test_launch_watch_and_finish_on_bedrock(store, bedrock, local_aws):  # noqa:
 
     local_aws.set_job_status(job.provider_job_id, "Completed")
     done = jobs.poll_job(svc(store, settings, registry), job.id)
-    assert done.status == "succeeded" and done.model_id
+    assert done.status is JobState.SUCCEEDED and done.model_id
     assert store.scalar("SELECT provider_model_id FROM model_versions WHERE job_id = ?", (job.id,)) == done.model_id
 
 
@@ -57,6 +58,9 @@ def test_cancel_on_bedrock(store, bedrock, local_aws):  # noqa: F811
         actor=cli_actor(),
     ).job
     cancelled = jobs.cancel_job(svc(store, settings, registry), job_id=job.id, actor=cli_actor())
-    assert cancelled.status in ("cancelled", "running")  # Stopping is still active until Bedrock says Stopped
+    assert cancelled.status in (
+        JobState.CANCELLED,
+        JobState.RUNNING,
+    )  # Stopping is still active until Bedrock says Stopped
     local_aws.set_job_status(job.provider_job_id, "Stopped")
-    assert jobs.poll_job(svc(store, settings, registry), job.id).status == "cancelled"
+    assert jobs.poll_job(svc(store, settings, registry), job.id).status is JobState.CANCELLED

@@ -9,7 +9,7 @@ from mcp import Client, StdioServerParameters
 
 from core.platform.status import get_status
 from mcp_server.server import build_server
-from tests.conftest import finetune_env
+from tests.conftest import finetune_env, svc
 
 
 def call(server, tool: str, args: dict | None = None):
@@ -21,7 +21,7 @@ def call(server, tool: str, args: dict | None = None):
 
 
 def test_get_status_has_an_output_schema_and_returns_the_core_report(settings, store):
-    tools, result = call(build_server(settings, store), "get_status")
+    tools, result = call(build_server(svc(store, settings)), "get_status")
     [tool] = [t for t in tools.tools if t.name == "get_status"]
     assert tool.description and "pending approvals" in tool.description
     assert set(tool.output_schema["properties"]) >= {"feedback_events", "jobs_by_state", "scheduler_heartbeat"}
@@ -30,13 +30,13 @@ def test_get_status_has_an_output_schema_and_returns_the_core_report(settings, s
 
 
 def test_tool_calls_are_audited_with_the_client_name(settings, store):
-    call(build_server(settings, store), "get_status")
+    call(build_server(svc(store, settings)), "get_status")
     rows = store.query("SELECT actor, face, command, outcome FROM audit_log")
     assert rows == [{"actor": "mcp", "face": "mcp", "command": "get_status", "outcome": "ok"}]
 
 
 def test_unknown_tool_is_an_error_result(settings, store):
-    _, result = call(build_server(settings, store), "launch_rocket")
+    _, result = call(build_server(svc(store, settings)), "launch_rocket")
     assert result.is_error and "Unknown tool" in result.content[0].text
 
 
@@ -68,17 +68,19 @@ def test_stdio_writes_nothing_but_protocol_to_stdout(settings):
         stderr=subprocess.PIPE,
         text=True,
     )
+    stdin, stdout, stderr_pipe = proc.stdin, proc.stdout, proc.stderr
+    assert stdin is not None and stdout is not None and stderr_pipe is not None
     try:
         for message in messages:
-            proc.stdin.write(json.dumps(message) + "\n")
-            proc.stdin.flush()
-        lines = [proc.stdout.readline(), proc.stdout.readline()]
+            stdin.write(json.dumps(message) + "\n")
+            stdin.flush()
+        lines = [stdout.readline(), stdout.readline()]
     finally:
-        proc.stdin.close()
+        stdin.close()
         proc.wait(15)
-    stderr = proc.stderr.read()
+    stderr = stderr_pipe.read()
     replies = [json.loads(line) for line in lines]  # every stdout line is JSON-RPC
     assert [r["id"] for r in replies] == [1, 2]
     assert replies[1]["result"]["structuredContent"]["pending_approvals"] == 0
-    assert proc.stdout.read() == ""
+    assert stdout.read() == ""
     assert "applied migration" in stderr  # logs went to stderr, even at DEBUG

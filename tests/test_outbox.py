@@ -2,16 +2,22 @@ from datetime import timedelta
 
 from slack_sdk import WebClient
 
-from bot.outbox_dispatch import deliver_due
+from bot.slack.delivery import deliver_due
 from core.platform import outbox
 from core.platform.events import JobChanged, Notice
 from core.platform.timeutil import parse_iso, utcnow
+from core.vocabulary import JobState, Provider
 from tests.conftest import BOT_TOKEN, free_port
 
 
 def job7(detail: str) -> JobChanged:
     return JobChanged(
-        job_id="7", status="running", base_model="m", dataset_version="d@1", provider="openai", detail=detail
+        job_id="7",
+        status=JobState.RUNNING,
+        base_model="m",
+        dataset_version="d@1",
+        provider=Provider.OPENAI,
+        detail=detail,
     )
 
 
@@ -64,13 +70,13 @@ def test_unreachable_slack_keeps_the_message(store):
     outbox.enqueue(store, Notice(text="still here", sent_by="cli:ops"))
     assert deliver_due(store, client, default_channel="C1") == 0
     assert outbox.stats(store).pending == 1
-    assert "unreachable" in outbox.stats(store).last_error
+    assert "unreachable" in (outbox.stats(store).last_error or "")
 
 
 def test_without_a_channel_the_message_waits_with_a_clear_reason(store, fake_slack):
     outbox.enqueue(store, Notice(text="where to?", sent_by="cli:ops"))
     assert deliver_due(store, client_for(fake_slack.api_url), default_channel=None) == 0
-    assert "FINETUNE_SLACK_CHANNEL" in outbox.stats(store).last_error
+    assert "FINETUNE_SLACK_CHANNEL" in (outbox.stats(store).last_error or "")
 
 
 def test_backoff_grows_and_is_capped():

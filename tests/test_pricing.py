@@ -6,19 +6,21 @@ from core.catalog.models import load_catalog
 from core.catalog.pricing import CostEstimate, estimate_cost, usd_for
 from core.errors import InvalidInput
 
+CATALOG = load_catalog()
+
 
 def test_openai_bills_trained_tokens_times_epochs():
-    est = estimate_cost(base_model="gpt-4o-mini-2024-07-18", training_tokens=1_000_000, epochs=3)
+    est = estimate_cost(base_model="gpt-4o-mini-2024-07-18", training_tokens=1_000_000, epochs=3, catalog=CATALOG)
     assert isinstance(est, CostEstimate)
     assert (est.provider, est.billed_tokens, est.usd_per_1m_tokens, est.usd) == ("openai", 3_000_000, 3.0, 9.0)
-    assert est.price_as_of == load_catalog().as_of
+    assert est.price_as_of == CATALOG.as_of
     assert est.exact_tokens
     assert any("n_epochs" in note for note in est.notes)
     assert any("2027-01-06" in note for note in est.notes)
 
 
 def test_bedrock_charges_tokens_processed_at_a_per_thousand_price():
-    est = estimate_cost(base_model="amazon.nova-micro-v1:0:128k", training_tokens=250_000, epochs=2)
+    est = estimate_cost(base_model="amazon.nova-micro-v1:0:128k", training_tokens=250_000, epochs=2, catalog=CATALOG)
     assert est.base_model == "amazon.nova-micro-v1:0"
     assert (est.billed_tokens, est.usd_per_1m_tokens, est.usd) == (500_000, 1.0, 0.5)
     assert any("per 1,000 tokens" in note for note in est.notes)
@@ -26,12 +28,14 @@ def test_bedrock_charges_tokens_processed_at_a_per_thousand_price():
 
 
 def test_local_training_is_free():
-    est = estimate_cost(base_model="HuggingFaceTB/SmolLM2-135M-Instruct", training_tokens=123_456, epochs=3)
+    est = estimate_cost(
+        base_model="HuggingFaceTB/SmolLM2-135M-Instruct", training_tokens=123_456, epochs=3, catalog=CATALOG
+    )
     assert (est.provider, est.usd, est.billed_tokens) == ("local", 0.0, 370_368)
 
 
 def test_unknown_price_gives_no_dollar_figure_and_says_how_to_set_it():
-    est = estimate_cost(base_model="meta.llama3-2-1b-instruct-v1:0", training_tokens=10_000, epochs=2)
+    est = estimate_cost(base_model="meta.llama3-2-1b-instruct-v1:0", training_tokens=10_000, epochs=2, catalog=CATALOG)
     assert est.usd is None and est.usd_per_1m_tokens is None
     assert est.billed_tokens == 20_000
     assert any("FINETUNE_CATALOG_FILE" in note for note in est.notes)
@@ -54,19 +58,23 @@ def test_usd_is_exact_and_rounded_half_up_to_a_hundredth_of_a_cent(billed, price
 
 
 def test_estimated_token_counts_are_flagged():
-    est = estimate_cost(base_model="amazon.nova-lite-v1:0", training_tokens=1_000, epochs=1, exact_tokens=False)
+    est = estimate_cost(
+        base_model="amazon.nova-lite-v1:0", training_tokens=1_000, epochs=1, exact_tokens=False, catalog=CATALOG
+    )
     assert not est.exact_tokens
     assert any("estimate" in note for note in est.notes)
 
 
 def test_epochs_beyond_the_model_range_are_priced_but_flagged():
-    est = estimate_cost(base_model="amazon.nova-pro-v1:0", training_tokens=1_000_000, epochs=8)
+    est = estimate_cost(base_model="amazon.nova-pro-v1:0", training_tokens=1_000_000, epochs=8, catalog=CATALOG)
     assert est.usd == 64.0
     assert any("epochs=8" in note and "1 to 5" in note for note in est.notes)
 
 
 def test_legacy_model_is_flagged():
-    est = estimate_cost(base_model="anthropic.claude-3-haiku-20240307-v1:0", training_tokens=1, epochs=1)
+    est = estimate_cost(
+        base_model="anthropic.claude-3-haiku-20240307-v1:0", training_tokens=1, epochs=1, catalog=CATALOG
+    )
     assert any("legacy" in note for note in est.notes)
 
 
@@ -83,14 +91,14 @@ def test_legacy_model_is_flagged():
 )
 def test_bad_inputs_name_the_argument_and_how_to_fix_it(kwargs, argument):
     with pytest.raises(InvalidInput) as err:
-        estimate_cost(base_model="gpt-4o-mini-2024-07-18", **kwargs)
+        estimate_cost(base_model="gpt-4o-mini-2024-07-18", **kwargs, catalog=CATALOG)
     assert f"`{argument}`" in err.value.message
     assert err.value.hint
 
 
 def test_unknown_model_is_invalid_input():
     with pytest.raises(InvalidInput, match="unknown base model"):
-        estimate_cost(base_model="gpt-2", training_tokens=10, epochs=1)
+        estimate_cost(base_model="gpt-2", training_tokens=10, epochs=1, catalog=CATALOG)
 
 
 def test_an_override_file_changes_the_estimate(tmp_path):
@@ -103,7 +111,7 @@ def test_an_override_file_changes_the_estimate(tmp_path):
     }))  # fmt: skip
     catalog = load_catalog(override=path)
     job = {"base_model": "amazon.nova-micro-v1:0", "training_tokens": 1_000_000, "epochs": 2}
-    bundled, overridden = estimate_cost(**job), estimate_cost(**job, catalog=catalog)
+    bundled, overridden = estimate_cost(**job, catalog=CATALOG), estimate_cost(**job, catalog=catalog)
     assert (bundled.usd, overridden.usd) == (2.0, 4.0)
     assert overridden.price_as_of == "2026-12-24"
     llama = estimate_cost(

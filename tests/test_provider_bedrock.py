@@ -184,7 +184,7 @@ def test_hyperparameters_are_plain_decimal_strings_under_bedrock_names(provider,
 def test_a_hyperparameter_the_model_lacks_is_refused_before_upload(provider, aws, files):
     with pytest.raises(ProviderError, match="batch_size") as raised:
         provider.launch(request(files, hyperparameters={"batch_size": 8}))
-    assert "epochs" in raised.value.hint
+    assert "epochs" in (raised.value.hint or "")
     assert "Contents" not in aws.client("s3").list_objects_v2(Bucket=BUCKET)
 
 
@@ -205,7 +205,7 @@ def test_missing_bucket_names_the_setting(tmp_path, local_aws, files):  # noqa: 
     provider = make_provider(tmp_path, local_aws, bucket="no-such-bucket")
     with pytest.raises(ProviderNotConfigured, match="NoSuchBucket") as raised:
         provider.launch(request(files))
-    assert "FINETUNE_BEDROCK_BUCKET" in raised.value.hint
+    assert "FINETUNE_BEDROCK_BUCKET" in (raised.value.hint or "")
 
 
 @pytest.mark.parametrize(
@@ -339,7 +339,7 @@ def test_access_denied_is_a_refusal_that_points_at_the_role(provider):
         with pytest.raises(ProviderRefused) as raised:
             provider.cancel("finetune-ops-job-1")
     assert not raised.value.transient
-    assert "FINETUNE_BEDROCK_ROLE_ARN" in raised.value.hint and raised.value.request_id == "req-7"
+    assert "FINETUNE_BEDROCK_ROLE_ARN" in (raised.value.hint or "") and raised.value.request_id == "req-7"
 
 
 @pytest.mark.parametrize(
@@ -375,7 +375,7 @@ def test_rejected_credentials_are_a_refusal(provider):
         )  # fmt: skip
         with pytest.raises(ProviderRefused, match="UnrecognizedClientException") as raised:
             provider.poll("finetune-ops-job-1")
-    assert "credentials" in raised.value.hint
+    assert "credentials" in (raised.value.hint or "")
 
 
 def test_a_missing_training_file_fails_before_any_call(provider, aws, files, tmp_path):

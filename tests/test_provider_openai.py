@@ -115,9 +115,12 @@ def prism_url():
         env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, start_new_session=True,
     )  # fmt: skip
 
+    output = proc.stdout
+    assert output is not None  # stdout=PIPE
+
     def listening():
         if proc.poll() is not None:
-            raise AssertionError(f"prism exited with {proc.returncode}: {proc.stdout.read().decode()[-2000:]}")
+            raise AssertionError(f"prism exited with {proc.returncode}: {output.read().decode()[-2000:]}")
         with socket.socket() as sock:
             return sock.connect_ex(("127.0.0.1", port)) == 0
 
@@ -131,7 +134,7 @@ def prism_url():
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait(5)
-        proc.stdout.close()
+        output.close()
 
 
 @pytest.fixture
@@ -342,7 +345,7 @@ def test_permanent_errors_are_final_and_not_retried(provider, fake, data, status
     assert not raised.value.transient and not isinstance(raised.value, ProviderRefused)
     assert f"HTTP {status}" in raised.value.message and "no good" in raised.value.message
     if hint_part:
-        assert hint_part in raised.value.hint
+        assert hint_part in (raised.value.hint or "")
     assert len(fake.requests) - before == 1
 
 
@@ -372,7 +375,7 @@ def test_a_refusal_says_openai_is_winding_down_and_names_the_alternatives(provid
     assert "winding down self-serve fine-tuning" in error.message and "2027-01-06" in error.message
     assert "many organisations are already refused" in error.message
     for name in ("Azure OpenAI", "AZURE_OPENAI_ENDPOINT", "AWS Bedrock", "Nova", "Llama", "local LoRA"):
-        assert name in error.hint
+        assert name in (error.hint or "")
 
 
 def test_no_quota_left_is_refused_not_retried_later(provider, fake, data):
@@ -445,7 +448,7 @@ def test_an_azure_refusal_does_not_blame_openai(fake, tmp_path, data):
     with pytest.raises(ProviderRefused) as raised:
         azure.launch(request(*data))
     assert "Azure OpenAI refused" in raised.value.message and "winding down" not in raised.value.message
-    assert "AWS Bedrock" in raised.value.hint
+    assert "AWS Bedrock" in (raised.value.hint or "")
 
 
 # Registry and settings ----------------------------------------------------------------------------------------

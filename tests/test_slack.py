@@ -7,7 +7,7 @@ from starlette.testclient import TestClient
 
 from bot.serve import build_app
 from core.platform.store import open_store
-from tests.conftest import BOT_TOKEN, SIGNING_SECRET, make_settings, sign, slash_body, wait_until
+from tests.conftest import BOT_TOKEN, SIGNING_SECRET, make_settings, sign, slash_body, svc, wait_until
 
 
 @pytest.fixture
@@ -25,7 +25,7 @@ def slack_settings(tmp_path, fake_slack):
 @pytest.fixture
 def app(slack_settings):
     store = open_store(slack_settings.db_path)
-    with TestClient(build_app(slack_settings, store), base_url="http://127.0.0.1") as client:
+    with TestClient(build_app(svc(store, slack_settings)), base_url="http://127.0.0.1") as client:
         yield client
     store.close()
 

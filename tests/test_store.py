@@ -33,11 +33,11 @@ def test_reopening_applies_nothing(settings, store):
 def test_upgrade_from_first_schema_keeps_existing_rows(tmp_path):
     old = Store(tmp_path / "old.db")
     assert migrate_store(old, target=1) == [1]
-    old.db["audit_log"].insert(
+    old.db.table("audit_log").insert(
         {"at": "2026-01-01T00:00:00Z", "actor": "ann", "face": "cli", "request_id": "r1", "command": "status",
          "args": "{}", "outcome": "ok"}
     )  # fmt: skip
-    old.db["outbox"].insert({"created_at": "x", "kind": "notice", "text": "hi", "next_attempt_at": "x"})
+    old.db.table("outbox").insert({"created_at": "x", "kind": "notice", "text": "hi", "next_attempt_at": "x"})
     old.close()
 
     upgraded = open_store(tmp_path / "old.db")
@@ -51,7 +51,7 @@ def test_database_from_a_newer_version_is_refused(settings, store):
     store.db.execute(f"PRAGMA user_version = {migrations.LATEST + 1}")
     with pytest.raises(SchemaTooNew) as caught:
         open_store(settings.db_path)
-    assert "newer" in caught.value.message and "Upgrade" in caught.value.hint
+    assert "newer" in caught.value.message and "Upgrade" in (caught.value.hint or "")
 
 
 def test_a_file_that_is_not_sqlite_gets_a_clear_error(tmp_path):
@@ -59,7 +59,7 @@ def test_a_file_that_is_not_sqlite_gets_a_clear_error(tmp_path):
     path.write_text("this is not a database" * 100)
     with pytest.raises(StoreError) as caught:
         open_store(path)
-    assert str(path) in caught.value.message and "FINETUNE_DATA_DIR" in caught.value.hint
+    assert str(path) in caught.value.message and "FINETUNE_DATA_DIR" in (caught.value.hint or "")
 
 
 def test_a_failing_write_leaves_nothing_behind(store):
@@ -87,7 +87,7 @@ def _writer(path: str, worker: int, count: int) -> None:
     store = open_store(path)
     for i in range(count):
         with store.write() as db:
-            db["alerts"].insert({"kind": f"w{worker}", "severity": "info", "message": str(i), "created_at": "t"})
+            db.table("alerts").insert({"kind": f"w{worker}", "severity": "info", "message": str(i), "created_at": "t"})
     store.close()
 
 

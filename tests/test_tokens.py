@@ -12,9 +12,11 @@ import tiktoken
 import tiktoken.registry
 import tiktoken_ext.openai_public
 
+from core.catalog.models import load_catalog
 from core.data import tokens
 from core.data.tokens import TokenStatsBuilder
 
+CATALOG = load_catalog()
 OPENAI = "gpt-4o-mini-2024-07-18"
 NOVA = "amazon.nova-micro-v1:0"
 SAMPLES = [
@@ -54,17 +56,17 @@ def fresh_cache(monkeypatch, tmp_path):
 
 
 def test_hello_world_is_two_o200k_tokens():
-    assert tokens.count_text("hello world", model=OPENAI) == 2
+    assert tokens.count_text("hello world", model=OPENAI, catalog=CATALOG) == 2
 
 
 @pytest.mark.parametrize("text", SAMPLES)
 def test_counts_equal_tiktoken(text):
     expected = len(tiktoken.get_encoding("o200k_base").encode_ordinary(text))
-    assert tokens.count_text(text, model=OPENAI) == expected
+    assert tokens.count_text(text, model=OPENAI, catalog=CATALOG) == expected
 
 
 def test_counts_work_offline_from_an_empty_cache(fresh_cache, no_network):
-    assert tokens.count_text("hello world", model=OPENAI) == 2
+    assert tokens.count_text("hello world", model=OPENAI, catalog=CATALOG) == 2
     for blob in tokens.ENCODING_BLOBS.values():
         cached = fresh_cache / hashlib.sha1(blob.url.encode()).hexdigest()
         assert hashlib.sha256(cached.read_bytes()).hexdigest() == blob.sha256
@@ -111,23 +113,23 @@ def test_count_messages_follows_openai_chat_accounting():
     expected += 3 + len(encoding.encode("system")) + len(encoding.encode("You are terse."))
     expected += 3 + len(encoding.encode("user")) + len(encoding.encode("hello world")) + len(encoding.encode("ana")) + 1
     expected += 3 + len(encoding.encode("assistant")) + len(encoding.encode("Hi."))
-    assert tokens.count_messages(messages, model=OPENAI) == expected
+    assert tokens.count_messages(messages, model=OPENAI, catalog=CATALOG) == expected
 
 
 def test_exactness_follows_the_catalog():
-    assert tokens.is_exact(OPENAI)
-    assert tokens.is_exact(OPENAI + "-ft-suffix")  # catalog prefix lookup
-    assert not tokens.is_exact(NOVA)
-    assert not tokens.is_exact("no-such-model")
-    assert not tokens.is_exact(None)
+    assert tokens.is_exact(OPENAI, catalog=CATALOG)
+    assert tokens.is_exact(OPENAI + "-ft-suffix", catalog=CATALOG)  # catalog prefix lookup
+    assert not tokens.is_exact(NOVA, catalog=CATALOG)
+    assert not tokens.is_exact("no-such-model", catalog=CATALOG)
+    assert not tokens.is_exact(None, catalog=CATALOG)
 
 
 def test_estimates_scale_o200k_for_other_families_and_not_for_unknown_ids():
     text = "Please summarise the meeting notes for the release team. " * 20
     o200k = len(tiktoken.get_encoding("o200k_base").encode(text))
-    assert tokens.count_text(text, model=NOVA) == math.ceil(o200k * tokens.ESTIMATE_FACTOR)
-    assert tokens.count_text(text, model="no-such-model") == o200k
-    assert tokens.count_text(text) == o200k
+    assert tokens.count_text(text, model=NOVA, catalog=CATALOG) == math.ceil(o200k * tokens.ESTIMATE_FACTOR)
+    assert tokens.count_text(text, model="no-such-model", catalog=CATALOG) == o200k
+    assert tokens.count_text(text, catalog=CATALOG) == o200k
 
 
 def test_stats_are_exact_where_promised_and_percentiles_within_one_percent():
@@ -186,3 +188,12 @@ def test_estimates_make_stats_inexact_and_empty_stats_are_zero():
         "p95": 0,
         "exact": True,
     }
+
+
+def test_a_model_resolves_once_to_a_tokenizer_that_pickles():
+    tokenizer = tokens.resolve(NOVA, catalog=CATALOG)
+    assert tokenizer == tokens.tokenizer_for(CATALOG.get(NOVA)) and not tokenizer.exact
+    assert tokens.resolve(OPENAI, catalog=CATALOG) == tokens.Tokenizer("o200k_base", exact=True)
+    copy = pickle.loads(pickle.dumps(tokenizer))
+    assert copy == tokenizer
+    assert copy.count_text(SAMPLES[1]) == tokens.count_text(SAMPLES[1], model=NOVA, catalog=CATALOG)

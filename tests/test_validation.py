@@ -7,9 +7,11 @@ import pytest
 
 from core.catalog.models import load_catalog
 from core.data import validation
-from core.data.validation import MAX_KEPT_ERRORS, RULES, validate_file, validate_lines
+from core.data.targets import TARGETS
+from core.data.validation import MAX_KEPT_ERRORS, validate_file, validate_lines
 from core.errors import InvalidInput
 
+CATALOG = load_catalog()
 OPENAI = "gpt-4o-mini-2024-07-18"
 NOVA_MICRO = "amazon.nova-micro-v1:0"
 USER = {"role": "user", "content": "Where is order 1182?"}
@@ -47,11 +49,11 @@ def turn(role, *blocks):
     return {"role": role, "content": list(blocks) or [{"text": "Fine."}]}
 
 
-def report_with(target, bad, *, model=None, total=12):
+def report_with(target, bad, *, model=None, total=12, catalog=CATALOG):
     """A file of valid rows for `target` with `bad` (a row, or raw text) on line 6."""
     lines = [json.dumps(VALID[target])] * total
     lines[BAD_LINE - 1] = bad if isinstance(bad, str) else json.dumps(bad)
-    return validate_lines(lines, target=target, model=model)
+    return validate_lines(lines, target=target, model=model, catalog=catalog)
 
 
 def issues_of(target, bad, **kwargs):
@@ -314,12 +316,12 @@ def test_token_limit_uses_the_catalog_and_says_the_count_is_exact():
     assert report_with("hf-chat", long).ok
 
 
-def test_token_limit_for_estimated_models_says_so(monkeypatch):
-    catalog = load_catalog().model_copy(deep=True)
+def test_token_limit_for_estimated_models_says_so():
+    catalog = CATALOG.model_copy(deep=True)
     catalog.models[NOVA_MICRO] = catalog.models[NOVA_MICRO].model_copy(update={"max_example_tokens": 50})
-    monkeypatch.setattr(validation, "load_catalog", lambda: catalog)
     long = nova(turn("user", {"text": "word " * 100}), turn("assistant"))
-    (issue,) = report_with("bedrock-nova", long, model=NOVA_MICRO).errors
+    assert report_with("bedrock-nova", long, model=NOVA_MICRO).ok  # the bundled catalog gives Nova no limit
+    (issue,) = report_with("bedrock-nova", long, model=NOVA_MICRO, catalog=catalog).errors
     assert (issue.line, issue.kind) == (BAD_LINE, "too_many_tokens") and "estimated" in issue.message
 
 
@@ -341,21 +343,21 @@ def test_token_stats_cover_valid_examples_exactly_for_openai_models():
     ],
 )
 def test_file_level_rules(target, count, kind):
-    report = validate_lines([json.dumps(VALID[target])] * count + [""], target=target)
+    report = validate_lines([json.dumps(VALID[target])] * count + [""], target=target, catalog=CATALOG)
     assert [(i.line, i.kind) for i in report.errors] == [(None, kind)]
     assert report.valid_examples == count and not report.ok
 
 
 def test_nova_has_an_upper_bound(monkeypatch):
-    assert RULES["bedrock-nova"].max_examples == 20_000
-    monkeypatch.setattr(RULES["bedrock-nova"], "max_examples", 9)
-    report = validate_lines([json.dumps(VALID["bedrock-nova"])] * 10, target="bedrock-nova")
+    assert TARGETS["bedrock-nova"].rules.max_examples == 20_000
+    monkeypatch.setattr(TARGETS["bedrock-nova"].rules, "max_examples", 9)
+    report = validate_lines([json.dumps(VALID["bedrock-nova"])] * 10, target="bedrock-nova", catalog=CATALOG)
     assert [(i.line, i.kind) for i in report.errors] == [(None, "too_many_examples")]
 
 
 def test_minimums_apply_only_where_documented():
     for target in ("bedrock-claude", "bedrock-llama", "hf-chat"):
-        assert validate_lines([json.dumps(VALID[target])], target=target).ok, target
+        assert validate_lines([json.dumps(VALID[target])], target=target, catalog=CATALOG).ok, target
 
 
 def test_bom_crlf_and_blank_lines_keep_physical_line_numbers(tmp_path):
@@ -363,47 +365,51 @@ def test_bom_crlf_and_blank_lines_keep_physical_line_numbers(tmp_path):
     content = b"\xef\xbb\xbf" + row + b"\r\n\r\n   \r\n" + (row + b"\r\n") * 10 + b"{oops}\r\n\n" + row
     path = tmp_path / "train.jsonl"
     path.write_bytes(content)
-    report = validate_file(path, target="openai")
+    report = validate_file(path, target="openai", catalog=CATALOG)
     assert (report.lines, report.examples, report.valid_examples) == (16, 13, 12)
     assert [(i.line, i.kind) for i in report.errors] == [(14, "invalid_json")]
-    as_lines = validate_lines(io.BytesIO(content), target="openai", source=str(path))
+    as_lines = validate_lines(io.BytesIO(content), target="openai", source=str(path), catalog=CATALOG)
     assert as_lines == report
-    as_text = validate_lines(content.decode("utf-8").splitlines(keepends=True), target="openai", source=str(path))
+    as_text = validate_lines(
+        content.decode("utf-8").splitlines(keepends=True), target="openai", source=str(path), catalog=CATALOG
+    )
     assert as_text == report
 
 
 def test_invalid_utf8_is_reported_on_its_line():
     lines = [json.dumps(VALID["openai"]).encode()] * 12
     lines[2] = b'{"messages": "caf\xe9"}'
-    (issue,) = validate_lines(lines, target="openai").errors
+    (issue,) = validate_lines(lines, target="openai", catalog=CATALOG).errors
     assert (issue.line, issue.kind) == (3, "invalid_utf8") and "0xe9" in issue.message
 
 
 def test_summary_counts_every_issue_and_keeps_the_first_thousand():
     lines = ["nope"] * 1_200 + [json.dumps({"messages": [USER]})] * 3
-    report = validate_lines(lines, target="openai")
+    report = validate_lines(lines, target="openai", catalog=CATALOG)
     assert report.errors_by_kind == {"invalid_json": 1_200, "no_assistant_message": 3}
     assert report.error_count == 1_203 and len(report.errors) == MAX_KEPT_ERRORS
     assert [issue.line for issue in report.errors] == list(range(1, MAX_KEPT_ERRORS + 1))
 
 
 def test_file_level_issues_are_kept_first_even_past_the_cap(monkeypatch):
-    monkeypatch.setattr(RULES["bedrock-nova"], "max_examples", 1_000)
-    report = validate_lines(["nope"] * 1_500, target="bedrock-nova")
+    monkeypatch.setattr(TARGETS["bedrock-nova"].rules, "max_examples", 1_000)
+    report = validate_lines(["nope"] * 1_500, target="bedrock-nova", catalog=CATALOG)
     assert (report.errors[0].line, report.errors[0].kind) == (None, "too_many_examples")
     assert len(report.errors) == MAX_KEPT_ERRORS and report.error_count == 1_501
 
 
 def test_wrong_target_model_or_arguments_are_refused(tmp_path):
     with pytest.raises(InvalidInput, match="bedrock-nova"):
-        validate_lines([], target="openai", model=NOVA_MICRO)
+        validate_lines([], target="openai", model=NOVA_MICRO, catalog=CATALOG)
     with pytest.raises(InvalidInput, match="openai, openai-dpo"):
-        validate_lines([], target="jsonl")
+        validate_lines([], target="jsonl", catalog=CATALOG)
     with pytest.raises(InvalidInput, match="workers"):
-        validate_file(__file__, target="openai", workers=0)
+        validate_file(__file__, target="openai", workers=0, catalog=CATALOG)
     with pytest.raises(InvalidInput, match="cannot read"):
-        validate_file(tmp_path / "missing.jsonl", target="openai")
-    unknown = validate_lines([json.dumps(VALID["openai"])] * 10, target="openai", model="gpt-9-preview")
+        validate_file(tmp_path / "missing.jsonl", target="openai", catalog=CATALOG)
+    unknown = validate_lines(
+        [json.dumps(VALID["openai"])] * 10, target="openai", model="gpt-9-preview", catalog=CATALOG
+    )
     assert unknown.ok and unknown.token_stats.exact is False
 
 
@@ -434,13 +440,13 @@ def test_worker_processes_give_the_same_report_as_one_process(tmp_path, monkeypa
     pools = []
     in_workers = validation._check_in_workers
     monkeypatch.setattr(validation, "_check_in_workers", lambda *args: pools.append(args[2]) or in_workers(*args))
-    single = validate_file(path, target="openai", model=OPENAI, workers=1)
-    parallel = validate_file(path, target="openai", model=OPENAI, workers=2)
+    single = validate_file(path, target="openai", model=OPENAI, workers=1, catalog=CATALOG)
+    parallel = validate_file(path, target="openai", model=OPENAI, workers=2, catalog=CATALOG)
     assert pools == [2] and parallel == single
     assert single.lines == 3_000 and single.error_count > 100
     assert set(single.errors_by_kind) == {"invalid_json", "invalid_utf8", "no_assistant_message"}
     lines = path.read_bytes().split(b"\n")
-    assert validate_lines(lines, target="openai", model=OPENAI, source=str(path)) == single
+    assert validate_lines(lines, target="openai", model=OPENAI, source=str(path), catalog=CATALOG) == single
 
 
 @pytest.mark.parametrize("size", [1, 3, 7, 64, 10_000])

@@ -5,6 +5,11 @@ with `FINETUNE_CATALOG_FILE`. Lookups are by exact id first, then by alias, then
 the longest catalog id that prefixes the given one (so `gpt-4o-mini-2024-07-18`
 and Bedrock's customization id `amazon.nova-micro-v1:0:128k` both resolve).
 
+`load_catalog` reads both files; the composition root calls it once
+(`core.services.build_services`) and hands the catalog down, so no other module
+loads one of its own. Providers, export targets and methods are the
+`core.vocabulary` enums, and the tuples below are derived from them.
+
 Hyperparameter ranges are keyed by finetune-ops' own names (`epochs`,
 `batch_size`, `learning_rate`, ...); `provider_hyperparameter_names` maps them to
 the names each provider's API expects (`n_epochs`, `epochCount`, ...).
@@ -22,27 +27,22 @@ from datetime import date
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, TypeGuard, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from core.errors import InvalidInput
+from core.vocabulary import CatalogProvider, ExportTarget, Method, values
 
-PROVIDERS = ("openai", "bedrock", "local")
-EXPORT_TARGETS = ("openai", "openai-dpo", "bedrock-nova", "bedrock-claude", "bedrock-llama", "hf-chat")
-METHODS = ("supervised", "dpo")
-HYPERPARAMETERS = (
-    "epochs", "batch_size", "learning_rate", "learning_rate_multiplier", "warmup_steps",
-    "beta", "lora_r", "lora_alpha", "early_stopping_threshold", "early_stopping_patience",
-)  # fmt: skip
-
-Provider = Literal["openai", "bedrock", "local"]
-ExportTarget = Literal["openai", "openai-dpo", "bedrock-nova", "bedrock-claude", "bedrock-llama", "hf-chat"]
-Method = Literal["supervised", "dpo"]
 HyperparameterName = Literal[
     "epochs", "batch_size", "learning_rate", "learning_rate_multiplier", "warmup_steps",
     "beta", "lora_r", "lora_alpha", "early_stopping_threshold", "early_stopping_patience",
 ]  # fmt: skip
+
+PROVIDERS: tuple[str, ...] = tuple(values(CatalogProvider))
+EXPORT_TARGETS: tuple[str, ...] = tuple(values(ExportTarget))
+METHODS: tuple[str, ...] = tuple(values(Method))
+HYPERPARAMETERS: tuple[HyperparameterName, ...] = get_args(HyperparameterName)
 
 _PRICE_KEYS = ("training_usd_per_1m_tokens", "training_usd_per_1k_tokens", "price_unit")
 
@@ -90,11 +90,16 @@ def _number(value: float, integer: bool) -> str:
     return str(int(value)) if integer else f"{value:g}"
 
 
+def is_hyperparameter(name: str) -> TypeGuard[HyperparameterName]:
+    """Whether `name` is one of finetune-ops' own hyperparameter names."""
+    return name in HYPERPARAMETERS
+
+
 class ModelInfo(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     id: str
-    provider: Provider = Field(description="bedrock, openai (also Azure OpenAI) or local")
+    provider: CatalogProvider = Field(description="bedrock, openai (also Azure OpenAI) or local")
     family: str = Field(description="openai, nova, claude, llama, hf")
     status: Literal["live", "legacy"] = Field(default="live", description="live or legacy")
     export_target: ExportTarget = Field(description="the export format this model trains on (supervised)")
@@ -109,7 +114,7 @@ class ModelInfo(BaseModel):
     aliases: list[str] = Field(default_factory=list)
     regions: list[str] = Field(default_factory=list, description="where the provider offers fine-tuning of it")
     size_class: Literal["small", "medium", "large"] = "medium"
-    methods: list[Method] = Field(default_factory=lambda: ["supervised"])
+    methods: list[Method] = Field(default_factory=lambda: [Method.SUPERVISED])
     export_targets: dict[Method, ExportTarget] = Field(
         default_factory=dict, description="export format per method when it differs from export_target"
     )
@@ -158,15 +163,17 @@ class ModelInfo(BaseModel):
 
     @property
     def supports_dpo(self) -> bool:
-        return "dpo" in self.methods
+        return Method.DPO in self.methods
 
-    def export_target_for(self, method: str) -> str:
+    def export_target_for(self, method: str) -> ExportTarget:
         """The export format for `method` (DPO on OpenAI uses `openai-dpo`)."""
-        return self.export_targets.get(method, self.export_target)
+        return next((target for known, target in self.export_targets.items() if known == method), self.export_target)
 
     def provider_name(self, name: str) -> str:
         """The provider's own name for finetune-ops hyperparameter `name`."""
-        return self.provider_hyperparameter_names.get(name, name)
+        if is_hyperparameter(name):
+            return self.provider_hyperparameter_names.get(name, name)
+        return name
 
 
 def _price_unit(data: dict[str, Any]) -> str:
@@ -198,7 +205,8 @@ class Catalog(BaseModel):
 
 
 def _read_bundled() -> dict[str, Any]:
-    return json.loads(resources.files("core.catalog").joinpath("models.json").read_text())
+    data: dict[str, Any] = json.loads(resources.files("core.catalog").joinpath("models.json").read_text())
+    return data
 
 
 def _read_override(path: Path) -> dict[str, Any]:

@@ -10,8 +10,8 @@ How each provider bills training:
 - Local LoRA training has no provider bill; the cost is your own compute.
 
 So `billed_tokens = training_tokens × epochs` for all three. Prices come from the
-catalog only; pass `load_catalog(settings.catalog_file)` to apply the user's
-FINETUNE_CATALOG_FILE overrides.
+catalog the caller passes (the Services' catalog, with the user's
+FINETUNE_CATALOG_FILE overrides applied) and from nowhere else.
 """
 
 from __future__ import annotations
@@ -20,16 +20,17 @@ from decimal import ROUND_HALF_UP, Decimal
 
 from pydantic import BaseModel, Field
 
-from core.catalog.models import Catalog, ModelInfo, load_catalog
+from core.catalog.models import Catalog, ModelInfo
 from core.errors import InvalidInput
+from core.vocabulary import CatalogProvider
 
 MAX_EPOCHS = 50  # the largest epoch count any catalog provider documents (OpenAI n_epochs)
 USD_STEP = Decimal("0.0001")  # estimates are rounded half-up to 1/100 of a cent
 
-BILLING_RULES = {
-    "openai": "OpenAI bills trained tokens: the tokens in the training file times n_epochs.",
-    "bedrock": "Bedrock charges for every token processed: the tokens in the training data times epochCount.",
-    "local": "Local LoRA training has no provider bill; the cost is your own compute time.",
+BILLING_RULES: dict[CatalogProvider, str] = {
+    CatalogProvider.OPENAI: "OpenAI bills trained tokens: the tokens in the training file times n_epochs.",
+    CatalogProvider.BEDROCK: "Bedrock charges for every token processed: the tokens in the training data times epochCount.",
+    CatalogProvider.LOCAL: "Local LoRA training has no provider bill; the cost is your own compute time.",
 }
 
 
@@ -52,12 +53,11 @@ def estimate_cost(
     training_tokens: int,
     epochs: int,
     exact_tokens: bool = True,
-    catalog: Catalog | None = None,
+    catalog: Catalog,
 ) -> CostEstimate:
     """Estimate the training bill for `training_tokens` (one epoch) trained `epochs` times."""
     _check_whole_number("training_tokens", training_tokens, low=0, hint=_TOKENS_HINT)
     _check_whole_number("epochs", epochs, low=1, high=MAX_EPOCHS, hint=_EPOCHS_HINT)
-    catalog = catalog or load_catalog()
     info = catalog.require(base_model)
     billed = training_tokens * epochs
     price = info.training_usd_per_1m_tokens

@@ -33,7 +33,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field, field_validator, model_validator
 
-from core.data import dedupe
+from core.data import db, dedupe
 from core.data.examples import Example
 from core.data.pii import RedactionReport
 from core.errors import InvalidInput, NotFound
@@ -154,51 +154,6 @@ def split_sizes(n: int, shares: tuple[float, float, float]) -> tuple[int, int, i
 # Building ------------------------------------------------------------------------------------------
 
 
-def _where(filters: DatasetFilters) -> tuple[str, list[Any]]:
-    clauses, params = [], []
-    for column, values in (
-        ("agent", filters.agents),
-        ("intent", filters.intents),
-        ("template", filters.templates),
-        ("model", filters.models),
-    ):
-        if values:
-            clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
-            params.extend(values)
-    if filters.tags:
-        clauses.append(
-            f"EXISTS (SELECT 1 FROM json_each(feedback.tags) WHERE value IN ({', '.join('?' * len(filters.tags))}))"
-        )
-        params.extend(filters.tags)
-    if filters.since:
-        clauses.append("created_at >= ?")
-        params.append(filters.since)
-    if filters.until:
-        clauses.append("created_at < ?")
-        params.append(filters.until)
-    if filters.min_rating is not None:
-        clauses.append("rating >= ?")
-        params.append(filters.min_rating)
-    if filters.min_acceptance is not None:
-        clauses.append("acceptance >= ?")
-        params.append(filters.min_acceptance)
-    if filters.edited_only:
-        clauses.append("final_output IS NOT NULL AND final_output != ai_output")
-    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
-
-
-def _candidates(store: Store, filters: DatasetFilters) -> Iterator[dict[str, Any]]:
-    where, params = _where(filters)
-    sql = (
-        "SELECT rowid, id, agent, rating, input_messages, ai_output, final_output, redactions FROM feedback"
-        f"{where} ORDER BY created_at, id"
-    )
-    cursor = store.db.conn.execute(sql, params)
-    columns = [d[0] for d in cursor.description]
-    for row in cursor:
-        yield dict(zip(columns, row, strict=False))
-
-
 def _prompt_text(messages_json: str) -> str:
     return "\n".join(m["content"] for m in json.loads(messages_json))
 
@@ -207,18 +162,12 @@ def _select(
     store: Store, recipe: Recipe, on_progress: Callable[[int], None] | None
 ) -> tuple[dict[str, int], RedactionReport]:
     """Fill temp table `pick` with the chosen examples; return counts and the redaction report."""
-    conn = store.db.conn
-    conn.execute("DROP TABLE IF EXISTS temp.pick")
-    conn.execute("DROP TABLE IF EXISTS temp.bands")
-    conn.execute(
-        "CREATE TEMP TABLE pick (ord INTEGER PRIMARY KEY, feedback_id TEXT, agent TEXT, quality REAL,"
-        " skey TEXT, sig BLOB, dropped INTEGER DEFAULT 0)"
-    )
-    conn.execute("CREATE TEMP TABLE bands (band INTEGER, key INTEGER, ord INTEGER)")
+    db.start_picking(store)
     counts = {"candidates": 0, "length": 0, "low_quality": 0, "exact_duplicates": 0, "near_duplicates": 0}
     seen: set[int] = set()
     report = RedactionReport()
-    for ordinal, row in enumerate(_candidates(store, recipe.filters)):
+    candidates = db.feedback_candidates(store, **recipe.filters.model_dump(exclude={"min_quality"}))
+    for ordinal, row in enumerate(candidates):
         counts["candidates"] += 1
         if on_progress and counts["candidates"] % 5000 == 0:
             on_progress(counts["candidates"])
@@ -240,90 +189,65 @@ def _select(
             seen.add(key)
             signature = dedupe.signature(prompt + "\n" + completion)
             sig = dedupe.pack(signature)
-            conn.executemany(
-                "INSERT INTO bands VALUES (?, ?, ?)",
-                [(b, k, ordinal) for b, k in enumerate(dedupe.band_keys(signature))],
-            )
-        conn.execute(
-            "INSERT INTO pick (ord, feedback_id, agent, quality, skey, sig) VALUES (?, ?, ?, ?, ?, ?)",
-            (ordinal, row["id"], row["agent"], score, split_key(recipe.seed, row["id"]), sig),
-        )
+            db.add_band_keys(store, ordinal, dedupe.band_keys(signature))
+        db.add_pick(
+            store, ordinal=ordinal, feedback_id=row["id"], agent=row["agent"], quality=score,
+            split_key=split_key(recipe.seed, row["id"]), sig=sig,
+        )  # fmt: skip
         report.add(json.loads(row["redactions"] or "{}"))
     if recipe.dedupe:
-        counts["near_duplicates"] = _drop_near_duplicates(conn, recipe.near_duplicate_threshold)
+        counts["near_duplicates"] = _drop_near_duplicates(store, recipe.near_duplicate_threshold)
         if counts["near_duplicates"]:
-            report = _redactions_of_kept(conn)
+            report = _redactions_of_kept(store)
     return counts, report
 
 
-def _drop_near_duplicates(conn, threshold: float) -> int:
+def _drop_near_duplicates(store: Store, threshold: float) -> int:
     """Within each LSH bucket keep the best-scoring example and drop those similar to a kept one."""
     dropped = 0
-    groups = conn.execute("SELECT group_concat(ord) FROM bands GROUP BY band, key HAVING count(*) > 1").fetchall()
-    for (members,) in groups:
-        ords = [int(o) for o in members.split(",")]
-        rows = conn.execute(
-            f"SELECT ord, quality, sig FROM pick WHERE dropped = 0 AND ord IN ({','.join('?' * len(ords))})"
-            " ORDER BY quality DESC, ord",
-            ords,
-        ).fetchall()
+    for ordinals in db.band_groups(store):
         kept: list[tuple[int, ...]] = []
-        for ordinal, _, blob in rows:
+        for ordinal, _, blob in db.kept_picks(store, ordinals):
             sig = dedupe.unpack(blob)
             if any(dedupe.similarity(sig, other) >= threshold for other in kept):
-                conn.execute("UPDATE pick SET dropped = 1 WHERE ord = ?", (ordinal,))
+                db.drop_pick(store, ordinal)
                 dropped += 1
             else:
                 kept.append(sig)
     return dropped
 
 
-def _redactions_of_kept(conn) -> RedactionReport:
+def _redactions_of_kept(store: Store) -> RedactionReport:
     report = RedactionReport()
-    for (redactions,) in conn.execute(
-        "SELECT f.redactions FROM pick p JOIN feedback f ON f.id = p.feedback_id WHERE p.dropped = 0"
-    ):
+    for redactions in db.kept_redactions(store):
         report.add(json.loads(redactions or "{}"))
     return report
 
 
-def _assign_splits(conn, shares: tuple[float, float, float]) -> dict[str, dict[str, int]]:
-    conn.execute("ALTER TABLE pick ADD COLUMN split TEXT")
+def _assign_splits(store: Store, shares: tuple[float, float, float]) -> dict[str, dict[str, int]]:
+    db.add_split_column(store)
     by_agent: dict[str, dict[str, int]] = {}
-    for agent, n in conn.execute(
-        "SELECT agent, count(*) FROM pick WHERE dropped = 0 GROUP BY agent ORDER BY agent"
-    ).fetchall():
+    for agent, n in db.kept_agents(store):
         train, validation, _ = split_sizes(n, shares)
-        ordered = conn.execute(
-            "SELECT ord FROM pick WHERE dropped = 0 AND agent = ? ORDER BY skey", (agent,)
-        ).fetchall()
+        ordered = db.kept_ordinals_by_split_key(store, agent)
         assignments = [
             ("train" if i < train else "validation" if i < train + validation else "test", ordinal)
-            for i, (ordinal,) in enumerate(ordered)
+            for i, ordinal in enumerate(ordered)
         ]
-        conn.executemany("UPDATE pick SET split = ? WHERE ord = ?", assignments)
+        db.set_splits(store, assignments)
         by_agent[agent] = {s: sum(1 for a, _ in assignments if a == s) for s in SPLITS}
     return by_agent
 
 
-def _content_hash(conn, recipe: Recipe) -> str:
+def _content_hash(store: Store, recipe: Recipe) -> str:
     digest = hashlib.sha256(recipe.model_dump_json().encode())
-    for feedback_hash, split in conn.execute(
-        "SELECT f.content_hash, p.split FROM pick p JOIN feedback f ON f.id = p.feedback_id"
-        " WHERE p.dropped = 0 ORDER BY f.content_hash"
-    ):
+    for feedback_hash, split in db.kept_content_hashes(store):
         digest.update(f"{feedback_hash}:{split}\n".encode())
     return digest.hexdigest()
 
 
-def _stats(conn) -> dict[str, Any]:
-    row = conn.execute(
-        "SELECT count(*), avg(length(coalesce(f.final_output, f.ai_output))), max(length(coalesce(f.final_output, f.ai_output))),"
-        " sum(length(coalesce(f.final_output, f.ai_output)) + length(f.input_messages) + length(coalesce(f.system_prompt, ''))),"
-        " sum(f.final_output IS NOT NULL AND f.final_output != f.ai_output), avg(f.acceptance), avg(p.quality)"
-        " FROM pick p JOIN feedback f ON f.id = p.feedback_id WHERE p.dropped = 0"
-    ).fetchone()
-    n, mean_chars, max_chars, total_chars, edited, acceptance, mean_quality = row
+def _stats(store: Store) -> dict[str, Any]:
+    n, mean_chars, max_chars, total_chars, edited, acceptance, mean_quality = db.kept_stats(store)
     return {
         "examples": n,
         "edited": edited or 0,
@@ -351,60 +275,38 @@ def build_dataset(
             hint="Use 1-64 lowercase letters, digits, '-' or '_', starting with a letter or digit (e.g. support-replies).",
         )
     recipe = recipe or Recipe()
-    with store.write() as db:
-        conn = db.conn
+    with store.write():
         counts, report = _select(store, recipe, on_progress)
-        by_agent = _assign_splits(conn, recipe.split)
+        by_agent = _assign_splits(store, recipe.split)
         kept = sum(sum(v.values()) for v in by_agent.values())
         if kept == 0:
             raise InvalidInput(
                 f"the recipe selects no examples ({counts['candidates']} candidates matched the filters).",
                 hint="Loosen the filters (agents, dates, min rating/acceptance/quality) or ingest feedback first.",
             )
-        content_hash = _content_hash(conn, recipe)
-        dataset = _ensure_dataset(db, name, actor, description)
-        existing = db.execute(
-            "SELECT id FROM dataset_versions WHERE dataset_id = ? AND content_hash = ?", (dataset, content_hash)
-        ).fetchone()
+        content_hash = _content_hash(store, recipe)
+        dataset = db.ensure_dataset(store, name=name, description=description, created_by=str(actor), created_at=iso())
+        existing = db.version_with_hash(store, dataset, content_hash)
         if existing:
-            version = get_version(store, existing[0])
+            version = get_version(store, existing)
             return version.model_copy(update={"reused": True})
-        number = (
-            db.execute("SELECT max(version) FROM dataset_versions WHERE dataset_id = ?", (dataset,)).fetchone()[0] or 0
-        ) + 1
+        number = db.next_version_number(store, dataset)
         version_id = f"{name}@{number}"
-        counts.update(
-            examples=kept,
-            splits={s: sum(v[s] for v in by_agent.values()) for s in SPLITS},
-            by_agent=by_agent,
-        )
-        db["dataset_versions"].insert(
-            {
-                "id": version_id, "dataset_id": dataset, "version": number,
-                "filters": recipe.model_dump_json(), "split_seed": recipe.seed, "counts": json.dumps(counts),
-                "token_stats": json.dumps(_stats(conn)), "content_hash": content_hash,
-                "redaction_report": report.model_dump_json(), "created_by": str(actor), "created_at": iso(),
-            }
+        version_counts: dict[str, Any] = {
+            **counts,
+            "examples": kept,
+            "splits": {s: sum(v[s] for v in by_agent.values()) for s in SPLITS},
+            "by_agent": by_agent,
+        }
+        db.insert_version(
+            store, version_id=version_id, dataset_id=dataset, number=number, recipe_json=recipe.model_dump_json(),
+            seed=recipe.seed, counts_json=json.dumps(version_counts), stats_json=json.dumps(_stats(store)),
+            content_hash=content_hash, redaction_report_json=report.model_dump_json(), created_by=str(actor),
+            created_at=iso(),
         )  # fmt: skip
-        conn.execute(
-            "INSERT INTO dataset_examples (dataset_version_id, feedback_id, split, quality)"
-            " SELECT ?, feedback_id, split, quality FROM pick WHERE dropped = 0",
-            (version_id,),
-        )
         audit.record(store, actor, "build_dataset", {"name": name, "recipe": recipe.model_dump()}, detail=version_id)
-    conn.execute("DROP TABLE IF EXISTS temp.pick")
-    conn.execute("DROP TABLE IF EXISTS temp.bands")
+    db.drop_picks(store)
     return get_version(store, version_id)
-
-
-def _ensure_dataset(db, name: str, actor: Actor, description: str | None) -> str:
-    row = db.execute("SELECT id FROM datasets WHERE name = ?", (name,)).fetchone()
-    if row:
-        return row[0]
-    db["datasets"].insert(
-        {"id": name, "name": name, "description": description, "created_by": str(actor), "created_at": iso()}
-    )
-    return name
 
 
 # Reading -------------------------------------------------------------------------------------------
@@ -414,15 +316,13 @@ def resolve_version(store: Store, ref: str) -> str:
     """`name@N` or `name` (latest) -> version id; NotFound with the known ids otherwise."""
     ref = (ref or "").strip()
     if "@" in ref:
-        if store.scalar("SELECT 1 FROM dataset_versions WHERE id = ?", (ref,)):
+        if db.version_exists(store, ref):
             return ref
     else:
-        latest = store.scalar(
-            "SELECT id FROM dataset_versions WHERE dataset_id = ? ORDER BY version DESC LIMIT 1", (ref,)
-        )
+        latest = db.latest_version_id(store, ref)
         if latest:
             return latest
-    known = [r["id"] for r in store.query("SELECT id FROM dataset_versions ORDER BY created_at DESC LIMIT 10")]
+    known = db.recent_version_ids(store)
     raise NotFound(
         f"no dataset version {ref!r}.",
         hint=f"Known versions: {', '.join(known)}." if known else "Build one first: finetune data build NAME.",
@@ -431,8 +331,7 @@ def resolve_version(store: Store, ref: str) -> str:
 
 
 def get_version(store: Store, ref: str) -> DatasetVersion:
-    version_id = resolve_version(store, ref)
-    row = store.query("SELECT * FROM dataset_versions WHERE id = ?", (version_id,))[0]
+    row = db.version_row(store, resolve_version(store, ref))
     return DatasetVersion(
         id=row["id"], dataset=row["dataset_id"], version=row["version"],
         recipe=Recipe.model_validate_json(row["filters"]), counts=json.loads(row["counts"]),
@@ -442,24 +341,15 @@ def get_version(store: Store, ref: str) -> DatasetVersion:
 
 
 def list_datasets(store: Store) -> DatasetList:
-    rows = store.query(
-        "SELECT d.name, d.created_at, count(v.id) AS versions, max(v.version) AS latest_version FROM datasets d"
-        " LEFT JOIN dataset_versions v ON v.dataset_id = d.id GROUP BY d.id ORDER BY d.name"
-    )
     summaries = []
-    for row in rows:
+    for row in db.dataset_summaries(store):
         latest = f"{row['name']}@{row['latest_version']}" if row["latest_version"] else None
-        examples = (
-            store.scalar("SELECT count(*) FROM dataset_examples WHERE dataset_version_id = ?", (latest,))
-            if latest
-            else 0
-        )
         summaries.append(
             DatasetSummary(
                 name=row["name"],
                 versions=row["versions"],
                 latest=latest,
-                latest_examples=examples,
+                latest_examples=db.example_count(store, latest) if latest else 0,
                 created_at=row["created_at"],
             )
         )
@@ -468,16 +358,7 @@ def list_datasets(store: Store) -> DatasetList:
 
 def examples(store: Store, version_id: str, *, split: str | None = None) -> Iterator[Example]:
     """Stream a version's examples in a stable order (by feedback id)."""
-    where, params = "e.dataset_version_id = ?", [version_id]
-    if split:
-        where += " AND e.split = ?"
-        params.append(split)
-    cursor = store.db.conn.execute(
-        "SELECT f.id, f.agent, f.system_prompt, f.input_messages, f.ai_output, f.final_output"
-        f" FROM dataset_examples e JOIN feedback f ON f.id = e.feedback_id WHERE {where} ORDER BY f.id",
-        params,
-    )
-    for feedback_id, agent, system, messages, output, final in cursor:
+    for feedback_id, agent, system, messages, output, final in db.version_examples(store, version_id, split=split):
         yield Example(
             id=feedback_id, agent=agent, system=system, messages=tuple(json.loads(messages)), output=output, final=final
         )
@@ -485,28 +366,17 @@ def examples(store: Store, version_id: str, *, split: str | None = None) -> Iter
 
 def diff_versions(store: Store, a: str, b: str, *, sample: int = 5) -> VersionDiff:
     va, vb = get_version(store, a), get_version(store, b)
-    conn = store.db.conn
-    query = (
-        "SELECT count(*) FROM dataset_examples x WHERE x.dataset_version_id = ? AND NOT EXISTS"
-        " (SELECT 1 FROM dataset_examples y WHERE y.dataset_version_id = ? AND y.feedback_id = x.feedback_id)"
-    )
-    sample_query = query.replace("count(*)", "x.feedback_id") + " ORDER BY x.feedback_id LIMIT ?"
-    added = conn.execute(query, (vb.id, va.id)).fetchone()[0]
-    removed = conn.execute(query, (va.id, vb.id)).fetchone()[0]
-    kept, moved = conn.execute(
-        "SELECT count(*), sum(x.split != y.split) FROM dataset_examples x JOIN dataset_examples y"
-        " ON y.feedback_id = x.feedback_id AND y.dataset_version_id = ? WHERE x.dataset_version_id = ?",
-        (vb.id, va.id),
-    ).fetchone()
+    kept, moved = db.kept_and_moved(store, va.id, vb.id)
     ra, rb = _flatten(va.recipe.model_dump()), _flatten(vb.recipe.model_dump())
     ca, cb = (
         _flatten({k: v for k, v in va.counts.items() if k != "by_agent"}),
         _flatten({k: v for k, v in vb.counts.items() if k != "by_agent"}),
     )
     return VersionDiff(
-        a=va.id, b=vb.id, added=added, removed=removed, kept=kept, moved_split=moved or 0,
-        sample_added=[r[0] for r in conn.execute(sample_query, (vb.id, va.id, sample))],
-        sample_removed=[r[0] for r in conn.execute(sample_query, (va.id, vb.id, sample))],
+        a=va.id, b=vb.id, added=db.count_only_in(store, vb.id, va.id), removed=db.count_only_in(store, va.id, vb.id),
+        kept=kept, moved_split=moved,
+        sample_added=db.sample_only_in(store, vb.id, va.id, sample),
+        sample_removed=db.sample_only_in(store, va.id, vb.id, sample),
         recipe_changes={k: [ra.get(k), rb.get(k)] for k in sorted(ra.keys() | rb.keys()) if ra.get(k) != rb.get(k)},
         count_changes={k: [ca.get(k), cb.get(k)] for k in sorted(ca.keys() | cb.keys()) if ca.get(k) != cb.get(k)},
     )  # fmt: skip

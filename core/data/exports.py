@@ -7,6 +7,10 @@ out, whatever was done at ingest. The files are written to a temporary
 directory and moved into place at the end, so an interrupted export leaves no
 half-written directory behind. Work is spread over processes (redaction and
 token counting are the cost) and streams, so memory stays flat.
+
+Token counts, limits and prices come from the catalog the caller passes (the
+Services' one, with FINETUNE_CATALOG_FILE applied); the model is resolved once
+and its `Tokenizer` travels to the worker processes.
 """
 
 from __future__ import annotations
@@ -17,36 +21,35 @@ import os
 import shutil
 import tempfile
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Literal
 
 from pydantic import BaseModel, Field
 
 from core.catalog.models import Catalog
 from core.catalog.pricing import CostEstimate, estimate_cost
-from core.data import datasets, formats, tokens
+from core.data import datasets, db, formats, tokens
 from core.data.examples import Example
 from core.data.pii import RedactionReport, Redactor, redact_into
-from core.data.validation import ValidationReport, count_row_tokens, validate_file
+from core.data.targets import TARGETS, require_target
+from core.data.tokens import Tokenizer
+from core.data.validation import ValidationReport, validate_file
 from core.errors import InvalidInput, NotFound
 from core.platform import audit
 from core.platform.actors import Actor
 from core.platform.parallel import ordered_map
 from core.platform.store import Store
 from core.platform.timeutil import iso
+from core.vocabulary import ExportTarget
 
 CHUNK = 1000
 PARALLEL_FROM_EXAMPLES = 5000
-Target = Literal["openai", "openai-dpo", "bedrock-nova", "bedrock-claude", "bedrock-llama", "hf-chat"]
-DEFAULT_MODELS: dict[str, str] = {
-    "openai": "gpt-4o-mini-2024-07-18",
-    "openai-dpo": "gpt-4o-mini-2024-07-18",
-    "bedrock-nova": "amazon.nova-micro-v1:0",
-    "bedrock-claude": "anthropic.claude-3-haiku-20240307-v1:0",
-    "bedrock-llama": "meta.llama3-1-8b-instruct-v1:0",
-    "hf-chat": "HuggingFaceTB/SmolLM2-135M-Instruct",
-}
+Target = ExportTarget
+DEFAULT_MODELS: dict[str, str] = {spec.name.value: spec.default_model for spec in TARGETS.values()}
+
+Processed = tuple[str | None, int, dict[str, int]]
+"""One example after export: (JSONL line, or None when the target has no row for it; tokens; redaction counts)."""
 
 
 class ExportResult(BaseModel):
@@ -74,44 +77,43 @@ class DatasetValidation(BaseModel):
 
 
 def default_model(target: str) -> str:
-    if target not in DEFAULT_MODELS:
-        raise InvalidInput(f"unknown target {target!r}.", hint=f"Use one of: {', '.join(DEFAULT_MODELS)}.")
-    return DEFAULT_MODELS[target]
+    """The catalog id whose tokenizer and limits apply to `target` when no model is given."""
+    return require_target(target).default_model
 
 
-def _export_chunk(args) -> list[tuple[str | None, int, dict[str, int]]]:
-    """Worker: redact, convert and count one chunk -> (JSONL line or None, tokens, redaction counts)."""
-    chunk, target, model = args
+def _export_chunk(args: tuple[list[Example], str, Tokenizer]) -> list[Processed]:
+    """Worker: redact, convert and count one chunk."""
+    chunk, target, tokenizer = args
+    rules = require_target(target).rules
     redactor = Redactor()
-    out = []
+    out: list[Processed] = []
     for example in chunk:
         example, counts = redact_example(example, redactor)
         row = formats.to_row(example, target)
         if row is None:
             out.append((None, 0, counts))
             continue
-        out.append((json.dumps(row, ensure_ascii=False), count_row_tokens(row, target=target, model=model), counts))
+        out.append((json.dumps(row, ensure_ascii=False), rules.count(row, tokenizer), counts))
     return out
 
 
 def redact_example(example: Example, redactor: Redactor) -> tuple[Example, dict[str, int]]:
     counts: dict[str, int] = {}
 
-    def clean(text: str | None) -> str | None:
+    def clean(text: str) -> str:
         return redact_into(redactor, text, counts)
 
     redacted = Example(
-        id=example.id, agent=example.agent, system=clean(example.system), output=clean(example.output),
-        final=clean(example.final), messages=tuple({**m, "content": clean(m["content"])} for m in example.messages),
+        id=example.id, agent=example.agent, system=redact_into(redactor, example.system, counts),
+        output=clean(example.output), final=redact_into(redactor, example.final, counts),
+        messages=tuple({**m, "content": clean(m["content"])} for m in example.messages),
     )  # fmt: skip
     return redacted, counts
 
 
-def _processed(
-    items: Iterable[Example], target: str, model: str, workers: int
-) -> Iterator[tuple[str | None, int, dict]]:
+def _processed(items: Iterable[Example], target: str, tokenizer: Tokenizer, workers: int) -> Iterator[Processed]:
     iter_items = iter(items)
-    chunks = ((chunk, target, model) for chunk in iter(lambda: list(islice(iter_items, CHUNK)), []))
+    chunks = ((chunk, target, tokenizer) for chunk in iter(lambda: list(islice(iter_items, CHUNK)), []))
     for result in ordered_map(_export_chunk, chunks, workers=workers):
         yield from result
 
@@ -123,15 +125,16 @@ def export_dataset(
     target: str,
     actor: Actor,
     data_dir: Path,
+    catalog: Catalog,
     model: str | None = None,
     epochs: int | None = None,
-    catalog: Catalog | None = None,
     workers: int | None = None,
     on_progress: Callable[[int], None] | None = None,
 ) -> ExportResult:
+    """Export version `version` for `target` (and `model`, default the target's), redacted; the export is stored."""
     dataset_version = datasets.get_version(store, version)
-    formats.require_target(target)
-    model = model or default_model(target)
+    spec = require_target(target)
+    model = model or spec.default_model
     if workers is None:  # starting workers costs about a second: worth it for large versions only
         size = sum(dataset_version.counts.get("splits", {}).values())
         workers = 1 if size < PARALLEL_FROM_EXAMPLES else min(2, os.cpu_count() or 1)
@@ -139,19 +142,19 @@ def export_dataset(
         data_dir
         / "exports"
         / dataset_version.id
-        / (target if model == default_model(target) else f"{target}--{_safe(model)}")
+        / (target if model == spec.default_model else f"{target}--{_safe(model)}")
     )
     final_dir.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".export-", dir=final_dir.parent))
     try:
-        result = _write(store, dataset_version.id, target, model, staging, final_dir, workers, on_progress)
-        train_tokens = result["train_tokens"]
-        cost = _cost(model, train_tokens, epochs, result["stats"].exact, catalog)
+        job = _Job(dataset_version.id, target, tokens.resolve(model, catalog=catalog), workers, on_progress)
+        result = _write(store, job, staging)
+        cost = _cost(model, result.train_tokens, epochs, result.stats.exact, catalog)
         export = ExportResult(
             version=dataset_version.id, target=target, model=model, directory=str(final_dir),
-            files={split: str(final_dir / f"{split}.jsonl") for split in result["counts"]},
-            counts=result["counts"], skipped=result["skipped"], train_tokens=train_tokens, token_stats=result["stats"], cost=cost,
-            redactions=result["redactions"], content_hash=result["hash"], created_at=iso(),
+            files={split: str(final_dir / f"{split}.jsonl") for split in result.counts},
+            counts=result.counts, skipped=result.skipped, train_tokens=result.train_tokens, token_stats=result.stats,
+            cost=cost, redactions=result.redactions, content_hash=result.digest, created_at=iso(),
         )  # fmt: skip
         metadata = {
             **export.model_dump(mode="json"),
@@ -166,14 +169,10 @@ def export_dataset(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
-    with store.write() as db:
-        db["dataset_exports"].upsert(
-            {
-                "dataset_version_id": dataset_version.id, "target": target, "model": model,
-                "directory": str(final_dir), "metadata": export.model_dump_json(), "validation": None,
-                "created_by": str(actor), "created_at": export.created_at,
-            },
-            pk=("dataset_version_id", "target", "model"),
+    with store.write():
+        db.save_export(
+            store, version_id=dataset_version.id, target=target, model=model, directory=str(final_dir),
+            metadata_json=export.model_dump_json(), created_by=str(actor), created_at=export.created_at,
         )  # fmt: skip
         audit.record(
             store,
@@ -189,8 +188,29 @@ def _safe(model: str) -> str:
     return "".join(c if c.isalnum() or c in "-._" else "_" for c in model)
 
 
-def _write(store, version_id, target, model, staging: Path, final_dir: Path, workers, on_progress) -> dict:
-    stats = tokens.TokenStatsBuilder(exact=tokens.is_exact(model))
+@dataclass(frozen=True)
+class _Job:
+    """What one export writes: which version, in which format, counted with which tokenizer, how."""
+
+    version_id: str
+    target: str
+    tokenizer: Tokenizer
+    workers: int
+    on_progress: Callable[[int], None] | None
+
+
+@dataclass(frozen=True)
+class _Written:
+    counts: dict[str, int]
+    skipped: int
+    stats: tokens.TokenStats
+    redactions: RedactionReport
+    digest: str
+    train_tokens: int
+
+
+def _write(store: Store, job: _Job, staging: Path) -> _Written:
+    stats = tokens.TokenStatsBuilder(exact=job.tokenizer.exact)
     redactions = RedactionReport()
     digest = hashlib.sha256()
     counts: dict[str, int] = {}
@@ -199,13 +219,12 @@ def _write(store, version_id, target, model, staging: Path, final_dir: Path, wor
         path = staging / f"{split}.jsonl"
         written = 0
         with open(path, "w", encoding="utf-8") as handle:
-            for line, n_tokens, redacted in _processed(
-                datasets.examples(store, version_id, split=split), target, model, workers
-            ):
+            examples = datasets.examples(store, job.version_id, split=split)
+            for line, n_tokens, redacted in _processed(examples, job.target, job.tokenizer, job.workers):
                 redactions.add(redacted)
                 done += 1
-                if on_progress and done % 1000 == 0:
-                    on_progress(done)
+                if job.on_progress and done % 1000 == 0:
+                    job.on_progress(done)
                 if line is None:
                     skipped += 1
                     continue
@@ -221,22 +240,13 @@ def _write(store, version_id, target, model, staging: Path, final_dir: Path, wor
             path.unlink()
     if not counts.get("train"):
         raise InvalidInput(
-            f"{version_id} has no training rows for target {target!r} ({skipped} examples do not apply).",
+            f"{job.version_id} has no training rows for target {job.target!r} ({skipped} examples do not apply).",
             hint="For openai-dpo, build a version of edited examples (--edited-only); otherwise check the recipe.",
         )
-    return {
-        "counts": counts,
-        "skipped": skipped,
-        "stats": stats.build(),
-        "redactions": redactions,
-        "hash": digest.hexdigest(),
-        "train_tokens": train_tokens,
-    }
+    return _Written(counts, skipped, stats.build(), redactions, digest.hexdigest(), train_tokens)
 
 
-def _cost(
-    model: str, train_tokens: int, epochs: int | None, exact: bool, catalog: Catalog | None
-) -> CostEstimate | None:
+def _cost(model: str, train_tokens: int, epochs: int | None, exact: bool, catalog: Catalog) -> CostEstimate | None:
     try:
         return estimate_cost(
             base_model=model, training_tokens=train_tokens, epochs=epochs or 1, exact_tokens=exact, catalog=catalog
@@ -246,12 +256,11 @@ def _cost(
 
 
 def get_export(store: Store, *, version: str, target: str, model: str | None = None) -> ExportResult | None:
-    version_id = datasets.resolve_version(store, version)
-    rows = store.query(
-        "SELECT metadata FROM dataset_exports WHERE dataset_version_id = ? AND target = ? AND model = ?",
-        (version_id, target, model or default_model(target)),
+    """The stored export of `version` for `target` and `model` (default the target's), if there is one."""
+    metadata = db.export_metadata(
+        store, version_id=datasets.resolve_version(store, version), target=target, model=model or default_model(target)
     )
-    return ExportResult.model_validate_json(rows[0]["metadata"]) if rows else None
+    return ExportResult.model_validate_json(metadata) if metadata is not None else None
 
 
 def validate_dataset(
@@ -261,8 +270,8 @@ def validate_dataset(
     target: str,
     actor: Actor,
     data_dir: Path,
+    catalog: Catalog,
     model: str | None = None,
-    catalog: Catalog | None = None,
 ) -> DatasetValidation:
     """Validate a version's export for `target` (exporting it first if needed); the report is stored."""
     model = model or default_model(target)
@@ -272,16 +281,15 @@ def validate_dataset(
             store, version=version, target=target, model=model, actor=actor, data_dir=data_dir, catalog=catalog
         )
     reports = {
-        split: validate_file(Path(path), target=target, model=model, training_file=split == "train")
+        split: validate_file(Path(path), target=target, model=model, training_file=split == "train", catalog=catalog)
         for split, path in export.files.items()
     }
     result = DatasetValidation(
         version=export.version, target=target, model=model, ok=all(r.ok for r in reports.values()), reports=reports
     )
-    with store.write() as db:
-        db.execute(
-            "UPDATE dataset_exports SET validation = ? WHERE dataset_version_id = ? AND target = ? AND model = ?",
-            (result.model_dump_json(), export.version, target, model),
+    with store.write():
+        db.save_export_validation(
+            store, version_id=export.version, target=target, model=model, validation_json=result.model_dump_json()
         )
         audit.record(store, actor, "validate_dataset", {"version": export.version, "target": target, "model": model},
                      outcome="ok" if result.ok else "invalid")  # fmt: skip
@@ -294,14 +302,12 @@ def validate_any_file(path: Path, *, target: str, catalog: Catalog, model: str |
 
 
 def stored_validation(store: Store, *, version: str, target: str, model: str | None = None) -> DatasetValidation:
+    """The stored report of the last `validate_dataset` of `version` for `target` (and `model`)."""
     version_id = datasets.resolve_version(store, version)
-    rows = store.query(
-        "SELECT validation FROM dataset_exports WHERE dataset_version_id = ? AND target = ? AND model = ?",
-        (version_id, target, model or default_model(target)),
-    )
-    if not rows or not rows[0]["validation"]:
+    validation = db.export_validation(store, version_id=version_id, target=target, model=model or default_model(target))
+    if validation is None:
         raise NotFound(
             f"{version_id} has not been validated for {target!r}.",
             hint=f"Run: finetune validate {version_id} {target}",
         )
-    return DatasetValidation.model_validate_json(rows[0]["validation"])
+    return DatasetValidation.model_validate_json(validation)

@@ -26,11 +26,12 @@ from collections.abc import Callable, Iterable, Iterator
 from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal, overload
 
 from pydantic import BaseModel, Field
 
-from core.data import edits
+from core.data import db, edits
+from core.data.db import EventValues
 from core.data.pii import RedactionReport, Redactor, redact_into
 from core.errors import InvalidInput
 from core.platform import audit
@@ -184,7 +185,12 @@ class _Bad(Exception):
         self.field, self.message, self.hint = field, message, hint
 
 
-def _text(event: dict, name: str, *, required: bool = False, keep_empty: bool = False) -> str | None:
+@overload
+def _text(event: dict[str, Any], name: str, *, required: Literal[True], keep_empty: bool = False) -> str: ...
+@overload
+def _text(event: dict[str, Any], name: str, *, required: bool = False, keep_empty: bool = False) -> str | None: ...
+def _text(event: dict[str, Any], name: str, *, required: bool = False, keep_empty: bool = False) -> str | None:
+    """The text field `name`; None when absent or blank (unless `keep_empty`); _Bad when `required` and not given."""
     value = event.get(name)
     if value is None:
         if required:
@@ -199,7 +205,7 @@ def _text(event: dict, name: str, *, required: bool = False, keep_empty: bool = 
     return value
 
 
-def _number(event: dict, name: str) -> float | None:
+def _number(event: dict[str, Any], name: str) -> float | None:
     value = event.get(name)
     if value is None or value == "":
         return None
@@ -260,7 +266,7 @@ def _timestamp(value: Any) -> str | None:
     raise _Bad("created_at", f"{value!r} is not a time.", 'Use ISO-8601 ("2026-11-23T10:00:00Z") or epoch seconds.')
 
 
-def _messages(event: dict) -> list[dict[str, str]]:
+def _messages(event: dict[str, Any]) -> list[dict[str, str]]:
     messages, prompt = event.get("messages"), event.get("prompt")
     if messages is None and prompt is None:
         raise _Bad(
@@ -333,7 +339,7 @@ def normalise(raw: Any, field_map: dict[str, str]) -> dict[str, Any]:
     system = _text(event, "system")
     if system is None and messages and messages[0]["role"] == "system":
         system = messages.pop(0)["content"]
-    row = {
+    row: dict[str, Any] = {
         "agent": _text(event, "agent", required=True).strip(),
         "intent": _text(event, "intent"),
         "system_prompt": system,
@@ -371,7 +377,9 @@ def _redact_row(row: dict[str, Any], redactor: Redactor) -> dict[str, int]:
     return counts
 
 
-def prepare(item: tuple[int, Any], field_map: dict[str, str], redactor: Redactor | None, ingested_at: str):
+def prepare(
+    item: tuple[int, Any], field_map: dict[str, str], redactor: Redactor | None, ingested_at: str
+) -> tuple[int, dict[str, Any] | LineError | None]:
     """One event -> (line, row with derived fields), (line, LineError) or (line, None) for a blank line.
 
     Pure, so it runs in worker processes. `raw` is a JSONL line's bytes, a CSV row's dict, an in-memory
@@ -402,46 +410,33 @@ def prepare(item: tuple[int, Any], field_map: dict[str, str], redactor: Redactor
     return number, row
 
 
-def _prepare_chunk(args) -> list[tuple[int, Any]]:
-    """Worker: prepare a chunk; valid events come back as (line, (row values..., redactions))."""
+Prepared = tuple[EventValues, dict[str, int]] | LineError | None
+"""A prepared event: its row values and redaction counts, why it is invalid, or None for a blank line."""
+_Chunk = tuple[list[tuple[int, Any]], dict[str, str], bool, str]
+
+
+def _prepare_chunk(args: _Chunk) -> list[tuple[int, Prepared]]:
+    """Worker: prepare a chunk; valid events come back as (line, (row values, redactions))."""
     chunk, field_map, redact, ingested_at = args
     redactor = Redactor() if redact else None
-    out = []
+    out: list[tuple[int, Prepared]] = []
     for item in chunk:
         number, prepared = prepare(item, field_map, redactor, ingested_at)
         if isinstance(prepared, dict):
-            prepared = (_values(prepared), prepared["redactions"])
-        out.append((number, prepared))
+            out.append((number, (db.event_values(prepared), prepared["redactions"])))
+        else:
+            out.append((number, prepared))
     return out
 
 
 def _prepared_chunks(
     items: Iterable[tuple[int, Any]], field_map: dict[str, str], redact: bool, workers: int
-) -> Iterator[list[tuple[int, Any]]]:
+) -> Iterator[list[tuple[int, Prepared]]]:
     """Prepared chunks of events, in input order."""
     ingested_at = iso()
-    items = iter(items)
-    chunks = ((chunk, field_map, redact, ingested_at) for chunk in iter(lambda: list(islice(items, CHUNK)), []))
+    remaining = iter(items)
+    chunks = ((chunk, field_map, redact, ingested_at) for chunk in iter(lambda: list(islice(remaining, CHUNK)), []))
     return ordered_map(_prepare_chunk, chunks, workers=workers)
-
-
-COLUMNS = (
-    "id", "content_hash", "agent", "intent", "system_prompt", "input_messages", "ai_output", "final_output",
-    "rating", "model", "template", "latency_ms", "cost_usd", "user", "tags", "metadata", "acceptance",
-    "edit_ops", "redactions", "created_at", "ingested_at",
-)  # fmt: skip
-INSERT = f"INSERT OR IGNORE INTO feedback ({', '.join(COLUMNS)}) VALUES ({', '.join('?' * len(COLUMNS))})"
-
-
-def _values(row: dict[str, Any]) -> tuple:
-    dumps = json.dumps
-    return (
-        row["id"], row["content_hash"], row["agent"], row["intent"], row["system_prompt"],
-        dumps(row["messages"], ensure_ascii=False), row["ai_output"], row["final_output"], row["rating"],
-        row["model"], row["template"], row["latency_ms"], row["cost_usd"], row["user"], dumps(row["tags"]),
-        dumps(row["metadata"], ensure_ascii=False, default=str), row["acceptance"], dumps(row["edit_ops"]),
-        dumps(row["redactions"]), row["created_at"], row["ingested_at"],
-    )  # fmt: skip
 
 
 def ingest(
@@ -464,8 +459,7 @@ def ingest(
         redactions=RedactionReport(),
     )  # fmt: skip
     try:
-        with store.write() as db:
-            conn = db.conn
+        with store.write():
             for chunk in _prepared_chunks(items, field_map, redact, workers):
                 batch = []
                 for number, prepared in chunk:
@@ -476,7 +470,7 @@ def ingest(
                         _add_error(report, prepared)
                     elif skip_invalid or not report.error_count:  # once rejected, only keep checking lines
                         batch.append((number, *prepared))
-                _store_batch(conn, batch, report)
+                _store_batch(store, batch, report)
                 if on_progress:
                     on_progress(report.lines)
             if report.error_count and not skip_invalid:
@@ -497,26 +491,20 @@ def ingest(
     return report
 
 
-def _store_batch(conn, batch: list[tuple[int, tuple, dict[str, int]]], report: IngestReport) -> None:
+def _store_batch(store: Store, batch: list[tuple[int, EventValues, dict[str, int]]], report: IngestReport) -> None:
     """Insert a batch at once; if some rows were already stored, redo it row by row to tell which."""
     if not batch:
         return
-    conn.execute("SAVEPOINT ingest_batch")
-    before = conn.total_changes
-    conn.executemany(INSERT, [values for _, values, _ in batch])
-    if conn.total_changes - before == len(batch):
-        conn.execute("RELEASE ingest_batch")
+    if db.insert_new_events(store, [values for _, values, _ in batch]):
         report.ingested += len(batch)
         for _, _, redactions in batch:
             report.redactions.add(redactions)
         return
-    conn.execute("ROLLBACK TO ingest_batch")
-    conn.execute("RELEASE ingest_batch")
     for number, values, redactions in batch:
-        if conn.execute(INSERT, values).rowcount:
+        if db.insert_event(store, values):
             report.ingested += 1
             report.redactions.add(redactions)
-        elif conflict := _id_conflict(conn, values[0], values[1]):
+        elif conflict := _id_conflict(store, values[0], values[1]):
             _add_error(
                 report,
                 LineError(line=number, field="id", message=conflict, hint="Give each distinct event its own id."),
@@ -531,9 +519,9 @@ def _add_error(report: IngestReport, error: LineError) -> None:
         report.errors.append(error)
 
 
-def _id_conflict(conn, event_id: str, event_hash: str) -> str | None:
-    stored = conn.execute("SELECT content_hash FROM feedback WHERE id = ?", (event_id,)).fetchone()
-    if stored is not None and stored[0] != event_hash:
+def _id_conflict(store: Store, event_id: str, event_hash: str) -> str | None:
+    stored = db.stored_content_hash(store, event_id)
+    if stored is not None and stored != event_hash:
         return f"`id` {event_id!r} was already ingested with different content; stored events are never overwritten."
     return None
 

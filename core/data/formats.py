@@ -1,186 +1,25 @@
-"""Convert an `Example` into the JSONL row each export target trains on.
+"""Convert an `Example` into the JSONL row an export target trains on.
 
-One converter per target, found through the `TARGETS` registry:
-
-- ``openai``: chat supervised fine-tuning, ``{"messages": [...]}``; the system
-  prompt first, the conversation as it was, the trained answer last.
-- ``openai-dpo``: OpenAI preference format; the user's edit is preferred over
-  what the AI wrote. Only edited examples have a row.
-- ``bedrock-nova``: ``bedrock-conversation-2024`` records for Amazon Nova.
-- ``bedrock-claude``: Claude 3 Haiku on Bedrock, ``{"system", "messages"}``.
-- ``bedrock-llama``: ``{"prompt", "completion"}`` for Llama on Bedrock. The
-  conversation is rendered into `prompt` with the Llama 3 chat template (the
-  layout Bedrock's Converse API gives Llama at inference, so a tuned model sees
-  what it was trained on), ending with the assistant header; `completion` is
-  the answer's plain text.
-- ``hf-chat``: ``{"messages": [...]}`` for local LoRA training through a
-  tokenizer's chat template (system role allowed).
-
-Bedrock and hf-chat rows alternate user/assistant starting with user (Bedrock
-requires it, and many chat templates refuse anything else): consecutive turns of
-one role are merged, separated by a blank line, and assistant turns before the
-first user turn are dropped. Messages with empty content are left out everywhere.
+The target registry (`core.data.targets`) holds each target's converter (the row
+builders live in `core.data.converters`, which documents every format);
+`to_row` is the one way to call them.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-
+from core.data.converters import Row
 from core.data.examples import Example
-from core.errors import InvalidInput
-
-NOVA_SCHEMA_VERSION = "bedrock-conversation-2024"
-TURN_SEPARATOR = "\n\n"
-CONVERSATION_ROLES = ("user", "assistant")
+from core.data.targets import require_target
 
 
-@dataclass(frozen=True)
-class TargetSpec:
-    name: str
-    description: str
-    family: str  # the catalog's ModelInfo.family of the models this target trains
-
-
-TARGETS: dict[str, TargetSpec] = {
-    spec.name: spec
-    for spec in (
-        TargetSpec("openai", "OpenAI / Azure OpenAI chat supervised fine-tuning", "openai"),
-        TargetSpec("openai-dpo", "OpenAI / Azure OpenAI direct preference optimization", "openai"),
-        TargetSpec("bedrock-nova", "Amazon Nova on Bedrock (bedrock-conversation-2024)", "nova"),
-        TargetSpec("bedrock-claude", "Claude 3 Haiku on Bedrock", "claude"),
-        TargetSpec("bedrock-llama", "Meta Llama on Bedrock (prompt/completion)", "llama"),
-        TargetSpec("hf-chat", "Local LoRA training with a Hugging Face chat template", "hf"),
-    )
-}
-
-
-def require_target(name: str) -> TargetSpec:
-    """The spec of export target `name`; InvalidInput naming the valid targets otherwise."""
-    spec = TARGETS.get(name)
-    if spec is None:
-        valid = ", ".join(TARGETS)
-        raise InvalidInput(f"unknown export target {name!r}.", hint=f"Use one of: {valid}.", target=name)
-    return spec
-
-
-def to_row(example: Example, target: str) -> dict | None:
+def to_row(example: Example, target: str) -> Row | None:
     """The JSONL row for `example` in `target`'s format, or None when it has none.
 
     None when the trained answer is empty; for ``openai-dpo`` when the user did
     not edit the output; for the user-first targets (Bedrock, hf-chat) when the
     conversation has no user turn.
     """
-    require_target(target)
+    spec = require_target(target)
     if not example.completion.strip():
         return None
-    return _CONVERTERS[target](example)
-
-
-def _conversation(example: Example) -> list[tuple[str, str]]:
-    turns = []
-    for index, message in enumerate(example.messages):
-        role, content = message.get("role"), message.get("content")
-        if role not in CONVERSATION_ROLES:
-            raise InvalidInput(
-                f"example {example.id} has a message with role {role!r} at messages[{index}].",
-                hint="Conversation messages take role 'user' or 'assistant'; put instructions in `system`.",
-                example=example.id,
-            )
-        if content:
-            turns.append((role, content))
-    return turns
-
-
-def _alternating(example: Example) -> list[tuple[str, str]] | None:
-    turns = [*_conversation(example), ("assistant", example.completion)]
-    while turns and turns[0][0] != "user":
-        turns.pop(0)
-    if not turns:
-        return None
-    merged = [turns[0]]
-    for role, content in turns[1:]:
-        if role == merged[-1][0]:
-            merged[-1] = (role, merged[-1][1] + TURN_SEPARATOR + content)
-        else:
-            merged.append((role, content))
-    return merged
-
-
-def _chat_messages(example: Example, turns: list[tuple[str, str]]) -> list[dict]:
-    system = [{"role": "system", "content": example.system}] if example.system else []
-    return system + [{"role": role, "content": content} for role, content in turns]
-
-
-def _openai(example: Example) -> dict:
-    turns = [*_conversation(example), ("assistant", example.completion)]
-    return {"messages": _chat_messages(example, turns)}
-
-
-def _openai_dpo(example: Example) -> dict | None:
-    if not example.edited:
-        return None
-    return {
-        "input": {"messages": _chat_messages(example, _conversation(example))},
-        "preferred_output": [{"role": "assistant", "content": example.final}],
-        "non_preferred_output": [{"role": "assistant", "content": example.output}],
-    }
-
-
-def _bedrock_nova(example: Example) -> dict | None:
-    turns = _alternating(example)
-    if turns is None:
-        return None
-    row: dict = {"schemaVersion": NOVA_SCHEMA_VERSION}
-    if example.system:
-        row["system"] = [{"text": example.system}]
-    row["messages"] = [{"role": role, "content": [{"text": content}]} for role, content in turns]
-    return row
-
-
-def _bedrock_claude(example: Example) -> dict | None:
-    turns = _alternating(example)
-    if turns is None:
-        return None
-    row: dict = {"system": example.system} if example.system else {}
-    row["messages"] = [{"role": role, "content": content} for role, content in turns]
-    return row
-
-
-def _bedrock_llama(example: Example) -> dict | None:
-    turns = _alternating(example)
-    if turns is None:
-        return None
-    *context, (_, answer) = turns
-    return {"prompt": render_llama3_prompt(example.system, context), "completion": answer}
-
-
-def render_llama3_prompt(system: str | None, turns: list[tuple[str, str]]) -> str:
-    """The Llama 3 chat template up to and including the header of the assistant's reply."""
-    parts = ["<|begin_of_text|>"]
-    if system:
-        parts.append(_llama3_turn("system", system))
-    parts.extend(_llama3_turn(role, content) for role, content in turns)
-    parts.append("<|start_header_id|>assistant<|end_header_id|>\n\n")
-    return "".join(parts)
-
-
-def _llama3_turn(role: str, content: str) -> str:
-    return f"<|start_header_id|>{role}<|end_header_id|>\n\n{content}<|eot_id|>"
-
-
-def _hf_chat(example: Example) -> dict | None:
-    turns = _alternating(example)
-    if turns is None:
-        return None
-    return {"messages": _chat_messages(example, turns)}
-
-
-_CONVERTERS: dict[str, Callable[[Example], dict | None]] = {
-    "openai": _openai,
-    "openai-dpo": _openai_dpo,
-    "bedrock-nova": _bedrock_nova,
-    "bedrock-claude": _bedrock_claude,
-    "bedrock-llama": _bedrock_llama,
-    "hf-chat": _hf_chat,
-}
+    return spec.converter(example)

@@ -26,7 +26,7 @@ import importlib.util
 import ipaddress
 import re
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple, overload
 
 from pydantic import BaseModel
 
@@ -110,7 +110,7 @@ def _shape(text: str) -> bytes:
     return text.encode("ascii", "replace").translate(_SHAPE_TABLE)
 
 
-def _spans(pattern: re.Pattern, text: str, kind: str, *, group: int = 0) -> list[Finding]:
+def _spans(pattern: re.Pattern[str], text: str, kind: str, *, group: int = 0) -> list[Finding]:
     return [Finding(m.start(group), m.end(group), kind) for m in pattern.finditer(text)]
 
 
@@ -153,7 +153,11 @@ def _find_private_keys(text: str, shape: bytes) -> list[Finding]:
     while (begin := _PEM_BEGIN.search(text, pos)) is not None:
         following = text.find("-----BEGIN", begin.end())
         end = _PEM_END.search(text, begin.end(), len(text) if following == -1 else following)
-        pos = end.end() if end is not None else _PEM_BODY.match(text, begin.end()).end()
+        if end is not None:
+            pos = end.end()
+        else:  # the body pattern also matches nothing, so there is always a match
+            body = _PEM_BODY.match(text, begin.end())
+            pos = body.end() if body is not None else begin.end()
         found.append(Finding(begin.start(), pos, "PRIVATE_KEY"))
     return found
 
@@ -234,7 +238,7 @@ def _local_part_start(text: str, at: int) -> int | None:
     return start if 0 < at - start <= 64 else None
 
 
-def _is_address(text: str, start: int, m: re.Match) -> bool:
+def _is_address(text: str, start: int, m: re.Match[str]) -> bool:
     """Not an email: `logo@2x.png`, URL userinfo (`https://token@host`), scp remotes (`git@github.com:org/repo`)."""
     if m.group(2).lower() in _FILE_SUFFIXES or text.endswith("//", 0, start):
         return False
@@ -264,6 +268,8 @@ def _find_ipv6(text: str, shape: bytes) -> list[Finding]:
         while start > floor and text[start - 1] in _IPV6_CHARS:
             start -= 1
         run = _IPV6_RUN.match(text, start)
+        if run is None:  # cannot happen: the run starts at the hint's own colon
+            continue
         done = run.end()
         finding = _ipv6_in_run(text, *run.span())
         colon = text.find(":", start, done)
@@ -432,7 +438,7 @@ def _ibans_in(text: str, low: int, until: int) -> list[Finding]:
     return found
 
 
-def _iban_end(text: str, m: re.Match) -> int | None:
+def _iban_end(text: str, m: re.Match[str]) -> int | None:
     """The candidate is greedy (it may run into the next word), so cut it at the country's length and check there."""
     length = _IBAN_LENGTHS.get(m.group()[:2])
     compact = m.group().replace(" ", "")
@@ -451,8 +457,10 @@ def _mod97_ok(iban: str) -> bool:
     return int(digits) % 97 == 1
 
 
-def _number_finding(text: str, m: re.Match) -> Finding | None:
+def _number_finding(text: str, m: re.Match[str]) -> Finding | None:
     """The candidate as a finding once its check digits and context agree; None for an id that only looks like one."""
+    if m.lastgroup is None:  # every alternative of the pattern is a named group
+        return None
     kind, check = _NUMBER_KINDS[m.lastgroup]
     value = _trim_phone(m.group()) if m.lastgroup == "INTL" else m.group()
     return Finding(m.start(), m.start() + len(value), kind) if check(text, m.start(), value) else None
@@ -580,7 +588,7 @@ def presidio_installed() -> bool:
 
 
 @functools.cache
-def _presidio_engine():
+def _presidio_engine() -> Any:  # presidio_analyzer is an optional extra without type information
     """One analyzer per process: building it loads spaCy, which takes seconds."""
     from presidio_analyzer import AnalyzerEngine
 
@@ -614,7 +622,7 @@ class Redactor:
         self.use_presidio = use_presidio
         self.runs_presidio = installed if use_presidio is None else use_presidio
 
-    def __reduce__(self):
+    def __reduce__(self) -> tuple[Callable[[bool | None], Redactor], tuple[bool | None]]:
         return (_build_redactor, (self.use_presidio,))
 
     def __repr__(self) -> str:
@@ -656,7 +664,9 @@ def _resolve(batches: list[list[Finding]]) -> list[Finding]:
 
 
 def _splice(text: str, findings: list[Finding]) -> RedactionResult:
-    parts, counts, last = [], {}, 0
+    parts: list[str] = []
+    counts: dict[str, int] = {}
+    last = 0
     for f in findings:
         parts += (text[last : f.start], PLACEHOLDERS[f.kind])
         counts[f.kind] = counts.get(f.kind, 0) + 1
@@ -670,6 +680,12 @@ def _default_redactor() -> Redactor:
     return Redactor()
 
 
+@overload
+def redact_into(redactor: Redactor, text: str, counts: dict[str, int]) -> str: ...
+@overload
+def redact_into(redactor: Redactor, text: None, counts: dict[str, int]) -> None: ...
+@overload
+def redact_into(redactor: Redactor, text: str | None, counts: dict[str, int]) -> str | None: ...
 def redact_into(redactor: Redactor, text: str | None, counts: dict[str, int]) -> str | None:
     """Redact `text`, adding what was found to `counts`; None and empty text pass through."""
     if not text:

@@ -7,7 +7,9 @@ files, so `ensure_offline_encodings` seeds a per-user cache from it (verifying
 the pinned hashes) and points tiktoken there: no network is ever needed.
 
 Exactness: a model whose catalog entry names a tiktoken `encoding` (OpenAI
-models) gets exact counts. Every other model (Nova, Claude, Llama, local Hugging
+models) gets exact counts. The catalog is always the caller's (the Services'
+one, with FINETUNE_CATALOG_FILE applied): a model id is resolved once into a
+`Tokenizer`, which is what validation and exports hand to their workers. Every other model (Nova, Claude, Llama, local Hugging
 Face models, and ids the catalog does not know) gets an estimate, flagged
 ``exact=False`` by `is_exact`; see `count_text` for the method and its error.
 """
@@ -22,17 +24,20 @@ import math
 import os
 import tempfile
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, Field
 
-from core.catalog.models import load_catalog
+from core.catalog.models import Catalog, ModelInfo
 from core.errors import FinetuneError
+
+if TYPE_CHECKING:
+    from tiktoken import Encoding
 
 DEFAULT_ENCODING = "o200k_base"
 
@@ -145,13 +150,63 @@ _MEMO_MAX_CHARS = 8192
 _MEMO_MAX_ENTRIES = 256
 
 
-class _Counter:
-    """Raw token counts for one encoding, with the scaling of estimated families."""
+@dataclass(frozen=True)
+class Tokenizer:
+    """How one model's tokens are counted: a tiktoken encoding, and the scaling of estimates.
 
-    def __init__(self, encoding: Any, exact: bool, factor: float) -> None:
+    Plain values only, so it pickles into worker processes; build it with
+    `tokenizer_for` (from a catalog entry) or `resolve` (from a model id and the catalog).
+    """
+
+    encoding: str = DEFAULT_ENCODING
+    exact: bool = False
+    factor: float = 1.0
+
+    def count_text(self, text: str) -> int:
+        """Tokens in `text`; see the module function `count_text` for exactness and error."""
+        counter = _counter(self)
+        return _scaled(counter.count(text), self.factor)
+
+    def count_messages(self, messages: Sequence[Mapping[str, Any]]) -> int:
+        """Tokens of a chat conversation; see the module function `count_messages` for the accounting."""
+        count = _counter(self).count
+        total = REPLY_PRIMING_TOKENS + TOKENS_PER_MESSAGE * len(messages)
+        for message in messages:
+            for key, value in message.items():
+                if type(value) is str:
+                    total += count(value)
+                    if key == "name":
+                        total += TOKENS_PER_NAME
+                elif key == "content" and type(value) is list:
+                    total += _count_parts(value, count)
+                elif key in ("tool_calls", "function_call") and value is not None:
+                    total += count(json.dumps(value, separators=(",", ":")))
+        return _scaled(total, self.factor)
+
+    def warm(self) -> None:
+        """Load the encoding now, e.g. before starting worker processes that share it."""
+        _counter(self)
+
+
+def tokenizer_for(info: ModelInfo | None) -> Tokenizer:
+    """The tokenizer of a catalog entry; None (a model the catalog does not know, or no model) estimates."""
+    if info is not None and info.encoding:
+        return Tokenizer(info.encoding, exact=True)
+    # Unknown ids are most often OpenAI snapshots the catalog has not caught up with.
+    factor = ESTIMATE_FACTOR if info is not None and info.family != "openai" else 1.0
+    return Tokenizer(DEFAULT_ENCODING, exact=False, factor=factor)
+
+
+def resolve(model: str | None, *, catalog: Catalog) -> Tokenizer:
+    """The tokenizer `catalog` gives `model` (an estimate when there is no model or the catalog lacks it)."""
+    return tokenizer_for(catalog.get(model) if model else None)
+
+
+class _Counter:
+    """Raw token counts for one encoding, with a memo of short strings."""
+
+    def __init__(self, encoding: Encoding) -> None:
         self.encode = encoding.encode_ordinary
-        self.exact = exact
-        self.factor = factor
         self.memo: dict[str, int] = {}
 
     def count(self, text: str) -> int:
@@ -166,17 +221,12 @@ class _Counter:
 
 
 @lru_cache(maxsize=64)
-def _counter(model: str | None) -> _Counter:
-    info = load_catalog().get(model) if model else None
-    if info is not None and info.encoding:
-        return _Counter(_encoding(info.encoding), True, 1.0)
-    # Unknown ids are most often OpenAI snapshots the catalog has not caught up with.
-    factor = ESTIMATE_FACTOR if info is not None and info.family != "openai" else 1.0
-    return _Counter(_encoding(DEFAULT_ENCODING), False, factor)
+def _counter(tokenizer: Tokenizer) -> _Counter:
+    return _Counter(_encoding(tokenizer.encoding))
 
 
 @lru_cache(maxsize=8)
-def _encoding(name: str):
+def _encoding(name: str) -> Encoding:
     if name not in ENCODING_BLOBS:
         known = ", ".join(sorted(ENCODING_BLOBS))
         raise FinetuneError(
@@ -190,20 +240,17 @@ def _encoding(name: str):
     return tiktoken.get_encoding(name)
 
 
-def warm(model: str | None = None) -> None:
+def warm(model: str | None = None, *, catalog: Catalog) -> None:
     """Load the tokenizer `model` uses now, e.g. before starting worker processes that share it."""
-    _counter(model)
+    resolve(model, catalog=catalog).warm()
 
 
-def is_exact(model: str | None) -> bool:
+def is_exact(model: str | None, *, catalog: Catalog) -> bool:
     """True when `model`'s catalog entry names a tiktoken encoding, so counts are exact."""
-    if not model:
-        return False
-    info = load_catalog().get(model)
-    return info is not None and bool(info.encoding)
+    return resolve(model, catalog=catalog).exact
 
 
-def count_text(text: str, *, model: str | None = None) -> int:
+def count_text(text: str, *, model: str | None = None, catalog: Catalog) -> int:
     """Tokens in `text` for `model`.
 
     Exact for models whose catalog entry names a tiktoken encoding. Otherwise an
@@ -216,11 +263,10 @@ def count_text(text: str, *, model: str | None = None) -> int:
     tokens on older vocabularies than on o200k_base, so there the estimate runs
     low. Special-token strings such as ``<|endoftext|>`` count as plain text.
     """
-    counter = _counter(model)
-    return _scaled(counter.count(text), counter)
+    return resolve(model, catalog=catalog).count_text(text)
 
 
-def count_messages(messages: Sequence[dict], *, model: str | None = None) -> int:
+def count_messages(messages: Sequence[Mapping[str, Any]], *, model: str | None = None, catalog: Catalog) -> int:
     """Tokens a chat conversation costs, in OpenAI's accounting for chat models.
 
     Each message costs 3 framing tokens plus the tokens of its string fields
@@ -229,23 +275,10 @@ def count_messages(messages: Sequence[dict], *, model: str | None = None) -> int
     counted); `tool_calls` and `function_call` count as their compact JSON, an
     approximation. Exactness and the estimate for other models as in `count_text`.
     """
-    counter = _counter(model)
-    count = counter.count
-    total = REPLY_PRIMING_TOKENS + TOKENS_PER_MESSAGE * len(messages)
-    for message in messages:
-        for key, value in message.items():
-            if type(value) is str:
-                total += count(value)
-                if key == "name":
-                    total += TOKENS_PER_NAME
-            elif key == "content" and type(value) is list:
-                total += _count_parts(value, count)
-            elif key in ("tool_calls", "function_call") and value is not None:
-                total += count(json.dumps(value, separators=(",", ":")))
-    return _scaled(total, counter)
+    return resolve(model, catalog=catalog).count_messages(messages)
 
 
-def _count_parts(parts: list, count) -> int:
+def _count_parts(parts: list[Any], count: Callable[[str], int]) -> int:
     total = 0
     for part in parts:
         if isinstance(part, dict) and type(part.get("text")) is str:
@@ -253,8 +286,8 @@ def _count_parts(parts: list, count) -> int:
     return total
 
 
-def _scaled(n: int, counter: _Counter) -> int:
-    return n if counter.factor == 1.0 else math.ceil(n * counter.factor)
+def _scaled(n: int, factor: float) -> int:
+    return n if factor == 1.0 else math.ceil(n * factor)
 
 
 class TokenStats(BaseModel):
@@ -286,7 +319,7 @@ def _bucket(n: int) -> int:
 def _bucket_middle(index: int) -> int:
     if index < _LINEAR_BUCKETS:
         return index
-    return round(_LINEAR_BUCKETS * _GROWTH ** (index - _LINEAR_BUCKETS + 0.5))
+    return round(_LINEAR_BUCKETS * math.pow(_GROWTH, index - _LINEAR_BUCKETS + 0.5))
 
 
 class TokenStatsBuilder:
@@ -327,26 +360,27 @@ class TokenStatsBuilder:
         return self
 
     def build(self) -> TokenStats:
-        if not self.examples:
+        low, high = self.min, self.max
+        if not self.examples or low is None or high is None:
             return TokenStats(examples=0, total=0, min=0, max=0, mean=0.0, p50=0, p95=0, exact=self.exact)
         return TokenStats(
             examples=self.examples,
             total=self.total,
-            min=self.min,
-            max=self.max,
+            min=low,
+            max=high,
             mean=round(self.total / self.examples, 2),
-            p50=self._percentile(0.50),
-            p95=self._percentile(0.95),
+            p50=min(max(self._percentile(0.50), low), high),
+            p95=min(max(self._percentile(0.95), low), high),
             exact=self.exact,
         )
 
     def _percentile(self, q: float) -> int:
+        """The middle of the bucket holding the `q` quantile (`build` clamps it into [min, max])."""
         rank = max(1, math.ceil(q * self.examples))
         indices = sorted(self.buckets)
-        cumulative = []
+        cumulative: list[int] = []
         running = 0
         for index in indices:
             running += self.buckets[index]
             cumulative.append(running)
-        index = indices[bisect.bisect_left(cumulative, rank)]
-        return min(max(_bucket_middle(index), self.min), self.max)
+        return _bucket_middle(indices[bisect.bisect_left(cumulative, rank)])

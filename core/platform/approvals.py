@@ -23,17 +23,18 @@ from core.platform import audit, events, outbox
 from core.platform.actors import Actor
 from core.platform.store import Store
 from core.platform.timeutil import iso, parse_iso, utcnow
+from core.vocabulary import Action, ApprovalState, Face
 
 
 class Approval(BaseModel):
     id: str
-    action: str
+    action: Action
     subject_id: str | None
     payload: dict[str, Any]
     estimated_cost_usd: float | None
-    status: str
+    status: ApprovalState
     requested_by: str
-    requested_via: str
+    requested_via: Face
     decided_by: str | None
     decided_at: str | None
     reason: str | None
@@ -49,22 +50,22 @@ class ApprovalList(BaseModel):
 DecisionHandler = Callable[[Store, "Approval", bool], None]
 
 
-def _row(row: dict) -> Approval:
+def _row(row: dict[str, Any]) -> Approval:
     return Approval(**{**row, "payload": json.loads(row["payload"])})
 
 
 def request(
-    store: Store, *, action: str, subject_id: str, summary: str, actor: Actor, ttl_hours: float,
+    store: Store, *, action: Action, subject_id: str, summary: str, actor: Actor, ttl_hours: float,
     payload: dict[str, Any] | None = None, cost_usd: float | None = None,
 ) -> Approval:  # fmt: skip
     """Open an approval request (inside the caller's transaction) and announce it."""
     approval_id = "ap_" + uuid.uuid4().hex[:12]
     now = utcnow()
     with store.write() as db:
-        db["approvals"].insert(
+        db.table("approvals").insert(
             {
                 "id": approval_id, "action": action, "subject_id": subject_id, "payload": json.dumps(payload or {}),
-                "estimated_cost_usd": cost_usd, "status": "pending", "requested_by": actor.id,
+                "estimated_cost_usd": cost_usd, "status": ApprovalState.PENDING, "requested_by": actor.id,
                 "requested_via": actor.face, "expires_at": iso(now + timedelta(hours=ttl_hours)), "created_at": iso(now),
             }
         )  # fmt: skip
@@ -91,8 +92,24 @@ def get(store: Store, approval_id: str) -> Approval:
 
 
 def pending(store: Store) -> ApprovalList:
-    rows = store.query("SELECT * FROM approvals WHERE status = 'pending' ORDER BY created_at")
+    rows = store.query("SELECT * FROM approvals WHERE status = ? ORDER BY created_at", (ApprovalState.PENDING,))
     return ApprovalList(approvals=[_row(r) for r in rows])
+
+
+def pending_count(store: Store) -> int:
+    return int(store.scalar("SELECT count(*) FROM approvals WHERE status = ?", (ApprovalState.PENDING,)))
+
+
+def cancel_pending(store: Store, approval_id: str) -> bool:
+    """Withdraw a request whose subject went away (a job cancelled before it was decided).
+
+    Call inside the caller's `store.write()`; True when a pending request was cancelled.
+    """
+    cursor = store.db.execute(
+        "UPDATE approvals SET status = ? WHERE id = ? AND status = ?",
+        (ApprovalState.CANCELLED, approval_id, ApprovalState.PENDING),
+    )
+    return cursor.rowcount == 1
 
 
 def decide(
@@ -112,14 +129,14 @@ def decide(
         )
     with store.write() as db:
         approval = get(store, approval_id)
-        if approval.status != "pending":
+        if approval.status != ApprovalState.PENDING:
             raise Conflict(
                 f"approval {approval_id} is already {approval.status} (by {approval.decided_by or 'expiry'}).",
                 hint="Nothing to do; request a new one if the action is still wanted.",
             )
         if approval.expires_at and parse_iso(approval.expires_at) < utcnow():
-            db.execute("UPDATE approvals SET status = 'expired' WHERE id = ?", (approval_id,))
-            on_decided(store, approval.model_copy(update={"status": "expired"}), False)
+            db.execute("UPDATE approvals SET status = ? WHERE id = ?", (ApprovalState.EXPIRED, approval_id))
+            on_decided(store, approval.model_copy(update={"status": ApprovalState.EXPIRED}), False)
             raise Conflict(
                 f"approval {approval_id} expired at {approval.expires_at}.", hint="Request the action again."
             )
@@ -128,7 +145,7 @@ def decide(
                 f"{actor} requested {approval_id} and may not approve it too (four eyes).",
                 hint="Ask another approver.",
             )
-        status = "approved" if approve else "rejected"
+        status = ApprovalState.APPROVED if approve else ApprovalState.REJECTED
         db.execute(
             "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, reason = ? WHERE id = ?",
             (status, str(actor), iso(), reason, approval_id),

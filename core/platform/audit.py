@@ -15,9 +15,10 @@ from pydantic import BaseModel
 
 from core.data import pii
 from core.errors import InvalidInput, PermissionDenied
-from core.platform.actors import FACES, Actor
+from core.platform.actors import Actor
 from core.platform.store import Store
 from core.platform.timeutil import iso
+from core.vocabulary import Face, values
 
 _SECRET_KEY = re.compile(r"token|secret|password|passwd|api[_-]?key|authorization|credential", re.I)
 MASK = "***"
@@ -40,7 +41,7 @@ class AuditEntry(BaseModel):
     id: int
     at: str
     actor: str
-    face: str
+    face: Face
     command: str
     args: dict[str, Any]
     outcome: str
@@ -58,7 +59,7 @@ def record(
 ) -> None:
     """Append one audit row. Inside a `store.write()` block it commits with the change."""
     with store.write() as db:
-        db["audit_log"].insert(
+        db.table("audit_log").insert(
             {
                 "at": iso(),
                 "actor": actor.id,
@@ -85,8 +86,8 @@ def recent(store: Store, *, actor: Actor, limit: int = 20, face: str | None = No
         )
     if not 1 <= limit <= 1000:
         raise InvalidInput(f"`limit` must be between 1 and 1000, got {limit}.", hint="Use e.g. --limit 50.")
-    if face is not None and face not in FACES:
-        raise InvalidInput(f"unknown face {face!r}.", hint=f"Use one of: {', '.join(FACES)}.")
+    if face is not None and face not in values(Face):
+        raise InvalidInput(f"unknown face {face!r}.", hint=f"Use one of: {', '.join(values(Face))}.")
     where, params = ("WHERE face = ?", (face,)) if face else ("", ())
     rows = store.query(f"SELECT * FROM audit_log {where} ORDER BY id DESC LIMIT ?", (*params, limit))
     return [AuditEntry(**{**row, "args": json.loads(row["args"])}) for row in rows]

@@ -13,6 +13,8 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
+from core.vocabulary import Action, ApprovalState, JobState, Provider
+
 
 class _Event(BaseModel):
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -41,10 +43,10 @@ class JobChanged(_Event):
 
     kind: Literal["job"] = "job"
     job_id: str
-    status: str
+    status: JobState
     base_model: str
     dataset_version: str
-    provider: str
+    provider: Provider
     detail: str | None = None
     model_id: str | None = None
     error: str | None = None
@@ -63,7 +65,7 @@ class ApprovalRequested(_Event):
 
     kind: Literal["approval_requested"] = "approval_requested"
     approval_id: str
-    action: str
+    action: Action
     subject_id: str | None
     description: str
     requested_by: str
@@ -82,9 +84,9 @@ class ApprovalDecided(_Event):
 
     kind: Literal["approval_decided"] = "approval_decided"
     approval_id: str
-    action: str
+    action: Action
     subject_id: str | None
-    status: str
+    status: ApprovalState
     decided_by: str | None
     reason: str | None = None
 

@@ -93,7 +93,7 @@ def mark_delivered(store: Store, message: OutboxMessage, *, channel: str, ts: st
             (now, channel, ts, message.id),
         )
         if message.message_key:
-            db["slack_messages"].upsert(
+            db.table("slack_messages").upsert(
                 {"message_key": message.message_key, "channel": channel, "ts": ts, "updated_at": now},
                 pk="message_key",
             )

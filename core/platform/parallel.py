@@ -12,7 +12,7 @@ from __future__ import annotations
 import multiprocessing
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import Future, ProcessPoolExecutor
 from typing import TypeVar
 
 A = TypeVar("A")
@@ -26,7 +26,7 @@ def ordered_map(fn: Callable[[A], R], tasks: Iterable[A], *, workers: int) -> It
         return
     context = multiprocessing.get_context("forkserver")
     with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-        pending: deque = deque()
+        pending: deque[Future[R]] = deque()
         for task in tasks:
             pending.append(pool.submit(fn, task))
             if len(pending) >= 2 * workers:

@@ -33,7 +33,7 @@ def build_scheduler(timezone: str) -> AsyncIOScheduler:
 
 
 def add_interval_job(
-    scheduler: AsyncIOScheduler, func: Callable[..., Any], *, job_id: str, seconds: float, args: tuple = ()
+    scheduler: AsyncIOScheduler, func: Callable[..., Any], *, job_id: str, seconds: float, args: tuple[object, ...] = ()
 ) -> None:
     scheduler.add_job(
         func,
@@ -48,7 +48,7 @@ def add_interval_job(
 
 def record_run(store: Store, job_id: str, *, outcome: str = "ok", detail: str | None = None) -> None:
     with store.write() as db:
-        db["scheduler_runs"].upsert(
+        db.table("scheduler_runs").upsert(
             {"job_id": job_id, "last_run_at": iso(), "outcome": outcome, "detail": detail}, pk="job_id"
         )
 

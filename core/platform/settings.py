@@ -10,13 +10,13 @@ from __future__ import annotations
 import ipaddress
 import zoneinfo
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
-def _env(name: str, doc: str, **kwargs):
+def _env(name: str, doc: str, **kwargs: Any) -> Any:
     """A field read from environment variable ``name``; ``doc`` is its one-line description."""
     return Field(
         validation_alias=AliasChoices(name, name.lower()),
@@ -124,7 +124,7 @@ class Settings(BaseSettings):
 
     @field_validator("admins", mode="before")
     @classmethod
-    def _split_admins(cls, value):
+    def _split_admins(cls, value: object) -> object:
         if isinstance(value, str):
             return [part.strip() for part in value.split(",") if part.strip()]
         return value
@@ -162,7 +162,14 @@ class Settings(BaseSettings):
     @classmethod
     def env_names(cls) -> dict[str, str]:
         """Field name -> environment variable name, for docs and `finetune config`."""
-        return {name: field.json_schema_extra["env"] for name, field in cls.model_fields.items()}
+        return {name: _env_name(field.json_schema_extra) for name, field in cls.model_fields.items()}
+
+
+def _env_name(extra: object) -> str:
+    """The variable `_env` recorded in a field's schema extras."""
+    if not isinstance(extra, dict) or not isinstance(extra.get("env"), str):
+        raise TypeError("every Settings field is declared with _env(NAME, ...)")
+    return str(extra["env"])
 
 
 def is_loopback(host: str) -> bool:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pydantic import BaseModel, Field
 
-from core.platform import outbox
+from core.platform import approvals, outbox
 from core.platform.store import Store
 from core.vocabulary import JobState, values
 
@@ -27,7 +27,7 @@ class StatusReport(BaseModel):
 
 
 def get_status(store: Store) -> StatusReport:
-    jobs = dict.fromkeys(values(JobState), 0)
+    jobs = dict.fromkeys(values(JobState), 0)  # every state, so a face can show the zeros too
     jobs.update(dict(store.db.execute("SELECT status, count(*) FROM jobs GROUP BY status").fetchall()))
     aliases = store.query(
         "SELECT a.model_name, a.alias, v.version FROM model_aliases a"
@@ -39,7 +39,7 @@ def get_status(store: Store) -> StatusReport:
         dataset_versions=store.scalar("SELECT count(*) FROM dataset_versions"),
         jobs_by_state=jobs,
         models_by_alias={f"{a['model_name']}@{a['alias']}": f"{a['model_name']} v{a['version']}" for a in aliases},
-        pending_approvals=store.scalar("SELECT count(*) FROM approvals WHERE status = 'pending'"),
+        pending_approvals=approvals.pending_count(store),
         outbox_pending=outbox.stats(store).pending,
         scheduler_heartbeat=store.scalar("SELECT last_run_at FROM scheduler_runs WHERE job_id = 'heartbeat'"),
     )

@@ -13,8 +13,9 @@ import contextlib
 import logging
 import sqlite3
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import sqlite_utils
 
@@ -25,6 +26,9 @@ from core.platform.timeutil import iso
 log = logging.getLogger(__name__)
 
 BUSY_TIMEOUT_MS = 10_000
+
+# Positional (`?`) or named (`:name`) parameters of one statement.
+Params = Sequence[Any] | dict[str, Any]
 
 
 class Store:
@@ -77,10 +81,11 @@ class Store:
         else:
             db.conn.execute("COMMIT")
 
-    def query(self, sql: str, params: dict | tuple = ()) -> list[dict]:
+    def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         return [dict(row) for row in self.db.query(sql, params)]
 
-    def scalar(self, sql: str, params: dict | tuple = ()):
+    def scalar(self, sql: str, params: Params = ()) -> Any:
+        """The first column of the first row, or None when there is no row."""
         row = self.db.execute(sql, params).fetchone()
         return row[0] if row else None
 
@@ -116,7 +121,7 @@ def open_store(path: Path | str, *, migrate: bool = True) -> Store:
 
 
 def schema_version(store: Store) -> int:
-    return store.scalar("PRAGMA user_version")
+    return int(store.scalar("PRAGMA user_version"))
 
 
 def migrate_store(store: Store, *, target: int | None = None) -> list[int]:

@@ -8,6 +8,8 @@ pays for it. Provider SDKs are imported only inside this package.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 from core.errors import InvalidInput
 from core.platform.settings import Settings
 from core.providers.base import (
@@ -19,6 +21,7 @@ from core.providers.base import (
     ProviderJob,
     ProviderNotConfigured,
     ProviderRefused,
+    WebhookEvent,
 )
 from core.vocabulary import Provider, one_of
 
@@ -57,7 +60,7 @@ REGISTRY: dict[Provider, ProviderFactory] = {
 
 
 def build_provider(
-    name: str, settings: Settings, registry: dict[Provider, ProviderFactory] | None = None
+    name: str, settings: Settings, registry: Mapping[Provider, ProviderFactory] | None = None
 ) -> FineTuneProvider:
     """The provider `name`, built from settings; ProviderNotConfigured names the settings it lacks."""
     factories = REGISTRY if registry is None else registry
@@ -78,5 +81,6 @@ __all__ = [
     "ProviderJob",
     "ProviderNotConfigured",
     "ProviderRefused",
+    "WebhookEvent",
     "build_provider",
 ]

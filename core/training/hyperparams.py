@@ -18,7 +18,7 @@ from decimal import Decimal
 
 from pydantic import BaseModel, Field
 
-from core.catalog.models import METHODS, Catalog, ModelInfo, ParamRange, load_catalog
+from core.catalog.models import METHODS, Catalog, HyperparameterName, ModelInfo, ParamRange
 from core.errors import InvalidInput
 
 METHOD_ONLY = {"beta": "dpo"}  # hyperparameters that exist for one training method only
@@ -50,14 +50,14 @@ def suggest_hyperparameters(
     n_train: int,
     mean_tokens: float,
     method: str = "supervised",
-    catalog: Catalog | None = None,
+    catalog: Catalog,
 ) -> HyperparameterSuggestion:
     """Starting hyperparameters for `n_train` examples of `mean_tokens` tokens on `base_model`."""
     _check_n_train(n_train)
     _check_mean_tokens(mean_tokens)
-    info = (catalog or load_catalog()).require(base_model)
+    info = catalog.require(base_model)
     _check_method(info, method)
-    ranges = {name: rng for name, rng in info.hyperparameters.items() if _applies(name, method)}
+    ranges: dict[str, ParamRange] = {name: rng for name, rng in info.hyperparameters.items() if _applies(name, method)}
     plan = _Plan(info, ranges, n_train, float(mean_tokens), method)
 
     epochs = plan.fit("epochs", *_epochs(n_train, mean_tokens))
@@ -96,7 +96,7 @@ def check_hyperparameters(
     values: Mapping[str, object],
     *,
     method: str = "supervised",
-    catalog: Catalog | None = None,
+    catalog: Catalog,
 ) -> list[str]:
     """Problems with user-chosen `values` (by finetune-ops or provider name); empty when all are allowed.
 
@@ -104,9 +104,9 @@ def check_hyperparameters(
     unknown base model or method raises InvalidInput: that is a wrong argument,
     not a wrong value.
     """
-    info = (catalog or load_catalog()).require(base_model)
+    info = catalog.require(base_model)
     _check_method(info, method)
-    by_name = {name: name for name in info.hyperparameters}
+    by_name: dict[str, HyperparameterName] = {name: name for name in info.hyperparameters}
     by_name.update({provider: name for name, provider in info.provider_hyperparameter_names.items()})
     problems = []
     for key, value in values.items():
@@ -295,7 +295,7 @@ def _check_method(info: ModelInfo, method: str) -> None:
     if method not in info.methods:
         raise InvalidInput(
             f"{info.id} does not support method {method!r}.",
-            hint=f"Use method {info.methods[0]!r}, or a model that lists {method!r} in the catalog.",
+            hint=f"Use method {info.methods[0].value!r}, or a model that lists {method!r} in the catalog.",
             model=info.id,
         )
 
@@ -309,7 +309,7 @@ def _provider_label(info: ModelInfo) -> str:
 
 
 def _power_of_two_floor(value: float) -> int:
-    return 2 ** math.floor(math.log2(value))
+    return 1 << math.floor(math.log2(value))
 
 
 def _tidy(value: float, rng: ParamRange | None) -> float | int:

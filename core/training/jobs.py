@@ -13,6 +13,9 @@ events, announces every transition in the job's one Slack message, backs off
 on transient errors and stops on permanent ones. On success the trained model
 is registered as the `candidate` version of the dataset's model with its
 lineage (dataset version -> job -> provider model id, final metrics).
+
+This module holds the logic and the transactions; every statement it runs on
+the database is in `core.training.db`.
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import json
 import logging
 import sqlite3
 import uuid
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -40,23 +44,36 @@ from core.platform.store import Store
 from core.platform.timeutil import iso, utcnow
 from core.providers import base as providers
 from core.services import Services
-from core.training.hyperparams import check_hyperparameters, suggest_hyperparameters
-from core.vocabulary import ACTIVE_JOB_STATES, CATALOG_PROVIDER, FINAL_JOB_STATES, JobState, Provider, one_of, values
+from core.training import db
+from core.training.hyperparams import HyperparameterSuggestion, check_hyperparameters, suggest_hyperparameters
+from core.vocabulary import (
+    ACTIVE_JOB_STATES,
+    CATALOG_PROVIDER,
+    FINAL_JOB_STATES,
+    Action,
+    CatalogProvider,
+    JobState,
+    Method,
+    Provider,
+    one_of,
+    values,
+)
 
 log = logging.getLogger(__name__)
 
 POLL_BACKOFF_CAP_SECONDS = 900
+CANDIDATE_ALIAS = "candidate"  # the alias a newly trained model version takes
 
 
 class Job(BaseModel):
     id: str
-    provider: str
+    provider: Provider
     provider_job_id: str | None
     dataset_version: str
     base_model: str
-    method: str
+    method: Method
     hyperparameters: dict[str, Any]
-    status: str
+    status: JobState
     provider_status: str | None
     status_detail: str | None
     estimated_cost_usd: float | None
@@ -107,34 +124,32 @@ class JobDetail(BaseModel):
     events: JobEvents
 
 
-def _job(row: dict) -> Job:
+def _job(row: Mapping[str, Any]) -> Job:
     return Job(
         **{**row, "dataset_version": row["dataset_version_id"], "hyperparameters": json.loads(row["hyperparameters"])}
     )
 
 
 def get_job(store: Store, job_id: str) -> Job:
-    rows = store.query("SELECT * FROM jobs WHERE id = ?", (job_id,))
-    if not rows:
+    row = db.job(store, job_id)
+    if row is None:
         raise NotFound(f"no job {job_id!r}.", hint="List jobs with `finetune jobs list`.", job=job_id)
-    return _job(rows[0])
+    return _job(row)
 
 
 def list_jobs(store: Store, *, status: str | None = None, limit: int = 50) -> JobList:
     if status is not None and status not in values(JobState):
         raise InvalidInput(f"unknown status {status!r}.", hint=f"Use one of: {', '.join(values(JobState))}.")
-    where, params = ("WHERE status = ?", [status]) if status else ("", [])
-    rows = store.query(f"SELECT * FROM jobs {where} ORDER BY created_at DESC LIMIT ?", (*params, limit))
+    rows = db.jobs(store, status=JobState(status) if status else None, limit=limit)
     return JobList(jobs=[_job(r) for r in rows])
 
 
 def job_events(store: Store, job_id: str, *, limit: int = 200) -> JobEvents:
     get_job(store, job_id)
-    rows = store.query("SELECT * FROM job_events WHERE job_id = ? ORDER BY id DESC LIMIT ?", (job_id, limit))
     events = [
         JobEvent(at=r["at"], kind=r["kind"], message=r["message"], step=r["step"],
                  metrics=json.loads(r["metrics"]) if r["metrics"] else None)
-        for r in reversed(rows)
+        for r in db.events(store, job_id, limit=limit)
     ]  # fmt: skip
     return JobEvents(job_id=job_id, events=events)
 
@@ -161,7 +176,7 @@ def launch_job(
     provider: str,
     base_model: str,
     actor: Actor,
-    method: str = "supervised",
+    method: str = Method.SUPERVISED,
     hyperparameters: dict[str, Any] | None = None,
     key: str | None = None,
 ) -> LaunchResult:
@@ -169,12 +184,12 @@ def launch_job(
     store, settings, catalog = svc.store, svc.settings, svc.catalog
     if key is not None and (earlier := _launched_with(store, key)) is not None:
         return earlier
-    provider = _provider_name(provider)
+    provider_name = _provider_name(provider)
     info = catalog.require(base_model)
-    if CATALOG_PROVIDER[provider] != info.provider:
+    if CATALOG_PROVIDER[provider_name] != info.provider:
         raise InvalidInput(
             f"{base_model} is a {info.provider} model; provider {provider!r} cannot train it.",
-            hint=f"Use --provider {'openai or azure' if info.provider == 'openai' else info.provider}, or another base model.",
+            hint=f"Use --provider {_providers_for(info.provider)}, or another base model.",
         )
     version = datasets.get_version(store, dataset_version)
     target = info.export_target_for(method)
@@ -195,6 +210,11 @@ def launch_job(
             hint=f"See `finetune validate {version.id} {target} --model {base_model}`; fix the data and build a new version.",
         )
     export = exports.get_export(store, version=version.id, target=target, model=base_model)
+    if export is None:  # validation exports first; a missing export here means it vanished since
+        raise Conflict(
+            f"the {target} export of {version.id} for {base_model} is missing.",
+            hint=f"Run `finetune validate {version.id} {target} --model {base_model}` and launch again.",
+        )
     suggestion = suggest_hyperparameters(
         base_model=base_model,
         n_train=export.counts["train"],
@@ -213,8 +233,8 @@ def launch_job(
         exact_tokens=export.token_stats.exact, catalog=catalog,
     )  # fmt: skip
     plan = _Launch(
-        job_id="job_" + uuid.uuid4().hex[:12], version_id=version.id, provider=provider, base_model=base_model,
-        method=method, hyperparameters=chosen, cost=cost, key=key, actor=actor,
+        job_id="job_" + uuid.uuid4().hex[:12], version_id=version.id, provider=provider_name, base_model=base_model,
+        method=Method(method), hyperparameters=chosen, cost=cost, key=key, actor=actor,
         over_budget=cost.usd is None or cost.usd > settings.auto_approve_usd,
     )  # fmt: skip
     try:
@@ -229,13 +249,19 @@ def launch_job(
     return LaunchResult(job=get_job(store, plan.job_id), created=True, approval=approval, cost=cost)
 
 
+def _providers_for(catalog_provider: str) -> str:
+    """`a or b`: the providers that train a catalog provider's models, for hints."""
+    names = [str(p) for p, whose in CATALOG_PROVIDER.items() if whose == catalog_provider]
+    return " or ".join(names) or str(catalog_provider)
+
+
 @dataclass(frozen=True)
 class _Launch:
     job_id: str
     version_id: str
-    provider: str
+    provider: Provider
     base_model: str
-    method: str
+    method: Method
     hyperparameters: dict[str, Any]
     cost: CostEstimate
     key: str | None
@@ -244,62 +270,49 @@ class _Launch:
 
 
 def _launched_with(store: Store, key: str) -> LaunchResult | None:
-    rows = store.query("SELECT * FROM jobs WHERE idempotency_key = ?", (key,))
-    if not rows:
+    row = db.job_with_key(store, key)
+    if row is None:
         return None
-    job = _job(rows[0])
+    job = _job(row)
     approval = approvals.get(store, job.approval_id) if job.approval_id else None
     return LaunchResult(job=job, created=False, approval=approval, cost=None)
 
 
 def _record_launch(store: Store, settings: Settings, plan: _Launch) -> approvals.Approval | None:
     """The job row, its approval request when over budget, its notification and its audit row: one transaction."""
-    job_id, version, provider, base_model, method = (
-        plan.job_id,
-        plan.version_id,
-        plan.provider,
-        plan.base_model,
-        plan.method,
-    )
-    chosen, cost, over_budget, key, actor, now = (
-        plan.hyperparameters,
-        plan.cost,
-        plan.over_budget,
-        plan.key,
-        plan.actor,
-        iso(),
-    )
-    with store.write() as db:
-        db["jobs"].insert(
-            {
-                "id": job_id, "provider": provider, "dataset_version_id": version, "base_model": base_model,
-                "method": method, "hyperparameters": json.dumps(chosen),
-                "status": "pending_approval" if over_budget else "submitting",
-                "estimated_cost_usd": cost.usd, "idempotency_key": key or job_id, "requested_by": str(actor),
-                "requested_via": actor.face, "created_at": now, "updated_at": now, "next_poll_at": now,
-            }
+    job_id, version, provider, base_model, cost = (
+        plan.job_id, plan.version_id, plan.provider, plan.base_model, plan.cost,
+    )  # fmt: skip
+    with store.write():
+        db.insert_job(
+            store, job_id=job_id, provider=provider, dataset_version_id=version, base_model=base_model,
+            method=plan.method, hyperparameters=plan.hyperparameters,
+            status=JobState.PENDING_APPROVAL if plan.over_budget else JobState.SUBMITTING,
+            estimated_cost_usd=cost.usd, idempotency_key=plan.key or job_id, requested_by=str(plan.actor),
+            requested_via=plan.actor.face, now=iso(),
         )  # fmt: skip
         approval = None
-        if over_budget:
+        if plan.over_budget:
             price = f"${cost.usd:,.2f}" if cost.usd is not None else "an unknown cost (no price in the catalog)"
             approval = approvals.request(
-                store, action="launch", subject_id=job_id, actor=actor, ttl_hours=settings.approval_ttl_hours,
-                cost_usd=cost.usd, payload={"job": job_id, "provider": provider, "base_model": base_model},
+                store, action=Action.LAUNCH, subject_id=job_id, actor=plan.actor,
+                ttl_hours=settings.approval_ttl_hours, cost_usd=cost.usd,
+                payload={"job": job_id, "provider": provider, "base_model": base_model},
                 summary=f"launch {job_id}: {base_model} on {version} via {provider}, estimated {price} "
                 f"(auto-approve limit ${settings.auto_approve_usd:,.2f})",
             )  # fmt: skip
-            db.execute("UPDATE jobs SET approval_id = ? WHERE id = ?", (approval.id, job_id))
+            db.set_approval(store, job_id, approval.id)
         _announce(store, job_id)
         audit.record(
-            store, actor, "launch_job",
-            {"job": job_id, "version": version, "provider": provider, "base_model": base_model, "method": method,
-             "hyperparameters": chosen, "key": key},
-            detail="waiting for approval" if over_budget else "submitting",
+            store, plan.actor, "launch_job",
+            {"job": job_id, "version": version, "provider": provider, "base_model": base_model,
+             "method": plan.method, "hyperparameters": plan.hyperparameters, "key": plan.key},
+            detail="waiting for approval" if plan.over_budget else "submitting",
         )  # fmt: skip
     return approval
 
 
-def _hyperparameters(suggestion, given: dict[str, Any]) -> dict[str, Any]:
+def _hyperparameters(suggestion: HyperparameterSuggestion, given: dict[str, Any]) -> dict[str, Any]:
     values: dict[str, Any] = {"epochs": suggestion.epochs}
     for name in ("batch_size", "learning_rate", "learning_rate_multiplier", "warmup_steps"):
         if getattr(suggestion, name) is not None:
@@ -311,13 +324,11 @@ def _hyperparameters(suggestion, given: dict[str, Any]) -> dict[str, Any]:
 
 def on_launch_decided(store: Store, approval: approvals.Approval, approved: bool) -> None:
     """Inside the deciding transaction: the job moves on, or is cancelled."""
-    status = "submitting" if approved else "cancelled"
+    if approval.subject_id is None:
+        return
+    status = JobState.SUBMITTING if approved else JobState.CANCELLED
     error = None if approved else f"launch {approval.status}" + (f": {approval.reason}" if approval.reason else "")
-    store.db.execute(
-        "UPDATE jobs SET status = ?, error = ?, updated_at = ?, next_poll_at = ?, finished_at = ? WHERE id = ? "
-        "AND status = 'pending_approval'",
-        (status, error, iso(), iso(), None if approved else iso(), approval.subject_id),
-    )
+    db.leave_pending_approval(store, approval.subject_id, status=status, error=error, now=iso())
     _announce(store, approval.subject_id)
 
 
@@ -347,7 +358,7 @@ def submit_job(svc: Services, job_id: str) -> Job:
     """Hand a `submitting` job to its provider. Safe to repeat: the idempotency key travels with it."""
     store, catalog = svc.store, svc.catalog
     job = get_job(store, job_id)
-    if job.status != "submitting":
+    if job.status != JobState.SUBMITTING:
         return job
     try:
         provider = svc.provider(job.provider)
@@ -364,100 +375,69 @@ def submit_job(svc: Services, job_id: str) -> Job:
         if exc.transient:
             _backoff(store, job, str(exc))
             return get_job(store, job_id)
-        _finish(store, job, "failed", error=str(exc))
+        _finish(store, job, JobState.FAILED, error=str(exc))
         return get_job(store, job_id)
     except (InvalidInput, Conflict) as exc:
-        _finish(store, job, "failed", error=str(exc))
+        _finish(store, job, JobState.FAILED, error=str(exc))
         return get_job(store, job_id)
     _apply(store, job, reply)
     return get_job(store, job_id)
 
 
-def _apply(store: Store, job: Job, reply: providers.ProviderJob, events: list[providers.ProviderEvent] = ()) -> None:
+def _apply(
+    store: Store, job: Job, reply: providers.ProviderJob, events: Sequence[providers.ProviderEvent] = ()
+) -> None:
     """Record what the provider said: new events, the new state, and what follows from it."""
-    with store.write() as db:
-        for event in events:
-            db.execute(
-                "INSERT OR IGNORE INTO job_events (job_id, at, kind, message, step, metrics, provider_event_id)"
-                " VALUES (?, ?, ?, ?, ?, ?, ?)",
-                (job.id, event.at, event.kind, event.message, event.step,
-                 json.dumps(event.metrics) if event.metrics else None, event.id),
-            )  # fmt: skip
-        last_event = events[-1].id if events else None
+    with store.write():
+        now = iso()
+        db.add_provider_events(store, job.id, events)
         changed = reply.status != job.status
-        finished = reply.status in FINAL_JOB_STATES
-        db.execute(
-            "UPDATE jobs SET provider_job_id = ?, status = ?, provider_status = ?, status_detail = ?, model_id = ?,"
-            " error = ?, trained_tokens = coalesce(?, trained_tokens), updated_at = ?, poll_failures = 0,"
-            " next_poll_at = ?, finished_at = ?, last_seen_event = coalesce(?, last_seen_event) WHERE id = ?",
-            (reply.provider_job_id, reply.status, reply.provider_status, reply.detail, reply.model_id, reply.error,
-             reply.trained_tokens, iso(), None if finished else iso(), iso() if finished else None, last_event, job.id),
+        db.record_reply(
+            store, job.id, provider_job_id=reply.provider_job_id, status=reply.status,
+            provider_status=reply.provider_status, detail=reply.detail, model_id=reply.model_id, error=reply.error,
+            trained_tokens=reply.trained_tokens, last_event=events[-1].id if events else None, now=now,
         )  # fmt: skip
         if changed:
-            db["job_events"].insert(
-                {"job_id": job.id, "at": iso(), "kind": "status", "message": f"{job.status} -> {reply.status}"
-                 + (f": {reply.error}" if reply.error else "")}
-            )  # fmt: skip
+            message = f"{job.status} -> {reply.status}" + (f": {reply.error}" if reply.error else "")
+            db.add_status_event(store, job.id, message=message, at=now)
             audit.record(store, SCHEDULER, "job_status", {"job": job.id, "from": job.status, "to": reply.status})
         if changed or events:
             _announce(store, job.id)
-        if reply.status == "succeeded" and changed:
+        if reply.status == JobState.SUCCEEDED and changed:
             _register_candidate(store, get_job(store, job.id), reply)
 
 
-def _finish(store: Store, job: Job, status: str, *, error: str) -> None:
-    with store.write() as db:
-        db.execute(
-            "UPDATE jobs SET status = ?, error = ?, updated_at = ?, finished_at = ?, next_poll_at = NULL WHERE id = ?",
-            (status, error, iso(), iso(), job.id),
-        )
-        db["job_events"].insert(
-            {"job_id": job.id, "at": iso(), "kind": "status", "message": f"{job.status} -> {status}: {error}"}
-        )
+def _finish(store: Store, job: Job, status: JobState, *, error: str) -> None:
+    with store.write():
+        now = iso()
+        db.finish(store, job.id, status=status, error=error, now=now)
+        db.add_status_event(store, job.id, message=f"{job.status} -> {status}: {error}", at=now)
         audit.record(store, SCHEDULER, "job_status", {"job": job.id, "from": job.status, "to": status}, detail=error)
         _announce(store, job.id)
 
 
 def _backoff(store: Store, job: Job, error: str) -> None:
     """A transient provider error: try again later, later each time (capped), and say so in the log."""
-    failures = store.scalar("SELECT poll_failures FROM jobs WHERE id = ?", (job.id,)) + 1
-    delay = min(POLL_BACKOFF_CAP_SECONDS, 5 * 2 ** min(failures, 10))
-    with store.write() as db:
-        db.execute(
-            "UPDATE jobs SET poll_failures = ?, next_poll_at = ?, status_detail = ? WHERE id = ?",
-            (
-                failures,
-                iso(utcnow() + timedelta(seconds=delay)),
-                f"provider unavailable, retrying in {delay}s: {error[:200]}",
-                job.id,
-            ),
-        )
+    with store.write():
+        failures = db.poll_failures(store, job.id) + 1
+        delay = min(POLL_BACKOFF_CAP_SECONDS, 5 * 2 ** min(failures, 10))
+        db.back_off(
+            store, job.id, failures=failures, next_poll_at=iso(utcnow() + timedelta(seconds=delay)),
+            detail=f"provider unavailable, retrying in {delay}s: {error[:200]}",
+        )  # fmt: skip
     log.warning("job %s: transient provider error (%s); next try in %ss", job.id, error, delay)
 
 
 def _register_candidate(store: Store, job: Job, reply: providers.ProviderJob) -> None:
     """Register the trained model as the next version of the dataset's model, aliased `candidate`."""
-    name = job.dataset_version.split("@")[0]
-    number = (store.scalar("SELECT max(version) FROM model_versions WHERE name = ?", (name,)) or 0) + 1
-    version_id = f"{name}:v{number}"
-    now = iso()
-    previous = store.scalar(
-        "SELECT model_version_id FROM model_aliases WHERE model_name = ? AND alias = 'candidate'", (name,)
-    )
-    store.db["model_versions"].insert(
-        {
-            "id": version_id, "name": name, "version": number, "provider": job.provider,
-            "provider_model_id": reply.model_id, "job_id": job.id, "dataset_version_id": job.dataset_version,
-            "base_model": job.base_model, "status": "registered", "metrics": json.dumps(reply.metrics), "created_at": now,
-        }
+    name, now = job.dataset_version.split("@")[0], iso()
+    version_id = db.register_model_version(
+        store, name=name, provider=job.provider, provider_model_id=reply.model_id, job_id=job.id,
+        dataset_version_id=job.dataset_version, base_model=job.base_model, metrics=reply.metrics, now=now,
     )  # fmt: skip
-    store.db["model_aliases"].upsert(
-        {"model_name": name, "alias": "candidate", "model_version_id": version_id, "updated_at": now},
-        pk=("model_name", "alias"),
-    )
-    store.db["promotions"].insert(
-        {"model_name": name, "alias": "candidate", "from_version_id": previous, "to_version_id": version_id,
-         "actor": str(SCHEDULER), "reason": f"trained by {job.id}", "at": now}
+    db.move_alias(
+        store, model_name=name, alias=CANDIDATE_ALIAS, version_id=version_id, actor=str(SCHEDULER),
+        reason=f"trained by {job.id}", now=now,
     )  # fmt: skip
 
 
@@ -479,32 +459,26 @@ def _announce(store: Store, job_id: str) -> None:
 def poll_job(svc: Services, job_id: str) -> Job:
     store = svc.store
     job = get_job(store, job_id)
-    if job.status == "submitting":
+    if job.status == JobState.SUBMITTING:
         return submit_job(svc, job_id)
     if job.status not in ACTIVE_JOB_STATES or not job.provider_job_id:
         return job
     try:
         provider = svc.provider(job.provider)
         reply = provider.poll(job.provider_job_id)
-        last = store.scalar("SELECT last_seen_event FROM jobs WHERE id = ?", (job.id,))
-        events = provider.events(job.provider_job_id, after=last)
+        events = provider.events(job.provider_job_id, after=db.last_seen_event(store, job.id))
     except providers.ProviderError as exc:
         if exc.transient:
             _backoff(store, job, str(exc))
         else:
-            _finish(store, job, "failed", error=str(exc))
+            _finish(store, job, JobState.FAILED, error=str(exc))
         return get_job(store, job_id)
     _apply(store, job, reply, events)
     return get_job(store, job_id)
 
 
 def due_jobs(store: Store) -> list[str]:
-    rows = store.query(
-        f"SELECT id FROM jobs WHERE status IN ({','.join('?' * len(ACTIVE_JOB_STATES))})"
-        " AND (next_poll_at IS NULL OR next_poll_at <= ?) ORDER BY next_poll_at",
-        (*sorted(ACTIVE_JOB_STATES), iso()),
-    )
-    return [r["id"] for r in rows]
+    return db.due_job_ids(store, now=iso())
 
 
 def poll_active_jobs(svc: Services, *, concurrency: int = 4) -> int:
@@ -529,31 +503,34 @@ def cancel_job(svc: Services, *, job_id: str, actor: Actor) -> Job:
             ) from exc
         _apply(store, job, reply)
     else:
-        with store.write() as db:
+        with store.write():
             if job.approval_id:
-                db.execute(
-                    "UPDATE approvals SET status = 'cancelled' WHERE id = ? AND status = 'pending'", (job.approval_id,)
-                )
-            _finish(store, job, "cancelled", error=f"cancelled by {actor}")
+                approvals.cancel_pending(store, job.approval_id)
+            _finish(store, job, JobState.CANCELLED, error=f"cancelled by {actor}")
     audit.record(store, actor, "cancel_job", {"job": job_id})
     return get_job(store, job_id)
 
 
-def handle_webhook(svc: Services, *, provider: str, payload: bytes, headers: dict[str, str]) -> Job | None:
+# Providers whose webhooks finetune-ops receives, and the providers whose jobs each webhook may describe.
+_WEBHOOK_JOBS: dict[Provider, frozenset[Provider]] = {
+    Provider.OPENAI: frozenset(p for p, whose in CATALOG_PROVIDER.items() if whose == CatalogProvider.OPENAI),
+}
+
+
+def handle_webhook(svc: Services, *, provider: str, payload: bytes, headers: Mapping[str, str]) -> Job | None:
     """A provider says a job changed: check the signature, then poll that job now (polling stays the truth)."""
     store, settings = svc.store, svc.settings
-    if provider != "openai" or settings.openai_webhook_secret is None:
+    if provider not in _WEBHOOK_JOBS or settings.openai_webhook_secret is None:
         raise providers.ProviderNotConfigured(
             f"webhooks from {provider!r} are not set up.",
             hint="Set OPENAI_WEBHOOK_SECRET to receive OpenAI's webhooks.",
         )
-    event = svc.provider(provider).verify_webhook(payload, headers, settings.openai_webhook_secret.get_secret_value())
-    job_id = store.scalar(
-        "SELECT id FROM jobs WHERE provider IN ('openai', 'azure') AND provider_job_id = ?", (event.get("job_id"),)
+    secret = settings.openai_webhook_secret.get_secret_value()
+    event = svc.provider(provider).verify_webhook(payload, headers, secret)
+    job_id = db.job_for_provider_job(
+        store, providers=_WEBHOOK_JOBS[Provider(provider)], provider_job_id=event["job_id"]
     )
     if job_id is None:
-        log.info(
-            "webhook %s for a job finetune-ops did not launch (%s); ignored", event.get("type"), event.get("job_id")
-        )
+        log.info("webhook %s for a job finetune-ops did not launch (%s); ignored", event["type"], event["job_id"])
         return None
     return poll_job(svc, job_id)

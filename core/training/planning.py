@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.catalog.models import Catalog, load_catalog
+from core.catalog.models import Catalog
 from core.catalog.pricing import CostEstimate, estimate_cost
 from core.data import exports
 from core.platform.actors import Actor
@@ -18,7 +18,7 @@ from core.training.hyperparams import HyperparameterSuggestion, suggest_hyperpar
 
 def _export_for(
     store: Store, *, version: str, base_model: str, method: str, actor: Actor, data_dir: Path, catalog: Catalog
-):
+) -> exports.ExportResult:
     info = catalog.require(base_model)
     target = info.export_target_for(method)
     export = exports.get_export(store, version=version, target=target, model=base_model)
@@ -31,9 +31,9 @@ def _export_for(
 
 def suggest_for_version(
     store: Store, *, version: str, base_model: str, actor: Actor, data_dir: Path, method: str = "supervised",
-    catalog: Catalog | None = None,
+    catalog: Catalog,
 ) -> HyperparameterSuggestion:  # fmt: skip
-    catalog = catalog or load_catalog()
+    """Starting hyperparameters for training `base_model` on the version's export."""
     export = _export_for(
         store, version=version, base_model=base_model, method=method, actor=actor, data_dir=data_dir, catalog=catalog
     )
@@ -45,10 +45,9 @@ def suggest_for_version(
 
 def estimate_version_cost(
     store: Store, *, version: str, base_model: str, actor: Actor, data_dir: Path, epochs: int | None = None,
-    method: str = "supervised", catalog: Catalog | None = None,
+    method: str = "supervised", catalog: Catalog,
 ) -> CostEstimate:  # fmt: skip
     """Cost of training `base_model` on the version; epochs default to the suggested number."""
-    catalog = catalog or load_catalog()
     export = _export_for(
         store, version=version, base_model=base_model, method=method, actor=actor, data_dir=data_dir, catalog=catalog
     )

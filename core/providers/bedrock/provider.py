@@ -36,6 +36,7 @@ import hashlib
 import io
 import logging
 import re
+from collections.abc import Mapping
 from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, ClassVar
@@ -64,6 +65,7 @@ from core.providers.base import (
     ProviderNotConfigured,
     ProviderRefused,
 )
+from core.vocabulary import FINAL_JOB_STATES, CatalogProvider, JobState, Method, Provider
 
 log = logging.getLogger(__name__)
 
@@ -79,8 +81,12 @@ _CLIENT_CONFIG = Config(
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/.+")
 _TOKEN = re.compile(r"[a-zA-Z0-9]([-a-zA-Z0-9]{0,254}[a-zA-Z0-9])?")  # Bedrock's clientRequestToken pattern
-_STAGES = (("validationDetails", "validation", "validating"), ("dataProcessingDetails", "data processing", "queued"),
-           ("trainingDetails", "training", "running"))  # fmt: skip
+# statusDetails key, its label for people, the unified state while that stage is the first one unfinished.
+_STAGES: tuple[tuple[str, str, JobState], ...] = (
+    ("validationDetails", "validation", JobState.VALIDATING),
+    ("dataProcessingDetails", "data processing", JobState.QUEUED),
+    ("trainingDetails", "training", JobState.RUNNING),
+)
 
 _TRANSIENT_CODES = frozenset({
     "ThrottlingException", "Throttling", "TooManyRequestsException", "RequestLimitExceeded", "SlowDown",
@@ -106,13 +112,13 @@ _PERMISSIONS_HINT = (
 class BedrockProvider(FineTuneProvider):
     """Fine-tuning through Bedrock's model customization jobs (customizationType FINE_TUNING)."""
 
-    name: ClassVar[str] = "bedrock"
-    STATUS_MAP: ClassVar[dict[str, str]] = {
-        "InProgress": "running",  # refined from statusDetails in `poll`
-        "Completed": "succeeded",
-        "Failed": "failed",
-        "Stopping": "running",  # still active; Stopped (or Completed, if it finished first) follows
-        "Stopped": "cancelled",
+    name = Provider.BEDROCK
+    STATUS_MAP: ClassVar[dict[str, JobState]] = {
+        "InProgress": JobState.RUNNING,  # refined from statusDetails in `poll`
+        "Completed": JobState.SUCCEEDED,
+        "Failed": JobState.FAILED,
+        "Stopping": JobState.RUNNING,  # still active; Stopped (or Completed, if it finished first) follows
+        "Stopped": JobState.CANCELLED,
     }
 
     def __init__(self, settings: Settings, *, session: boto3.Session | None = None) -> None:
@@ -166,7 +172,7 @@ class BedrockProvider(FineTuneProvider):
             raise aws_error(exc, action="create the customization job", job=request.job_id) from exc
         arn = response["jobArn"]
         log.info("job %s: Bedrock job %s created (AWS request id %s)", request.job_id, arn, _request_id(response))
-        return ProviderJob(provider_job_id=arn, status="validating", provider_status="InProgress", detail=note)
+        return ProviderJob(provider_job_id=arn, status=JobState.VALIDATING, provider_status="InProgress", detail=note)
 
     def poll(self, provider_job_id: str) -> ProviderJob:
         return self._job(self._describe(provider_job_id))
@@ -210,7 +216,7 @@ class BedrockProvider(FineTuneProvider):
             job = self.poll(provider_job_id)
         except ProviderError:
             return None
-        return job if job.provider_status in ("Completed", "Failed", "Stopped") else None
+        return job if job.status in FINAL_JOB_STATES else None
 
     def _upload(self, path: Path, key: str, job_id: str) -> str:
         if not path.is_file():
@@ -235,9 +241,10 @@ class BedrockProvider(FineTuneProvider):
 
     def _describe(self, provider_job_id: str) -> dict[str, Any]:
         try:
-            return self.bedrock.get_model_customization_job(jobIdentifier=provider_job_id)
+            job: dict[str, Any] = self.bedrock.get_model_customization_job(jobIdentifier=provider_job_id)
         except (ClientError, BotoCoreError) as exc:
             raise aws_error(exc, action="read the customization job", provider_job_id=provider_job_id) from exc
+        return job
 
     def _job(self, job: dict[str, Any]) -> ProviderJob:
         provider_status = job["status"]
@@ -264,9 +271,10 @@ class BedrockProvider(FineTuneProvider):
 
     def _read(self, bucket: str, key: str, provider_job_id: str) -> str:
         try:
-            return self.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8-sig")
+            text: str = self.s3.get_object(Bucket=bucket, Key=key)["Body"].read().decode("utf-8-sig")
         except (ClientError, BotoCoreError) as exc:
             raise aws_error(exc, action=f"read s3://{bucket}/{key}", provider_job_id=provider_job_id) from exc
+        return text
 
 
 # Settings ---------------------------------------------------------------------------------------
@@ -333,9 +341,9 @@ def bedrock_hyperparameters(values: dict[str, Any], info: ModelInfo | None, cata
     Names come from the catalog entry; for a model the catalog does not know,
     from all Bedrock entries together. Bedrock names given directly pass through.
     """
-    names = info.provider_hyperparameter_names if info else _bedrock_names(catalog)
+    names = _names(info) if info else _bedrock_names(catalog)
     accepted = set(names.values())
-    result = {}
+    result: dict[str, str] = {}
     for key, value in values.items():
         if value is None:
             continue
@@ -354,11 +362,16 @@ def bedrock_hyperparameters(values: dict[str, Any], info: ModelInfo | None, cata
     return result
 
 
+def _names(info: ModelInfo) -> dict[str, str]:
+    """The catalog entry's finetune-ops -> Bedrock hyperparameter names."""
+    return {str(ours): theirs for ours, theirs in info.provider_hyperparameter_names.items()}
+
+
 def _bedrock_names(catalog: Catalog) -> dict[str, str]:
     names: dict[str, str] = {}
     for info in catalog.models.values():
-        if info.provider == "bedrock":
-            names.update(info.provider_hyperparameter_names)
+        if info.provider == CatalogProvider.BEDROCK:
+            names.update(_names(info))
     return names
 
 
@@ -378,9 +391,9 @@ def plain_decimal(value: Any, *, integer: bool = False, name: str = "value") -> 
 
 
 def _check_method(request: LaunchRequest, info: ModelInfo | None) -> None:
-    if request.method != "supervised" or (info is not None and request.method not in info.methods):
+    if request.method != Method.SUPERVISED or (info is not None and request.method not in info.methods):
         raise ProviderError(
-            f"Bedrock fine-tuning here supports supervised training only, not {request.method!r}.",
+            f"Bedrock fine-tuning here supports supervised training only, not {str(request.method)!r}.",
             hint="Launch with method 'supervised', or use the openai provider for DPO.",
             job=request.job_id,
         )
@@ -398,13 +411,13 @@ def _legacy_note(info: ModelInfo | None) -> str | None:
 # Responses --------------------------------------------------------------------------------------
 
 
-def in_progress_state(details: dict[str, Any]) -> str | None:
+def in_progress_state(details: dict[str, Any]) -> JobState | None:
     """validating / queued / running from statusDetails: the first sub-task not yet completed; None without details."""
     present = [(state, details[key].get("status")) for key, _, state in _STAGES if details.get(key)]
     for state, sub_status in present:
         if sub_status != "Completed":
             return state
-    return "running" if present else None
+    return JobState.RUNNING if present else None
 
 
 def describe_details(details: dict[str, Any]) -> str | None:
@@ -466,14 +479,15 @@ def _split_s3_uri(uri: str) -> tuple[str, str]:
 
 
 def _code(exc: ClientError) -> str:
-    return exc.response.get("Error", {}).get("Code", "")
+    return str(exc.response.get("Error", {}).get("Code", ""))
 
 
-def _request_id(response: dict[str, Any]) -> str | None:
-    return response.get("ResponseMetadata", {}).get("RequestId")
+def _request_id(response: Mapping[str, Any]) -> str | None:
+    request_id = response.get("ResponseMetadata", {}).get("RequestId")
+    return str(request_id) if request_id else None
 
 
-def aws_error(exc: Exception, *, action: str, **ids: object) -> ProviderError:
+def aws_error(exc: Exception, *, action: str, **ids: Any) -> ProviderError:
     """The ProviderError for a failed AWS call: transient for throttling, 5xx and network trouble."""
     if isinstance(exc, NoCredentialsError):
         hint = "Give this process AWS credentials (an instance or task role, AWS_PROFILE, or an access key pair)."
@@ -493,8 +507,14 @@ def aws_error(exc: Exception, *, action: str, **ids: object) -> ProviderError:
         kind, hint = refusal
         return kind(text, hint=hint, request_id=request_id, aws_code=code, **ids)
     transient = code in _TRANSIENT_CODES or status >= 500 or status == 429
-    hint = "It is tried again later." if transient else None
-    return ProviderError(text, hint=hint, transient=transient, request_id=request_id, aws_code=code, **ids)
+    return ProviderError(
+        text,
+        hint="It is tried again later." if transient else None,
+        transient=transient,
+        request_id=request_id,
+        aws_code=code,
+        **ids,
+    )
 
 
 def _refusal(code: str, status: int) -> tuple[type[ProviderError], str] | None:

@@ -27,15 +27,21 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import openai
-from openai.types.fine_tuning import FineTuningJob, FineTuningJobEvent
+from openai.types.fine_tuning import (
+    DpoHyperparametersParam,
+    FineTuningJob,
+    FineTuningJobEvent,
+    SupervisedHyperparametersParam,
+)
+from openai.types.fine_tuning.job_create_params import Method as MethodParam
 from openai.types.fine_tuning.jobs import FineTuningJobCheckpoint
 
 from core.errors import InvalidInput
@@ -49,7 +55,9 @@ from core.providers.base import (
     ProviderJob,
     ProviderNotConfigured,
     ProviderRefused,
+    WebhookEvent,
 )
+from core.vocabulary import JobState, Method, Provider
 
 log = logging.getLogger(__name__)
 
@@ -65,13 +73,13 @@ JOB_METADATA_KEY = "finetune_ops_job"
 LAUNCH_METADATA_KEY = "finetune_ops_launch"
 
 # finetune-ops hyperparameter name -> the API's name, per training method.
-HYPERPARAMETER_NAMES: dict[str, dict[str, str]] = {
-    "supervised": {
+HYPERPARAMETER_NAMES: dict[Method, dict[str, str]] = {
+    Method.SUPERVISED: {
         "epochs": "n_epochs",
         "batch_size": "batch_size",
         "learning_rate_multiplier": "learning_rate_multiplier",
     },
-    "dpo": {
+    Method.DPO: {
         "epochs": "n_epochs",
         "batch_size": "batch_size",
         "learning_rate_multiplier": "learning_rate_multiplier",
@@ -107,32 +115,31 @@ class ProviderCheckpoint:
 class OpenAIProvider(FineTuneProvider):
     """Fine-tuning jobs on OpenAI or Azure OpenAI; `name` says which."""
 
-    name: ClassVar[str] = "openai"
-    STATUS_MAP: ClassVar[dict[str, str]] = {
-        "validating_files": "validating",
-        "queued": "queued",
-        "running": "running",
-        "pausing": "running",  # still training until the checkpoint is saved
-        "paused": "queued",  # holds no compute; waits for resume
-        "succeeded": "succeeded",
-        "failed": "failed",
-        "cancelled": "cancelled",
+    STATUS_MAP: ClassVar[dict[str, JobState]] = {
+        "validating_files": JobState.VALIDATING,
+        "queued": JobState.QUEUED,
+        "running": JobState.RUNNING,
+        "pausing": JobState.RUNNING,  # still training until the checkpoint is saved
+        "paused": JobState.QUEUED,  # holds no compute; waits for resume
+        "succeeded": JobState.SUCCEEDED,
+        "failed": JobState.FAILED,
+        "cancelled": JobState.CANCELLED,
         # Azure OpenAI's older API versions use their own words for the first stages.
-        "created": "validating",
-        "pending": "queued",
+        "created": JobState.VALIDATING,
+        "pending": JobState.QUEUED,
     }
     DETAILS: ClassVar[dict[str, str]] = {
         "pausing": "pausing: saving a checkpoint",
         "paused": "paused: resume to continue training",
     }
 
-    def __init__(self, client: openai.OpenAI, *, name: str = "openai") -> None:
+    def __init__(self, client: openai.OpenAI, *, name: Provider = Provider.OPENAI) -> None:
         self.client = client
-        self.name = name
+        self.name = Provider(name)
 
     @property
     def label(self) -> str:
-        return "Azure OpenAI" if self.name == "azure" else "OpenAI"
+        return "Azure OpenAI" if self.name == Provider.AZURE else "OpenAI"
 
     # Launch ---------------------------------------------------------------------------------------
 
@@ -186,7 +193,7 @@ class OpenAIProvider(FineTuneProvider):
         with self._api("read the fine-tuning job", provider_job=provider_job_id):
             job = self.client.fine_tuning.jobs.retrieve(provider_job_id)
         reply = self._job(job)
-        if reply.status == "succeeded":
+        if reply.status == JobState.SUCCEEDED:
             reply = _with_metrics(reply, self._final_metrics(provider_job_id))
         return reply
 
@@ -213,7 +220,7 @@ class OpenAIProvider(FineTuneProvider):
         ends) and turns the result around.
         """
         _require_id(provider_job_id)
-        newer = []
+        newer: list[ProviderEvent] = []
         with self._api("read the job's events", provider_job=provider_job_id):
             for event in self._each(self.client.fine_tuning.jobs.list_events, provider_job_id):
                 if event.id == after:
@@ -242,7 +249,7 @@ class OpenAIProvider(FineTuneProvider):
 
     # Webhooks ---------------------------------------------------------------------------------------
 
-    def verify_webhook(self, payload: bytes, headers: dict, secret: str) -> dict:
+    def verify_webhook(self, payload: bytes, headers: Mapping[str, str], secret: str) -> WebhookEvent:
         """Check a webhook's signature with the client's own check.
 
         Returns {"type": "fine_tuning.job.succeeded" (or another event type), "job_id": the provider job id,
@@ -279,7 +286,8 @@ class OpenAIProvider(FineTuneProvider):
 
     def _each(self, list_method: Callable[..., Any], provider_job_id: str) -> Iterator[Any]:
         """Every item of a job's cursor-paged list, page by page, until it is exhausted or stops moving."""
-        cursor, seen = openai.omit, set()
+        cursor: str | openai.Omit = openai.omit
+        seen: set[str] = set()
         for _ in range(MAX_PAGES):
             page = list_method(provider_job_id, limit=PAGE_SIZE, after=cursor)
             fresh = [item for item in page.data if item.id not in seen]
@@ -291,7 +299,7 @@ class OpenAIProvider(FineTuneProvider):
         log.warning("%s: stopped paging %s after %d pages", self.name, provider_job_id, MAX_PAGES)
 
     @contextmanager
-    def _api(self, action: str, **ids):
+    def _api(self, action: str, **ids: Any) -> Iterator[None]:
         """Turn the client's errors into ProviderErrors: transient or final, refused, with the request id."""
         try:
             yield
@@ -305,7 +313,7 @@ class OpenAIProvider(FineTuneProvider):
                 **ids,
             ) from exc
 
-    def _status_error(self, exc: openai.APIStatusError, action: str, ids: dict) -> ProviderError:
+    def _status_error(self, exc: openai.APIStatusError, action: str, ids: dict[str, Any]) -> ProviderError:
         status, request_id = exc.status_code, exc.request_id
         said = _api_message(exc)
         where = f"HTTP {status}" + (f", request id {request_id}" if request_id else "")
@@ -332,8 +340,10 @@ class OpenAIProvider(FineTuneProvider):
             **ids,
         )
 
-    def _refusal(self, action: str, said: str, where: str, request_id: str | None, ids: dict) -> ProviderRefused:
-        if self.name == "azure":
+    def _refusal(
+        self, action: str, said: str, where: str, request_id: str | None, ids: dict[str, Any]
+    ) -> ProviderRefused:
+        if self.name == Provider.AZURE:
             return ProviderRefused(
                 f"Azure OpenAI refused to {action} ({where}): {said}",
                 hint="Check the key's role on the resource and that its region offers fine-tuning of this model; "
@@ -351,17 +361,17 @@ class OpenAIProvider(FineTuneProvider):
 
     @property
     def _key_variable(self) -> str:
-        return "AZURE_OPENAI_API_KEY" if self.name == "azure" else "OPENAI_API_KEY"
+        return "AZURE_OPENAI_API_KEY" if self.name == Provider.AZURE else "OPENAI_API_KEY"
 
 
 # Building requests and reading replies ------------------------------------------------------------------
 
 
-def _checked_method(request: LaunchRequest) -> dict[str, Any]:
+def _checked_method(request: LaunchRequest) -> MethodParam:
     """The API's `method` argument for this request, once the request is checked (InvalidInput names what is wrong)."""
     if request.method not in HYPERPARAMETER_NAMES:
         raise InvalidInput(
-            f"method {request.method!r} is not offered by OpenAI fine-tuning here.",
+            f"method {str(request.method)!r} is not offered by OpenAI fine-tuning here.",
             hint=f"Use one of: {', '.join(HYPERPARAMETER_NAMES)}.",
             job=request.job_id,
         )
@@ -372,16 +382,24 @@ def _checked_method(request: LaunchRequest) -> dict[str, Any]:
             raise InvalidInput(
                 f"training data file {path} does not exist.", hint="Export the dataset again.", job=request.job_id
             )
-    names = HYPERPARAMETER_NAMES[request.method]
+    method = Method(request.method)
+    names = HYPERPARAMETER_NAMES[method]
     unknown = sorted(set(request.hyperparameters) - set(names))
     if unknown:
         raise InvalidInput(
-            f"OpenAI {request.method} fine-tuning takes no hyperparameter {', '.join(unknown)}.",
+            f"OpenAI {method} fine-tuning takes no hyperparameter {', '.join(unknown)}.",
             hint=f"It takes: {', '.join(names)}.",
             job=request.job_id,
         )
     hyperparameters = {names[key]: _api_value(names[key], value) for key, value in request.hyperparameters.items()}
-    return {"type": request.method, request.method: {"hyperparameters": hyperparameters}}
+    # The names come from HYPERPARAMETER_NAMES (the API's own) and the values from the catalog's checked ranges;
+    # the casts say so to the client's TypedDicts, which cannot see it.
+    if method is Method.DPO:
+        return {"type": "dpo", "dpo": {"hyperparameters": cast(DpoHyperparametersParam, hyperparameters)}}
+    return {
+        "type": "supervised",
+        "supervised": {"hyperparameters": cast(SupervisedHyperparametersParam, hyperparameters)},
+    }
 
 
 def _api_value(name: str, value: Any) -> Any:
@@ -448,9 +466,9 @@ def _error_text(error: Any) -> str | None:
     else:
         message, code, param = (getattr(error, key, None) for key in ("message", "code", "param"))
     if not message:
-        return code or None
+        return str(code) if code else None
     extra = ", ".join(part for part in (code, f"param {param}" if param else None) if part)
-    return message + (f" ({extra})" if extra else "")
+    return f"{message} ({extra})" if extra else str(message)
 
 
 def _api_message(exc: openai.APIStatusError) -> str:
@@ -480,29 +498,23 @@ def openai_provider(settings: Settings) -> OpenAIProvider:
         max_retries=MAX_RETRIES,
         timeout=TIMEOUT_SECONDS,
     )
-    return OpenAIProvider(client, name="openai")
+    return OpenAIProvider(client, name=Provider.OPENAI)
 
 
 def azure_provider(settings: Settings) -> OpenAIProvider:
-    missing = [
-        env
-        for env, value in (
-            ("AZURE_OPENAI_ENDPOINT", settings.azure_openai_endpoint),
-            ("AZURE_OPENAI_API_KEY", settings.azure_openai_api_key),
-        )
-        if not value
-    ]
-    if missing:
+    endpoint, key = settings.azure_openai_endpoint, settings.azure_openai_api_key
+    missing = [env for env, value in (("AZURE_OPENAI_ENDPOINT", endpoint), ("AZURE_OPENAI_API_KEY", key)) if not value]
+    if missing or endpoint is None or key is None:
         raise ProviderNotConfigured(
             f"Azure OpenAI is not configured: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set.",
             hint="Set AZURE_OPENAI_ENDPOINT (https://NAME.openai.azure.com) and AZURE_OPENAI_API_KEY; "
             "AZURE_OPENAI_API_VERSION picks the API version.",
         )
     client = openai.AzureOpenAI(
-        azure_endpoint=settings.azure_openai_endpoint,
-        api_key=settings.azure_openai_api_key.get_secret_value(),
+        azure_endpoint=endpoint,
+        api_key=key.get_secret_value(),
         api_version=settings.azure_openai_api_version,
         max_retries=MAX_RETRIES,
         timeout=TIMEOUT_SECONDS,
     )
-    return OpenAIProvider(client, name="azure")
+    return OpenAIProvider(client, name=Provider.AZURE)

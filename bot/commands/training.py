@@ -1,47 +1,50 @@
-"""Job commands of the shared grammar: launch, watch and cancel fine-tuning; decide approvals."""
+"""Training commands: launch, watch and cancel fine-tuning jobs; list and decide approvals."""
 
 from __future__ import annotations
 
 import copy
+from collections.abc import Callable
+from typing import Any
 
 import click
 
-from bot.grammar import CONTEXT, Invocation, json_option
+from bot.commands import CONTEXT, Invocation, json_option
 from core import actions
-from core.platform import approvals
-from core.training import jobs
+from core.platform import Approval, ApprovalList, approvals
+from core.training import Job, JobDetail, JobEvents, JobList, LaunchResult, jobs
 from core.vocabulary import JobState, Method, Provider, values
 
 PROVIDERS = click.Choice(values(Provider))
 METHODS = click.Choice(values(Method))
 
 
-def _launch(inv: Invocation, version, provider, base_model, method, key, **hyperparameters):
+def _launch(
+    inv: Invocation, version: str, provider: str, base_model: str, method: str, key: str | None, **hyperparameters: Any
+) -> LaunchResult:
     return jobs.launch_job(
         inv.services, dataset_version=version, provider=provider, base_model=base_model, actor=inv.actor,
         method=method, hyperparameters=hyperparameters, key=key or inv.request_key,
     )  # fmt: skip
 
 
-def launch_options(func):
-    for decorator in reversed(
-        [
-            click.option("--method", type=METHODS, default="supervised", show_default=True, help="Training method."),
-            click.option("--epochs", type=int, help="Epochs (default: suggested from the data)."),
-            click.option("--batch-size", "batch_size", type=int, help="Batch size."),
-            click.option("--learning-rate", "learning_rate", type=float, help="Learning rate (Bedrock, local)."),
-            click.option(
-                "--lr-multiplier",
-                "learning_rate_multiplier",
-                type=float,
-                help="Learning-rate multiplier (OpenAI, Claude).",
-            ),
-            click.option("--warmup-steps", "warmup_steps", type=int, help="Warm-up steps."),
-            click.option("--key", help="Idempotency key: launching again with the same key returns the same job."),
-            json_option,
-            click.pass_obj,
-        ]
-    ):
+def launch_options(func: Callable[..., Any]) -> Callable[..., Any]:
+    decorators: list[Callable[[Callable[..., Any]], Callable[..., Any]]] = [
+        click.option("--method", type=METHODS, default="supervised", show_default=True, help="Training method."),
+        click.option("--epochs", type=int, help="Epochs (default: suggested from the data)."),
+        click.option("--batch-size", "batch_size", type=int, help="Batch size."),
+        click.option("--learning-rate", "learning_rate", type=float, help="Learning rate (Bedrock, local)."),
+        click.option(
+            "--lr-multiplier",
+            "learning_rate_multiplier",
+            type=float,
+            help="Learning-rate multiplier (OpenAI, Claude).",
+        ),
+        click.option("--warmup-steps", "warmup_steps", type=int, help="Warm-up steps."),
+        click.option("--key", help="Idempotency key: launching again with the same key returns the same job."),
+        json_option,
+        click.pass_obj,
+    ]
+    for decorator in reversed(decorators):
         func = decorator(func)
     return func
 
@@ -55,7 +58,7 @@ def launch_options(func):
 @click.option("--status", type=click.Choice(values(JobState)), help="Only jobs in this state.")
 @json_option
 @click.pass_context
-def jobs_group(ctx: click.Context, status: str | None):
+def jobs_group(ctx: click.Context, status: str | None) -> JobList | None:
     """Without a subcommand, list recent jobs."""
     if ctx.invoked_subcommand is None:
         return jobs.list_jobs(ctx.obj.store, status=status)
@@ -66,7 +69,7 @@ def jobs_group(ctx: click.Context, status: str | None):
 @click.option("--status", type=click.Choice(values(JobState)), help="Only jobs in this state.")
 @json_option
 @click.pass_obj
-def jobs_list(inv: Invocation, status: str | None):
+def jobs_list(inv: Invocation, status: str | None) -> JobList:
     """List recent jobs, newest first (the same as `jobs` alone)."""
     return jobs.list_jobs(inv.store, status=status)
 
@@ -76,7 +79,9 @@ def jobs_list(inv: Invocation, status: str | None):
 @click.option("--provider", type=PROVIDERS, required=True, help="Where to train.")
 @click.option("--base-model", required=True, help="Base model id from the catalog.")
 @launch_options
-def jobs_launch(inv: Invocation, version, provider, base_model, method, key, **hyperparameters):
+def jobs_launch(
+    inv: Invocation, version: str, provider: str, base_model: str, method: str, key: str | None, **hyperparameters: Any
+) -> LaunchResult:
     """Launch VERSION on PROVIDER: validates the export, estimates the cost, and launches at once when the
     estimate is within FINETUNE_AUTO_APPROVE_USD, else asks an approver."""
     return _launch(inv, version, provider, base_model, method, key, **hyperparameters)
@@ -89,7 +94,9 @@ def jobs_launch(inv: Invocation, version, provider, base_model, method, key, **h
 @click.argument("provider", type=PROVIDERS)
 @click.argument("base_model")
 @launch_options
-def launch_command(inv: Invocation, version, provider, base_model, method, key, **hyperparameters):
+def launch_command(
+    inv: Invocation, version: str, provider: str, base_model: str, method: str, key: str | None, **hyperparameters: Any
+) -> LaunchResult:
     """The short form of `jobs launch`: VERSION PROVIDER BASE_MODEL."""
     return _launch(inv, version, provider, base_model, method, key, **hyperparameters)
 
@@ -98,7 +105,7 @@ def launch_command(inv: Invocation, version, provider, base_model, method, key, 
 @click.argument("job_id")
 @json_option
 @click.pass_obj
-def jobs_show(inv: Invocation, job_id: str):
+def jobs_show(inv: Invocation, job_id: str) -> JobDetail:
     """Show JOB_ID: state, provider status, estimated cost, trained model, error, and its latest losses."""
     return jobs.job_detail(inv.store, job_id)
 
@@ -107,7 +114,7 @@ def jobs_show(inv: Invocation, job_id: str):
 @click.argument("job_id")
 @json_option
 @click.pass_obj
-def jobs_events(inv: Invocation, job_id: str):
+def jobs_events(inv: Invocation, job_id: str) -> JobEvents:
     """List JOB_ID's status changes, provider messages and step metrics, oldest first."""
     return jobs.job_events(inv.store, job_id)
 
@@ -116,7 +123,7 @@ def jobs_events(inv: Invocation, job_id: str):
 @click.argument("job_id")
 @json_option
 @click.pass_obj
-def jobs_cancel(inv: Invocation, job_id: str):
+def jobs_cancel(inv: Invocation, job_id: str) -> Job:
     """Cancel JOB_ID at its provider (or before it reaches one)."""
     return jobs.cancel_job(inv.services, job_id=job_id, actor=inv.actor)
 
@@ -129,12 +136,12 @@ job_command.short_help = "Show one job (same as `jobs show`)."
 @click.command("approvals", context_settings=CONTEXT, short_help="Approval requests waiting for a decision.")
 @json_option
 @click.pass_obj
-def approvals_command(inv: Invocation):
+def approvals_command(inv: Invocation) -> ApprovalList:
     """List pending approval requests, oldest first."""
     return approvals.pending(inv.store)
 
 
-def _decide(approve: bool):
+def _decide(approve: bool) -> click.Command:
     verb = "approve" if approve else "reject"
 
     @click.command(verb, context_settings=CONTEXT, short_help=f"{verb.capitalize()} an approval request (approvers).")
@@ -142,7 +149,7 @@ def _decide(approve: bool):
     @click.option("--reason", help="Why, for the record.")
     @json_option
     @click.pass_obj
-    def decide(inv: Invocation, approval_id: str, reason: str | None):
+    def decide(inv: Invocation, approval_id: str, reason: str | None) -> Approval:
         return actions.decide(inv.services, approval_id=approval_id, actor=inv.actor, approve=approve, reason=reason)
 
     decide.help = f"{verb.capitalize()} APPROVAL_ID. Approvers are admins, and not the requester when four-eyes is on."
@@ -152,4 +159,12 @@ def _decide(approve: bool):
 approve_command = _decide(True)
 reject_command = _decide(False)
 
-SHARED_JOB_COMMANDS = (jobs_group, launch_command, job_command, approvals_command, approve_command, reject_command)
+SHARED: tuple[click.Command, ...] = (
+    jobs_group,
+    launch_command,
+    job_command,
+    approvals_command,
+    approve_command,
+    reject_command,
+)
+TERMINAL: tuple[click.Command, ...] = ()

@@ -13,9 +13,10 @@ import logging
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.blocks import render_message
-from core.platform import outbox
-from core.platform.store import Store
+from bot.slack.blocks import render_message
+from core.platform import Store, outbox
+from core.platform.scheduler import record_run
+from core.services import Services
 
 log = logging.getLogger(__name__)
 
@@ -39,9 +40,12 @@ def deliver_due(store: Store, client: WebClient, *, default_channel: str | None,
     return delivered
 
 
-def _send(store: Store, client: WebClient, message: outbox.OutboxMessage, default_channel: str | None):
+def _send(
+    store: Store, client: WebClient, message: outbox.OutboxMessage, default_channel: str | None
+) -> tuple[str, str]:
     existing = outbox.message_ref(store, message.message_key)
-    text, blocks = render_message(message)
+    rendered = render_message(message)
+    text, blocks = rendered.text, rendered.blocks
     try:
         if existing is not None:
             response = client.chat_update(channel=existing.channel, ts=existing.ts, text=text, blocks=blocks)
@@ -53,15 +57,14 @@ def _send(store: Store, client: WebClient, message: outbox.OutboxMessage, defaul
     except SlackApiError as exc:
         error = exc.response.get("error") if exc.response is not None else None
         request_id = exc.response.headers.get("x-slack-req-id") if exc.response is not None else None
-        raise DeliveryFailed(f"Slack answered {error or exc.response.status_code} (request {request_id})") from exc
+        status = exc.response.status_code if exc.response is not None else None
+        raise DeliveryFailed(f"Slack answered {error or status} (request {request_id})") from exc
     except (SlackClientError, OSError) as exc:  # connection refused, timeouts, DNS
         raise DeliveryFailed(f"Slack unreachable: {exc.__class__.__name__}: {exc}") from exc
     return response["channel"], response["ts"]
 
 
-def deliver_outbox_job(store: Store, client: WebClient, default_channel: str | None) -> None:
+def deliver_outbox_job(svc: Services, client: WebClient) -> None:
     """Scheduler entry point (module-level so APScheduler can name it)."""
-    from core.platform.scheduler import record_run
-
-    delivered = deliver_due(store, client, default_channel=default_channel)
-    record_run(store, "outbox", detail=f"delivered {delivered}")
+    delivered = deliver_due(svc.store, client, default_channel=svc.settings.slack_channel)
+    record_run(svc.store, "outbox", detail=f"delivered {delivered}")

@@ -1,21 +1,34 @@
-"""Data commands of the shared grammar: ingest, curate, version, export and validate datasets.
+"""Data commands: list and show dataset versions, validate exports; in a terminal, ingest, build, export, diff.
 
-`datasets`, `dataset` and `validate` work in Slack and the terminal; the `data`
-group reads and writes files on this machine, so it is terminal-only.
+Commands that read or write files on this machine (ingest, export, validate FILE)
+are terminal-only: a Slack user must not make the server read its files.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import click
 
-from bot.grammar import CONTEXT, Invocation, json_option
-from core.data import datasets, exports, feedback
+from bot.commands import CONTEXT, Invocation, json_option
+from core.data import (
+    DatasetList,
+    DatasetValidation,
+    DatasetVersion,
+    ExportResult,
+    IngestReport,
+    ValidationReport,
+    VersionDiff,
+    datasets,
+    exports,
+    feedback,
+)
+from core.vocabulary import ExportTarget, values
 
 
-def _split_list(values: tuple[str, ...]) -> list[str]:
-    return [part.strip() for value in values for part in value.split(",") if part.strip()]
+def _split_list(given: tuple[str, ...]) -> list[str]:
+    return [part.strip() for value in given for part in value.split(",") if part.strip()]
 
 
 def _split_ratio(text: str | None) -> tuple[float, float, float] | None:
@@ -27,10 +40,10 @@ def _split_ratio(text: str | None) -> tuple[float, float, float] | None:
         raise click.BadParameter(f"{text!r} is not three numbers, e.g. 0.8,0.1,0.1", param_hint="'--split'") from None
     if len(parts) != 3:
         raise click.BadParameter("give train,validation,test shares, e.g. 0.8,0.1,0.1", param_hint="'--split'")
-    return parts  # type: ignore[return-value]
+    return parts
 
 
-TARGET = click.Choice(list(exports.DEFAULT_MODELS))
+TARGET = click.Choice(values(ExportTarget))
 
 
 # Shared with Slack ------------------------------------------------------------------------------
@@ -39,7 +52,7 @@ TARGET = click.Choice(list(exports.DEFAULT_MODELS))
 @click.command("datasets", context_settings=CONTEXT, short_help="List datasets and their latest versions.")
 @json_option
 @click.pass_obj
-def datasets_command(inv: Invocation):
+def datasets_command(inv: Invocation) -> DatasetList:
     """List every dataset with its number of versions and its latest version's size."""
     return datasets.list_datasets(inv.store)
 
@@ -48,7 +61,7 @@ def datasets_command(inv: Invocation):
 @click.argument("version")
 @json_option
 @click.pass_obj
-def dataset_command(inv: Invocation, version: str):
+def dataset_command(inv: Invocation, version: str) -> DatasetVersion:
     """Show VERSION (`name@N`, or `name` for its latest): recipe, counts per split and agent, stats, redactions."""
     return datasets.get_version(inv.store, version)
 
@@ -59,7 +72,7 @@ def dataset_command(inv: Invocation, version: str):
 @click.option("--model", help="Base model whose limits apply (default: the target's default model).")
 @json_option
 @click.pass_obj
-def validate_command(inv: Invocation, version: str, target: str, model: str | None):
+def validate_command(inv: Invocation, version: str, target: str, model: str | None) -> DatasetValidation:
     """Export VERSION for TARGET if needed, then check every line against the provider's rules."""
     return exports.validate_dataset(
         inv.store, version=version, target=target, model=model, actor=inv.actor, data_dir=inv.settings.data_dir,
@@ -67,14 +80,14 @@ def validate_command(inv: Invocation, version: str, target: str, model: str | No
     )  # fmt: skip
 
 
-SHARED_DATA_COMMANDS = (datasets_command, dataset_command, validate_command)
+SHARED: tuple[click.Command, ...] = (datasets_command, dataset_command, validate_command)
 
 
 # Terminal only -----------------------------------------------------------------------------------
 
 
 @click.group("data", context_settings=CONTEXT, short_help="Ingest feedback; build, export and validate datasets.")
-def data_group():
+def data_group() -> None:
     """Feedback files in, validated provider files out."""
 
 
@@ -86,7 +99,9 @@ def data_group():
 @click.option("--no-redact", is_flag=True, help="Keep PII at ingest (exports are redacted regardless).")
 @json_option
 @click.pass_obj
-def ingest_command(inv: Invocation, file: Path, fmt, field_map, skip_invalid: bool, no_redact: bool):
+def ingest_command(
+    inv: Invocation, file: Path, fmt: str | None, field_map: str | None, skip_invalid: bool, no_redact: bool
+) -> IngestReport:
     """Ingest FILE in one transaction: a bad line rejects the whole file (unless --skip-invalid)."""
     with inv.progress(f"Ingesting {file.name}") as progress:
         return feedback.ingest_file(
@@ -117,7 +132,7 @@ data_group.add_command(dataset_command, "show")
 @click.option("--no-dedupe", is_flag=True, help="Keep exact and near duplicates.")
 @json_option
 @click.pass_obj
-def build_command(inv: Invocation, name: str, **options):
+def build_command(inv: Invocation, name: str, **options: Any) -> DatasetVersion:
     """Select feedback with the filters, drop duplicates, score, split by agent, and record a version."""
     filters = datasets.DatasetFilters(
         agents=_split_list(options["agents"]), intents=_split_list(options["intents"]),
@@ -140,7 +155,7 @@ def build_command(inv: Invocation, name: str, **options):
 @click.option("--epochs", type=int, help="Epochs for the cost estimate (default 1).")
 @json_option
 @click.pass_obj
-def export_command(inv: Invocation, version: str, target: str, model: str | None, epochs: int | None):
+def export_command(inv: Invocation, version: str, target: str, model: str | None, epochs: int | None) -> ExportResult:
     """Write VERSION's splits for TARGET (always redacted) with metadata.json: counts, tokens, cost, redactions."""
     with inv.progress(f"Exporting {version} for {target}") as progress:
         return exports.export_dataset(
@@ -155,7 +170,7 @@ def export_command(inv: Invocation, version: str, target: str, model: str | None
 @click.option("--model", help="Base model whose tokenizer and limits apply (default: the target's default model).")
 @json_option
 @click.pass_obj
-def validate_file_command(inv: Invocation, file: Path, target: str, model: str | None):
+def validate_file_command(inv: Invocation, file: Path, target: str, model: str | None) -> ValidationReport:
     """Check every line of FILE (in the store or not); exits 1 when there are errors."""
     return exports.validate_any_file(file, target=target, model=model, catalog=inv.services.catalog)
 
@@ -165,6 +180,9 @@ def validate_file_command(inv: Invocation, file: Path, target: str, model: str |
 @click.argument("b")
 @json_option
 @click.pass_obj
-def diff_command(inv: Invocation, a: str, b: str):
+def diff_command(inv: Invocation, a: str, b: str) -> VersionDiff:
     """What changed from version A to version B: examples added, removed, moved between splits; recipe and counts."""
     return datasets.diff_versions(inv.store, a, b)
+
+
+TERMINAL: tuple[click.Command, ...] = (data_group,)

@@ -1,0 +1,21 @@
+"""The two groups, assembled in one place from each capability's commands.
+
+`SLACK` is what `/finetune` offers: every capability's shared commands.
+`TERMINAL` is what `finetune` offers: the same commands, then the terminal-only
+ones (the long-running server commands last).
+"""
+
+from __future__ import annotations
+
+from bot.commands import data, make_grammar, platform, training
+
+SHARED = (*platform.SHARED, *data.SHARED, *training.SHARED)
+
+SLACK = make_grammar(*SHARED, help_text="finetune-ops in Slack.")
+TERMINAL = make_grammar(
+    *SHARED,
+    *data.TERMINAL,
+    *training.TERMINAL,
+    *platform.TERMINAL,
+    help_text="finetune-ops: feedback to fine-tuned models, with a human in the loop.",
+)

@@ -1,0 +1,81 @@
+"""Training results on a terminal: jobs, launches, events, approvals."""
+
+from __future__ import annotations
+
+from rich.console import Console
+
+from bot.terminal.output import render
+from core.platform import Approval, ApprovalList
+from core.training import Job, JobDetail, JobEvents, JobList, LaunchResult
+
+
+def _job_line(job: Job) -> str:
+    cost = f"${job.estimated_cost_usd:,.2f}" if job.estimated_cost_usd is not None else "cost unknown"
+    return f"{job.id}  {job.status}  {job.base_model} on {job.dataset_version} via {job.provider}  ({cost})"
+
+
+@render.register
+def _(result: Job, console: Console) -> None:
+    console.print(f"[bold]{_job_line(result)}[/bold]", highlight=False)
+    for label, value in (("provider job", result.provider_job_id), ("provider status", result.provider_status),
+                         ("detail", result.status_detail), ("model", result.model_id), ("error", result.error),
+                         ("approval", result.approval_id), ("hyperparameters", result.hyperparameters),
+                         ("requested", f"{result.created_at[:19]} by {result.requested_by}"),
+                         ("finished", result.finished_at)):  # fmt: skip
+        if value:
+            console.print(f"  {label}: {value}", highlight=False)
+
+
+@render.register
+def _(result: LaunchResult, console: Console) -> None:
+    if not result.created:
+        console.print("This key already launched a job; nothing new was started.")
+    render(result.job, console)
+    if result.approval is not None:
+        console.print(
+            f"Waiting for approval {result.approval.id}: an approver runs `finetune approve {result.approval.id}`."
+        )
+
+
+@render.register
+def _(result: JobList, console: Console) -> None:
+    if not result.jobs:
+        console.print("No jobs yet. Launch one: finetune jobs launch VERSION --provider P --base-model M")
+    for job in result.jobs:
+        console.print(_job_line(job), highlight=False)
+
+
+@render.register
+def _(result: JobEvents, console: Console) -> None:
+    for event in result.events:
+        metrics = ", ".join(f"{k} {v:g}" for k, v in (event.metrics or {}).items())
+        step = f"step {event.step} " if event.step is not None else ""
+        console.print(f"{event.at[:19]}  {event.kind:<8} {step}{event.message or ''}{metrics}", highlight=False)
+
+
+@render.register
+def _(result: ApprovalList, console: Console) -> None:
+    if not result.approvals:
+        console.print("No approvals waiting.")
+    for a in result.approvals:
+        cost = f"${a.estimated_cost_usd:,.2f}" if a.estimated_cost_usd is not None else "cost unknown"
+        console.print(
+            f"{a.id}  {a.action} {a.subject_id}  {cost}  by {a.requested_via}:{a.requested_by}  expires {(a.expires_at or 'never')[:19]}",
+            highlight=False,
+        )
+
+
+@render.register
+def _(result: Approval, console: Console) -> None:
+    console.print(
+        f"{result.id}: {result.status} by {result.decided_by}" + (f" ({result.reason})" if result.reason else ""),
+        highlight=False,
+    )
+
+
+@render.register
+def _(result: JobDetail, console: Console) -> None:
+    render(result.job, console)
+    for name, points in result.events.loss_series().items():
+        tail = ", ".join(f"{step}: {value:.3f}" for step, value in points[-5:])
+        console.print(f"  {name} (last steps): {tail}", highlight=False)

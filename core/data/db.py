@@ -1,0 +1,439 @@
+"""All of the data capability's SQL: feedback, datasets, their versions and examples, exports.
+
+Functions take the `Store` and plain values and return rows, ids or counts; the
+service modules (`feedback`, `datasets`, `exports`) decide what to do and hold
+the transactions (`store.write()`): every function here runs on the calling
+thread's connection, so inside a `write()` block it is part of that transaction.
+
+Building a version works in two temporary tables of the building connection:
+`pick` (one row per candidate example that survived the filters: its feedback
+id, agent, quality, split key, MinHash signature, whether it was dropped as a
+near duplicate, and later its split) and `bands` (the LSH band keys of each
+pick, to find near-duplicate candidates).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Iterator
+from typing import Any
+
+from core.platform.store import Store
+
+# ---------------------------------------------------------------- feedback
+
+FEEDBACK_COLUMNS = (
+    "id", "content_hash", "agent", "intent", "system_prompt", "input_messages", "ai_output", "final_output",
+    "rating", "model", "template", "latency_ms", "cost_usd", "user", "tags", "metadata", "acceptance",
+    "edit_ops", "redactions", "created_at", "ingested_at",
+)  # fmt: skip
+_INSERT_EVENT = (
+    f"INSERT OR IGNORE INTO feedback ({', '.join(FEEDBACK_COLUMNS)}) VALUES ({', '.join('?' * len(FEEDBACK_COLUMNS))})"
+)
+
+EventValues = tuple[Any, ...]
+"""One feedback row in `FEEDBACK_COLUMNS` order, ready to insert."""
+
+
+def event_values(row: dict[str, Any]) -> EventValues:
+    """A prepared event as the values of one feedback row (pure: runs in worker processes)."""
+    dumps = json.dumps
+    return (
+        row["id"], row["content_hash"], row["agent"], row["intent"], row["system_prompt"],
+        dumps(row["messages"], ensure_ascii=False), row["ai_output"], row["final_output"], row["rating"],
+        row["model"], row["template"], row["latency_ms"], row["cost_usd"], row["user"], dumps(row["tags"]),
+        dumps(row["metadata"], ensure_ascii=False, default=str), row["acceptance"], dumps(row["edit_ops"]),
+        dumps(row["redactions"]), row["created_at"], row["ingested_at"],
+    )  # fmt: skip
+
+
+def insert_new_events(store: Store, batch: list[EventValues]) -> bool:
+    """Insert a batch at once when every event in it is new; otherwise insert nothing and return False.
+
+    Must run inside a write transaction: a savepoint undoes the batch when some
+    event was already stored, so the caller can redo it one by one.
+    """
+    conn = store.db.conn
+    conn.execute("SAVEPOINT ingest_batch")
+    before = conn.total_changes
+    conn.executemany(_INSERT_EVENT, batch)
+    if conn.total_changes - before == len(batch):
+        conn.execute("RELEASE ingest_batch")
+        return True
+    conn.execute("ROLLBACK TO ingest_batch")
+    conn.execute("RELEASE ingest_batch")
+    return False
+
+
+def insert_event(store: Store, values: EventValues) -> bool:
+    """Insert one event; False when an event with its id is already stored."""
+    return bool(store.db.conn.execute(_INSERT_EVENT, values).rowcount)
+
+
+def stored_content_hash(store: Store, event_id: str) -> str | None:
+    """The content hash of the stored event `event_id`, or None when there is none."""
+    row = store.db.conn.execute("SELECT content_hash FROM feedback WHERE id = ?", (event_id,)).fetchone()
+    return None if row is None else str(row[0])
+
+
+def feedback_candidates(
+    store: Store,
+    *,
+    agents: list[str],
+    intents: list[str],
+    templates: list[str],
+    models: list[str],
+    tags: list[str],
+    since: str | None,
+    until: str | None,
+    min_rating: float | None,
+    min_acceptance: float | None,
+    edited_only: bool,
+) -> Iterator[dict[str, Any]]:
+    """Stream the feedback events that match, oldest first, with what curation reads of them."""
+    where, params = _feedback_where(
+        {"agent": agents, "intent": intents, "template": templates, "model": models},
+        tags=tags, since=since, until=until, min_rating=min_rating, min_acceptance=min_acceptance,
+        edited_only=edited_only,
+    )  # fmt: skip
+    sql = (
+        "SELECT rowid, id, agent, rating, input_messages, ai_output, final_output, redactions FROM feedback"
+        f"{where} ORDER BY created_at, id"
+    )
+    cursor = store.db.conn.execute(sql, params)
+    columns = [d[0] for d in cursor.description]
+    for row in cursor:
+        yield dict(zip(columns, row, strict=False))
+
+
+def _feedback_where(
+    any_of: dict[str, list[str]],
+    *,
+    tags: list[str],
+    since: str | None,
+    until: str | None,
+    min_rating: float | None,
+    min_acceptance: float | None,
+    edited_only: bool,
+) -> tuple[str, list[Any]]:
+    clauses: list[str] = []
+    params: list[Any] = []
+    for column, values in any_of.items():
+        if values:
+            clauses.append(f"{column} IN ({', '.join('?' * len(values))})")
+            params.extend(values)
+    if tags:
+        clauses.append(f"EXISTS (SELECT 1 FROM json_each(feedback.tags) WHERE value IN ({', '.join('?' * len(tags))}))")
+        params.extend(tags)
+    if since:
+        clauses.append("created_at >= ?")
+        params.append(since)
+    if until:
+        clauses.append("created_at < ?")
+        params.append(until)
+    if min_rating is not None:
+        clauses.append("rating >= ?")
+        params.append(min_rating)
+    if min_acceptance is not None:
+        clauses.append("acceptance >= ?")
+        params.append(min_acceptance)
+    if edited_only:
+        clauses.append("final_output IS NOT NULL AND final_output != ai_output")
+    return (" WHERE " + " AND ".join(clauses)) if clauses else "", params
+
+
+# ---------------------------------------------------------------- building a version (temporary tables)
+
+
+def start_picking(store: Store) -> None:
+    """Create empty `pick` and `bands` tables on this connection (dropping any left from before)."""
+    conn = store.db.conn
+    drop_picks(store)
+    conn.execute(
+        "CREATE TEMP TABLE pick (ord INTEGER PRIMARY KEY, feedback_id TEXT, agent TEXT, quality REAL,"
+        " skey TEXT, sig BLOB, dropped INTEGER DEFAULT 0)"
+    )
+    conn.execute("CREATE TEMP TABLE bands (band INTEGER, key INTEGER, ord INTEGER)")
+
+
+def drop_picks(store: Store) -> None:
+    conn = store.db.conn
+    conn.execute("DROP TABLE IF EXISTS temp.pick")
+    conn.execute("DROP TABLE IF EXISTS temp.bands")
+
+
+def add_band_keys(store: Store, ordinal: int, keys: Iterable[int]) -> None:
+    """Record pick `ordinal`'s LSH key of each band."""
+    store.db.conn.executemany(
+        "INSERT INTO bands VALUES (?, ?, ?)", [(band, key, ordinal) for band, key in enumerate(keys)]
+    )
+
+
+def add_pick(
+    store: Store, *, ordinal: int, feedback_id: str, agent: str, quality: float, split_key: str, sig: bytes | None
+) -> None:
+    store.db.conn.execute(
+        "INSERT INTO pick (ord, feedback_id, agent, quality, skey, sig) VALUES (?, ?, ?, ?, ?, ?)",
+        (ordinal, feedback_id, agent, quality, split_key, sig),
+    )
+
+
+def band_groups(store: Store) -> list[list[int]]:
+    """The ordinals of picks sharing a band key, one list per shared key."""
+    groups = store.db.conn.execute(
+        "SELECT group_concat(ord) FROM bands GROUP BY band, key HAVING count(*) > 1"
+    ).fetchall()
+    return [[int(o) for o in members.split(",")] for (members,) in groups]
+
+
+def kept_picks(store: Store, ordinals: list[int]) -> list[tuple[int, float, bytes]]:
+    """(ordinal, quality, signature) of the picks in `ordinals` not dropped yet, best quality first."""
+    rows = store.db.conn.execute(
+        f"SELECT ord, quality, sig FROM pick WHERE dropped = 0 AND ord IN ({','.join('?' * len(ordinals))})"
+        " ORDER BY quality DESC, ord",
+        ordinals,
+    ).fetchall()
+    return [(int(ordinal), float(quality), bytes(sig)) for ordinal, quality, sig in rows]
+
+
+def drop_pick(store: Store, ordinal: int) -> None:
+    store.db.conn.execute("UPDATE pick SET dropped = 1 WHERE ord = ?", (ordinal,))
+
+
+def kept_redactions(store: Store) -> Iterator[str | None]:
+    """The stored redaction counts (JSON) of every kept pick."""
+    for (redactions,) in store.db.conn.execute(
+        "SELECT f.redactions FROM pick p JOIN feedback f ON f.id = p.feedback_id WHERE p.dropped = 0"
+    ):
+        yield redactions
+
+
+def add_split_column(store: Store) -> None:
+    store.db.conn.execute("ALTER TABLE pick ADD COLUMN split TEXT")
+
+
+def kept_agents(store: Store) -> list[tuple[str, int]]:
+    """(agent, kept picks) per agent, by agent."""
+    rows = store.db.conn.execute(
+        "SELECT agent, count(*) FROM pick WHERE dropped = 0 GROUP BY agent ORDER BY agent"
+    ).fetchall()
+    return [(str(agent), int(n)) for agent, n in rows]
+
+
+def kept_ordinals_by_split_key(store: Store, agent: str) -> list[int]:
+    rows = store.db.conn.execute(
+        "SELECT ord FROM pick WHERE dropped = 0 AND agent = ? ORDER BY skey", (agent,)
+    ).fetchall()
+    return [int(ordinal) for (ordinal,) in rows]
+
+
+def set_splits(store: Store, assignments: list[tuple[str, int]]) -> None:
+    """Write (split, ordinal) pairs."""
+    store.db.conn.executemany("UPDATE pick SET split = ? WHERE ord = ?", assignments)
+
+
+def kept_content_hashes(store: Store) -> Iterator[tuple[str, str]]:
+    """(feedback content hash, split) of every kept pick, by content hash."""
+    yield from store.db.conn.execute(
+        "SELECT f.content_hash, p.split FROM pick p JOIN feedback f ON f.id = p.feedback_id"
+        " WHERE p.dropped = 0 ORDER BY f.content_hash"
+    )
+
+
+def kept_stats(store: Store) -> tuple[Any, ...]:
+    """(examples, mean and max completion chars, total chars, edited, mean acceptance, mean quality) of the kept picks."""
+    row: tuple[Any, ...] = store.db.conn.execute(
+        "SELECT count(*), avg(length(coalesce(f.final_output, f.ai_output))), max(length(coalesce(f.final_output, f.ai_output))),"
+        " sum(length(coalesce(f.final_output, f.ai_output)) + length(f.input_messages) + length(coalesce(f.system_prompt, ''))),"
+        " sum(f.final_output IS NOT NULL AND f.final_output != f.ai_output), avg(f.acceptance), avg(p.quality)"
+        " FROM pick p JOIN feedback f ON f.id = p.feedback_id WHERE p.dropped = 0"
+    ).fetchone()
+    return row
+
+
+# ---------------------------------------------------------------- datasets and versions
+
+
+def ensure_dataset(store: Store, *, name: str, description: str | None, created_by: str, created_at: str) -> str:
+    """The id of dataset `name`, created when it does not exist yet."""
+    row = store.db.execute("SELECT id FROM datasets WHERE name = ?", (name,)).fetchone()
+    if row:
+        return str(row[0])
+    store.db.table("datasets").insert(
+        {"id": name, "name": name, "description": description, "created_by": created_by, "created_at": created_at}
+    )
+    return name
+
+
+def version_with_hash(store: Store, dataset_id: str, content_hash: str) -> str | None:
+    row = store.db.execute(
+        "SELECT id FROM dataset_versions WHERE dataset_id = ? AND content_hash = ?", (dataset_id, content_hash)
+    ).fetchone()
+    return None if row is None else str(row[0])
+
+
+def next_version_number(store: Store, dataset_id: str) -> int:
+    latest = store.db.execute(
+        "SELECT max(version) FROM dataset_versions WHERE dataset_id = ?", (dataset_id,)
+    ).fetchone()
+    return int(latest[0] or 0) + 1
+
+
+def insert_version(
+    store: Store,
+    *,
+    version_id: str,
+    dataset_id: str,
+    number: int,
+    recipe_json: str,
+    seed: int,
+    counts_json: str,
+    stats_json: str,
+    content_hash: str,
+    redaction_report_json: str,
+    created_by: str,
+    created_at: str,
+) -> None:
+    """Record a version and its examples (the kept picks, with their splits)."""
+    store.db.table("dataset_versions").insert(
+        {
+            "id": version_id, "dataset_id": dataset_id, "version": number,
+            "filters": recipe_json, "split_seed": seed, "counts": counts_json,
+            "token_stats": stats_json, "content_hash": content_hash,
+            "redaction_report": redaction_report_json, "created_by": created_by, "created_at": created_at,
+        }
+    )  # fmt: skip
+    store.db.conn.execute(
+        "INSERT INTO dataset_examples (dataset_version_id, feedback_id, split, quality)"
+        " SELECT ?, feedback_id, split, quality FROM pick WHERE dropped = 0",
+        (version_id,),
+    )
+
+
+def version_exists(store: Store, version_id: str) -> bool:
+    return bool(store.scalar("SELECT 1 FROM dataset_versions WHERE id = ?", (version_id,)))
+
+
+def latest_version_id(store: Store, dataset_id: str) -> str | None:
+    latest = store.scalar(
+        "SELECT id FROM dataset_versions WHERE dataset_id = ? ORDER BY version DESC LIMIT 1", (dataset_id,)
+    )
+    return None if latest is None else str(latest)
+
+
+def recent_version_ids(store: Store, limit: int = 10) -> list[str]:
+    rows = store.query("SELECT id FROM dataset_versions ORDER BY created_at DESC LIMIT ?", (limit,))
+    return [str(row["id"]) for row in rows]
+
+
+def version_row(store: Store, version_id: str) -> dict[str, Any]:
+    """The stored row of an existing version."""
+    row: dict[str, Any] = store.query("SELECT * FROM dataset_versions WHERE id = ?", (version_id,))[0]
+    return row
+
+
+def dataset_summaries(store: Store) -> list[dict[str, Any]]:
+    """name, created_at, versions and latest_version of every dataset, by name."""
+    rows: list[dict[str, Any]] = store.query(
+        "SELECT d.name, d.created_at, count(v.id) AS versions, max(v.version) AS latest_version FROM datasets d"
+        " LEFT JOIN dataset_versions v ON v.dataset_id = d.id GROUP BY d.id ORDER BY d.name"
+    )
+    return rows
+
+
+def example_count(store: Store, version_id: str) -> int:
+    return int(store.scalar("SELECT count(*) FROM dataset_examples WHERE dataset_version_id = ?", (version_id,)))
+
+
+ExampleRow = tuple[str, str, str | None, str, str, str | None]
+"""(feedback id, agent, system prompt, input messages JSON, AI output, final output)."""
+
+
+def version_examples(store: Store, version_id: str, *, split: str | None = None) -> Iterator[ExampleRow]:
+    """Stream a version's examples, by feedback id."""
+    where, params = "e.dataset_version_id = ?", [version_id]
+    if split:
+        where += " AND e.split = ?"
+        params.append(split)
+    cursor = store.db.conn.execute(
+        "SELECT f.id, f.agent, f.system_prompt, f.input_messages, f.ai_output, f.final_output"
+        f" FROM dataset_examples e JOIN feedback f ON f.id = e.feedback_id WHERE {where} ORDER BY f.id",
+        params,
+    )
+    yield from cursor
+
+
+_ONLY_IN = (
+    "SELECT count(*) FROM dataset_examples x WHERE x.dataset_version_id = ? AND NOT EXISTS"
+    " (SELECT 1 FROM dataset_examples y WHERE y.dataset_version_id = ? AND y.feedback_id = x.feedback_id)"
+)
+
+
+def count_only_in(store: Store, version_id: str, other_id: str) -> int:
+    """Examples of `version_id` that `other_id` lacks."""
+    return int(store.db.conn.execute(_ONLY_IN, (version_id, other_id)).fetchone()[0])
+
+
+def sample_only_in(store: Store, version_id: str, other_id: str, limit: int) -> list[str]:
+    """The first `limit` feedback ids (by id) of examples of `version_id` that `other_id` lacks."""
+    sql = _ONLY_IN.replace("count(*)", "x.feedback_id") + " ORDER BY x.feedback_id LIMIT ?"
+    return [str(row[0]) for row in store.db.conn.execute(sql, (version_id, other_id, limit))]
+
+
+def kept_and_moved(store: Store, a: str, b: str) -> tuple[int, int]:
+    """Examples in both versions, and how many of those changed split."""
+    kept, moved = store.db.conn.execute(
+        "SELECT count(*), sum(x.split != y.split) FROM dataset_examples x JOIN dataset_examples y"
+        " ON y.feedback_id = x.feedback_id AND y.dataset_version_id = ? WHERE x.dataset_version_id = ?",
+        (b, a),
+    ).fetchone()
+    return int(kept), int(moved or 0)
+
+
+# ---------------------------------------------------------------- exports
+
+
+def save_export(
+    store: Store,
+    *,
+    version_id: str,
+    target: str,
+    model: str,
+    directory: str,
+    metadata_json: str,
+    created_by: str,
+    created_at: str,
+) -> None:
+    """Record an export (replacing an earlier one of the same version, target and model, and its validation)."""
+    store.db.table("dataset_exports").upsert(
+        {
+            "dataset_version_id": version_id, "target": target, "model": model, "directory": directory,
+            "metadata": metadata_json, "validation": None, "created_by": created_by, "created_at": created_at,
+        },
+        pk=("dataset_version_id", "target", "model"),
+    )  # fmt: skip
+
+
+def export_metadata(store: Store, *, version_id: str, target: str, model: str) -> str | None:
+    """The stored export's metadata (JSON), or None when there is no such export."""
+    rows = store.query(
+        "SELECT metadata FROM dataset_exports WHERE dataset_version_id = ? AND target = ? AND model = ?",
+        (version_id, target, model),
+    )
+    return str(rows[0]["metadata"]) if rows else None
+
+
+def export_validation(store: Store, *, version_id: str, target: str, model: str) -> str | None:
+    """The stored export's validation (JSON), or None when there is no such export or it was not validated."""
+    rows = store.query(
+        "SELECT validation FROM dataset_exports WHERE dataset_version_id = ? AND target = ? AND model = ?",
+        (version_id, target, model),
+    )
+    return str(rows[0]["validation"]) if rows and rows[0]["validation"] else None
+
+
+def save_export_validation(store: Store, *, version_id: str, target: str, model: str, validation_json: str) -> None:
+    store.db.execute(
+        "UPDATE dataset_exports SET validation = ? WHERE dataset_version_id = ? AND target = ? AND model = ?",
+        (validation_json, version_id, target, model),
+    )
