@@ -117,8 +117,10 @@ def run_forwarding_signals(cmd: list[str]) -> int:
     SIGINT makes a server skip its graceful shutdown); and a SIGTERM sent to this script reaches it
     instead of leaving it running without a parent.
     """
-    options = {"process_group": 0} if os.name == "posix" else {}
-    child = subprocess.Popen(cmd, cwd=ROOT, **options)
+    if os.name == "posix":
+        child = subprocess.Popen(cmd, cwd=ROOT, process_group=0)
+    else:  # pragma: no cover - no process groups
+        child = subprocess.Popen(cmd, cwd=ROOT)
 
     def forward(signum: int, _frame: object) -> None:
         if child.poll() is None:

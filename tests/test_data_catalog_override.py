@@ -8,6 +8,7 @@ override were ignored anywhere on the way (including in validation's worker proc
 import json
 import math
 from pathlib import Path
+from typing import TypedDict
 
 import pytest
 import tiktoken
@@ -25,6 +26,12 @@ ACTOR = cli_actor()
 OPENAI = "gpt-4o-mini-2024-07-18"
 NOVA = "amazon.nova-micro-v1:0"
 TEXT = "Please summarise the meeting notes for the release team. " * 20
+
+
+class _TrainingSet(TypedDict):
+    base_model: str
+    n_train: int
+    mean_tokens: float
 
 
 def app_catalog(tmp_path: Path, models: dict | None = None):
@@ -124,7 +131,7 @@ def test_an_export_counts_with_the_overridden_tokenizer(store, settings, version
 
 def test_an_overridden_range_changes_suggestions_and_checks(tmp_path, bundled):
     narrow = app_catalog(tmp_path, {NOVA: {"hyperparameters": {"epochs": {"min": 1, "max": 3, "integer": True}}}})
-    small_set = {"base_model": NOVA, "n_train": 10, "mean_tokens": 300}
+    small_set: _TrainingSet = {"base_model": NOVA, "n_train": 10, "mean_tokens": 300}
     assert suggest_hyperparameters(**small_set, catalog=bundled).epochs == 5
     suggestion = suggest_hyperparameters(**small_set, catalog=narrow)
     assert suggestion.epochs == 3 and suggestion.ranges["epochs"].max == 3

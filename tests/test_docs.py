@@ -8,8 +8,8 @@ from mcp import Client
 
 from bot.cli import CLI
 from bot.slack.app import GRAMMAR
-from core.services import build_services
 from core.platform.settings import Settings
+from core.services import build_services
 from mcp_server.server import build_server
 from tests.conftest import ROOT
 
@@ -17,7 +17,9 @@ README = (ROOT / "README.md").read_text()
 
 
 def test_readme_opens_with_the_two_commands():
-    first_block = re.search(r"```bash\n(.*?)```", README, re.S).group(1)
+    opening = re.search(r"```bash\n(.*?)```", README, re.S)
+    assert opening is not None, "the README opens with a bash block"
+    first_block = opening.group(1)
     assert "python3 dev.py serve" in first_block and "python3 dev.py test" in first_block
     assert "python3 dev.py test" in (ROOT / ".ci" / "run").read_text()
 

@@ -1,4 +1,5 @@
 import json
+from typing import TypedDict
 
 import pytest
 
@@ -7,6 +8,12 @@ from core.catalog.pricing import CostEstimate, estimate_cost, usd_for
 from core.errors import InvalidInput
 
 CATALOG = load_catalog()
+
+
+class _Job(TypedDict):
+    base_model: str
+    training_tokens: int
+    epochs: int
 
 
 def test_openai_bills_trained_tokens_times_epochs():
@@ -110,7 +117,7 @@ def test_an_override_file_changes_the_estimate(tmp_path):
                                                       "price_as_of": "2026-12-20"}},
     }))  # fmt: skip
     catalog = load_catalog(override=path)
-    job = {"base_model": "amazon.nova-micro-v1:0", "training_tokens": 1_000_000, "epochs": 2}
+    job: _Job = {"base_model": "amazon.nova-micro-v1:0", "training_tokens": 1_000_000, "epochs": 2}
     bundled, overridden = estimate_cost(**job, catalog=CATALOG), estimate_cost(**job, catalog=catalog)
     assert (bundled.usd, overridden.usd) == (2.0, 4.0)
     assert overridden.price_as_of == "2026-12-24"

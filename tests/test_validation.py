@@ -2,6 +2,7 @@
 
 import io
 import json
+from typing import Any
 
 import pytest
 
@@ -10,6 +11,7 @@ from core.data import validation
 from core.data.targets import TARGETS
 from core.data.validation import MAX_KEPT_ERRORS, validate_file, validate_lines
 from core.errors import InvalidInput
+from core.vocabulary import ExportTarget
 
 CATALOG = load_catalog()
 OPENAI = "gpt-4o-mini-2024-07-18"
@@ -19,7 +21,7 @@ ANSWER = {"role": "assistant", "content": "It ships today."}
 IMAGE = {"image": {"format": "png", "source": {"s3Location": {"uri": "s3://bucket/a.png"}}}}
 VIDEO = {"video": {"format": "mp4", "source": {"s3Location": {"uri": "s3://bucket/a.mp4"}}}}
 
-VALID = {
+VALID: dict[str, dict[str, Any]] = {
     "openai": {"messages": [{"role": "system", "content": "Be brief."}, USER, ANSWER]},
     "openai-dpo": {
         "input": {"messages": [USER]},
@@ -349,8 +351,8 @@ def test_file_level_rules(target, count, kind):
 
 
 def test_nova_has_an_upper_bound(monkeypatch):
-    assert TARGETS["bedrock-nova"].rules.max_examples == 20_000
-    monkeypatch.setattr(TARGETS["bedrock-nova"].rules, "max_examples", 9)
+    assert TARGETS[ExportTarget.BEDROCK_NOVA].rules.max_examples == 20_000
+    monkeypatch.setattr(TARGETS[ExportTarget.BEDROCK_NOVA].rules, "max_examples", 9)
     report = validate_lines([json.dumps(VALID["bedrock-nova"])] * 10, target="bedrock-nova", catalog=CATALOG)
     assert [(i.line, i.kind) for i in report.errors] == [(None, "too_many_examples")]
 
@@ -392,7 +394,7 @@ def test_summary_counts_every_issue_and_keeps_the_first_thousand():
 
 
 def test_file_level_issues_are_kept_first_even_past_the_cap(monkeypatch):
-    monkeypatch.setattr(TARGETS["bedrock-nova"].rules, "max_examples", 1_000)
+    monkeypatch.setattr(TARGETS[ExportTarget.BEDROCK_NOVA].rules, "max_examples", 1_000)
     report = validate_lines(["nope"] * 1_500, target="bedrock-nova", catalog=CATALOG)
     assert (report.errors[0].line, report.errors[0].kind) == (None, "too_many_examples")
     assert len(report.errors) == MAX_KEPT_ERRORS and report.error_count == 1_501
@@ -410,6 +412,7 @@ def test_wrong_target_model_or_arguments_are_refused(tmp_path):
     unknown = validate_lines(
         [json.dumps(VALID["openai"])] * 10, target="openai", model="gpt-9-preview", catalog=CATALOG
     )
+    assert unknown.token_stats is not None
     assert unknown.ok and unknown.token_stats.exact is False
 
 
@@ -437,9 +440,14 @@ def _mixed_file(path):
 def test_worker_processes_give_the_same_report_as_one_process(tmp_path, monkeypatch):
     monkeypatch.setattr(validation, "BLOCK_BYTES", 4_096)  # many blocks, some shorter than a line
     path = _mixed_file(tmp_path / "mixed.jsonl")
-    pools = []
+    pools: list[int] = []
     in_workers = validation._check_in_workers
-    monkeypatch.setattr(validation, "_check_in_workers", lambda *args: pools.append(args[2]) or in_workers(*args))
+
+    def recording_check_in_workers(*args: Any) -> Any:
+        pools.append(args[2])
+        return in_workers(*args)
+
+    monkeypatch.setattr(validation, "_check_in_workers", recording_check_in_workers)
     single = validate_file(path, target="openai", model=OPENAI, workers=1, catalog=CATALOG)
     parallel = validate_file(path, target="openai", model=OPENAI, workers=2, catalog=CATALOG)
     assert pools == [2] and parallel == single

@@ -114,7 +114,7 @@ def _mcp_tools() -> list[Any]:
     from mcp_server.server import build_server
 
     with tempfile.TemporaryDirectory() as folder:
-        services = build_services(Settings(_env_file=None, data_dir=Path(folder)))  # type: ignore[call-arg]
+        services = build_services(Settings(_env_file=None, data_dir=Path(folder)))
 
         async def listing() -> list[Any]:
             async with Client(build_server(services)) as client:
@@ -178,7 +178,11 @@ def render(readme: str) -> str:
         if not pattern.search(readme):
             raise SystemExit(f"README.md has no <!-- {name}:start --> ... <!-- {name}:end --> block")
         table = make()
-        readme = pattern.sub(lambda match, table=table: f"{match.group(1)}{table}\n{match.group(2)}", readme)
+
+        def replace(match: re.Match[str], table: str = table) -> str:
+            return f"{match.group(1)}{table}\n{match.group(2)}"
+
+        readme = pattern.sub(replace, readme)
     return readme
 
 
