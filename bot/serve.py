@@ -37,6 +37,7 @@ from core.errors import Conflict, InvalidInput
 from core.platform import Settings
 from core.platform.scheduler import add_interval_job, build_scheduler, heartbeat, poll_jobs
 from core.services import Services
+from core.training import jobs
 from mcp_server.server import build_server
 
 if TYPE_CHECKING:
@@ -182,6 +183,7 @@ def build_app(services: Services) -> Starlette:
                 scheduler, keep_socket_mode_connected, job_id="socket_mode", seconds=30, args=(slack.socket_handler,)
             )
         async with mcp.session_manager.run():
+            await asyncio.to_thread(jobs.release_submissions, services)
             scheduler.start()
             _announce(settings, slack)
             try:

@@ -53,6 +53,7 @@ def test_openai_entries_match_the_fine_tuning_api():
         assert (info.hyperparameters["batch_size"].min, info.hyperparameters["batch_size"].max) == (1, 256)
         assert info.hyperparameters["learning_rate_multiplier"].exclusive_min
         assert info.provider_name("epochs") == "n_epochs"
+        assert info.new_jobs_stop_on is not None
         assert info.new_jobs_stop_on.isoformat() == "2027-01-06"
     dpo = {m for m in OPENAI if CATALOG.models[m].supports_dpo}
     assert dpo == {"gpt-4.1-2025-04-14", "gpt-4.1-mini-2025-04-14", "gpt-4.1-nano-2025-04-14"}
@@ -71,6 +72,7 @@ def test_bedrock_entries_match_the_documented_ranges():
         assert (hp["warmup_steps"].min, hp["warmup_steps"].max) == (0, 100)
         assert "batch_size" not in hp
         assert info.provider_name("warmup_steps") == "learningRateWarmupSteps"
+        assert info.provider_model_id is not None
         assert info.provider_model_id.startswith(model_id + ":")
     for model_id in LLAMA:
         hp = CATALOG.models[model_id].hyperparameters
@@ -127,6 +129,7 @@ def test_unknown_model_names_the_id_and_lists_the_known_ones():
     assert CATALOG.get("no-such-model") is None
     with pytest.raises(InvalidInput) as err:
         CATALOG.require("no-such-model")
+    assert err.value.hint is not None
     assert "no-such-model" in str(err.value) and "amazon.nova-micro-v1:0" in err.value.hint
 
 

@@ -74,4 +74,6 @@ def test_catalog_lists_come_from_the_vocabulary():
 def test_an_unknown_target_is_refused_naming_every_valid_one():
     with pytest.raises(InvalidInput) as caught:
         require_target("vertex")
-    assert all(name in caught.value.hint for name in values(ExportTarget))
+    hint = caught.value.hint
+    assert hint is not None
+    assert all(name in hint for name in values(ExportTarget))

@@ -95,6 +95,7 @@ def test_quality_floor_and_empty_selection(loaded):
 def test_bad_names_and_recipes_are_explained(loaded):
     with pytest.raises(InvalidInput) as caught:
         datasets.build_dataset(loaded, name="Bad Name", actor=ACTOR)
+    assert caught.value.hint is not None
     assert "lowercase" in caught.value.hint
     with pytest.raises(ValueError):
         Recipe(split=(0.5, 0.2, 0.2))
@@ -118,4 +119,5 @@ def test_unknown_version_lists_the_known_ones(loaded):
     datasets.build_dataset(loaded, name="d", actor=ACTOR)
     with pytest.raises(NotFound) as caught:
         datasets.get_version(loaded, "d@9")
+    assert caught.value.hint is not None
     assert "d@1" in caught.value.hint

@@ -108,9 +108,9 @@ def test_validate_dataset_stores_its_report(store, settings, version):
     result = exports.validate_dataset(
         store, version=version.id, target="bedrock-claude", actor=ACTOR, data_dir=settings.data_dir, catalog=CATALOG
     )
-    assert result.ok and set(result.reports) == set(
-        exports.get_export(store, version=version.id, target="bedrock-claude").files
-    )
+    exported = exports.get_export(store, version=version.id, target="bedrock-claude")
+    assert exported is not None
+    assert result.ok and set(result.reports) == set(exported.files)
     stored = exports.stored_validation(store, version="d", target="bedrock-claude")
     assert stored == result
 
@@ -118,6 +118,7 @@ def test_validate_dataset_stores_its_report(store, settings, version):
 def test_unknown_target_names_the_valid_ones(store, settings, version):
     with pytest.raises(InvalidInput) as caught:
         export(store, settings, version, "gemini")
+    assert caught.value.hint is not None
     assert "openai-dpo" in caught.value.hint
 
 
@@ -126,6 +127,7 @@ def test_dpo_without_edited_examples_explains_what_to_do(store, settings):
     version = datasets.build_dataset(store, name="unedited", actor=ACTOR)
     with pytest.raises(InvalidInput) as caught:
         export(store, settings, version, "openai-dpo")
+    assert caught.value.hint is not None
     assert "--edited-only" in caught.value.hint
 
 

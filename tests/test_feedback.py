@@ -44,6 +44,7 @@ def test_a_bad_line_rejects_the_whole_file_and_names_line_field_and_fix(store, t
     error = caught.value.report.errors[0]
     assert (error.line, error.field) == (4, "rating")
     assert "9 is not a rating" in error.message and "1 to 5" in error.hint
+    assert caught.value.hint is not None
     assert "--skip-invalid" in caught.value.hint
     assert store.scalar("SELECT count(*) FROM feedback") == 0
 

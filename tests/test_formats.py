@@ -1,6 +1,7 @@
 """Every export target gets the row its provider documents, and every row validates."""
 
 import json
+from typing import Any
 
 import pytest
 
@@ -42,6 +43,13 @@ RAGGED = Example(
 NO_USER = Example(id="ex-no-user", system="Write the daily digest.", messages=(), output="Digest: all green.")
 
 
+def row_for(example: Example, target: str) -> dict[str, Any]:
+    """`to_row` for an example that has a row in `target`."""
+    row = to_row(example, target)
+    assert row is not None, (example.id, target)
+    return row
+
+
 def test_every_target_has_a_converter():
     assert all(callable(spec.converter) for spec in TARGETS.values())
     assert {spec.family for spec in TARGETS.values()} == {"openai", "nova", "claude", "llama", "hf"}
@@ -57,7 +65,7 @@ def test_openai_keeps_the_conversation_and_trains_on_the_final_text():
             {"role": "assistant", "content": "Release 1.2 is out: faster exports."},
         ]
     }
-    assert to_row(UNEDITED, "openai")["messages"][-1] == {"role": "assistant", "content": "We agreed to ship."}
+    assert row_for(UNEDITED, "openai")["messages"][-1] == {"role": "assistant", "content": "We agreed to ship."}
 
 
 def test_dpo_prefers_the_edit_and_skips_unedited_examples():
@@ -89,7 +97,7 @@ def test_nova_rows_follow_the_bedrock_conversation_schema():
             {"role": "assistant", "content": [{"text": "Release 1.2 is out: faster exports."}]},
         ],
     }
-    assert "system" not in to_row(UNEDITED, "bedrock-nova")
+    assert "system" not in row_for(UNEDITED, "bedrock-nova")
 
 
 def test_alternating_targets_merge_turns_and_start_with_the_user():
@@ -101,8 +109,8 @@ def test_alternating_targets_merge_turns_and_start_with_the_user():
     assert to_row(RAGGED, "hf-chat") == {
         "messages": [{"role": "system", "content": "You help the support team."}, *expected]
     }
-    assert [m["role"] for m in to_row(RAGGED, "bedrock-nova")["messages"]] == ["user", "assistant"]
-    assert to_row(RAGGED, "openai")["messages"][1] == {"role": "assistant", "content": "How can I help?"}
+    assert [m["role"] for m in row_for(RAGGED, "bedrock-nova")["messages"]] == ["user", "assistant"]
+    assert row_for(RAGGED, "openai")["messages"][1] == {"role": "assistant", "content": "How can I help?"}
 
 
 def test_llama_renders_the_llama3_template_into_the_prompt():
@@ -122,7 +130,7 @@ def test_llama_renders_the_llama3_template_into_the_prompt():
 def test_examples_that_a_target_cannot_express_have_no_row():
     for target in ("bedrock-nova", "bedrock-claude", "bedrock-llama", "hf-chat"):
         assert to_row(NO_USER, target) is None, target
-    assert to_row(NO_USER, "openai")["messages"][-1]["content"] == "Digest: all green."
+    assert row_for(NO_USER, "openai")["messages"][-1]["content"] == "Digest: all green."
     blank = Example(id="blank", messages=UNEDITED.messages, output="   ")
     assert all(to_row(blank, target) is None for target in TARGETS)
 
@@ -153,6 +161,7 @@ def test_every_targets_rows_validate_cleanly(target, with_model):
     report = validate_lines([json.dumps(row) for row in rows], target=target, model=model, catalog=CATALOG)
     assert report.errors == [] and report.ok, report.errors
     assert report.valid_examples == len(rows) == (10 if target == "openai-dpo" else 15)
+    assert report.token_stats is not None
     assert report.token_stats.exact is (with_model and target.startswith("openai"))
     assert report.token_stats.total == sum(
         count_row_tokens(row, target=target, model=model, catalog=CATALOG) for row in rows

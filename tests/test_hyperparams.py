@@ -20,11 +20,11 @@ def test_every_suggestion_lies_inside_the_documented_ranges(model_id, method):
             s = suggest_hyperparameters(
                 base_model=model_id, n_train=n_train, mean_tokens=mean_tokens, method=method, catalog=CATALOG
             )
-            chosen = {
+            offered = {
                 "epochs": s.epochs, "batch_size": s.batch_size, "learning_rate": s.learning_rate,
                 "learning_rate_multiplier": s.learning_rate_multiplier, "warmup_steps": s.warmup_steps, **s.extra,
             }  # fmt: skip
-            chosen = {name: value for name, value in chosen.items() if value is not None}
+            chosen = {name: value for name, value in offered.items() if value is not None}
             case = f"{model_id} {method} n={n_train} tokens={mean_tokens}"
             assert set(chosen) == set(s.ranges), case
             for name, value in chosen.items():
@@ -66,6 +66,7 @@ def test_local_batch_fits_long_examples_in_memory():
     long = suggest_hyperparameters(
         base_model="HuggingFaceTB/SmolLM2-135M-Instruct", n_train=1_000, mean_tokens=3000, catalog=CATALOG
     )
+    assert long.batch_size is not None and short.batch_size is not None
     assert long.batch_size < short.batch_size
 
 
@@ -119,6 +120,7 @@ def test_local_lora_extras():
     )
     assert s.extra["lora_alpha"] == 2 * s.extra["lora_r"]
     assert s.provider_values["r"] == str(s.extra["lora_r"])
+    assert s.learning_rate is not None
     assert 1e-5 <= s.learning_rate <= 5e-4
 
 

@@ -79,6 +79,20 @@ def test_over_budget_waits_for_another_approver(tmp_path, store, registry, versi
         actions.decide(svc(store, settings, registry), approval_id=result.approval.id, actor=BOB, approve=True)
 
 
+def test_the_poller_never_races_a_submission_in_flight(tmp_path, store, registry, version, fake):
+    """An approved launch is submitted by its approver; the poller waits, unless serve restarted since."""
+    settings = make_settings(tmp_path, auto_approve_usd=0)
+    result = launch(store, settings, registry, version, actor=AGENT)
+    approvals.decide(  # the decision commits; the approver's submission has not happened yet
+        store, approval_id=result.approval.id, actor=BOB, approve=True, four_eyes=True,
+        on_decided=jobs.on_launch_decided,
+    )  # fmt: skip
+    assert jobs.get_job(store, result.job.id).status is JobState.SUBMITTING
+    assert jobs.poll_active_jobs(svc(store, settings, registry)) == 0 and not fake.launches
+    assert jobs.release_submissions(svc(store, settings, registry)) == 1  # what serve does when it starts
+    assert jobs.poll_active_jobs(svc(store, settings, registry)) == 1 and len(fake.launches) == 1
+
+
 def test_requesters_cannot_approve_their_own_launch(tmp_path, store, registry, version):
     settings = make_settings(tmp_path, auto_approve_usd=0)
     result = launch(store, settings, registry, version, actor=ALICE)

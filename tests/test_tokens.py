@@ -5,6 +5,7 @@ import math
 import pickle
 import random
 import socket
+from typing import Any
 
 import pytest
 import requests
@@ -104,7 +105,7 @@ def test_pinned_urls_and_hashes_match_the_installed_tiktoken(monkeypatch):
 
 def test_count_messages_follows_openai_chat_accounting():
     encoding = tiktoken.get_encoding("o200k_base")
-    messages = [
+    messages: list[dict[str, Any]] = [
         {"role": "system", "content": "You are terse."},
         {"role": "user", "content": "hello world", "name": "ana"},
         {"role": "assistant", "content": [{"type": "text", "text": "Hi."}]},

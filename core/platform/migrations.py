@@ -291,7 +291,19 @@ TYPED_EVENTS = Migration(
     ("ALTER TABLE outbox ADD COLUMN event TEXT",),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (INFRASTRUCTURE, DOMAIN, TYPED_EVENTS)
+COUNTERS = Migration(
+    4,
+    "running totals kept with the writes (status costs the same at any size)",
+    (
+        """CREATE TABLE counters (
+            name TEXT PRIMARY KEY,
+            value INTEGER NOT NULL
+        )""",
+        "INSERT INTO counters (name, value) SELECT 'feedback_events', count(*) FROM feedback",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (INFRASTRUCTURE, DOMAIN, TYPED_EVENTS, COUNTERS)
 LATEST = MIGRATIONS[-1].version
 
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migration versions must be 1..N"

@@ -67,6 +67,14 @@ def last_seen_event(store: Store, job_id: str) -> str | None:
     return str(event_id) if event_id is not None else None
 
 
+def release_submissions(store: Store, *, now: str) -> int:
+    """Make every job still `submitting` due now (its submitter is gone); returns how many."""
+    cursor = store.db.execute(
+        "UPDATE jobs SET next_poll_at = ? WHERE status = ? AND next_poll_at > ?", (now, JobState.SUBMITTING, now)
+    )
+    return cursor.rowcount
+
+
 def poll_failures(store: Store, job_id: str) -> int:
     """Transient provider errors in a row since the job was last heard from."""
     return int(store.scalar("SELECT poll_failures FROM jobs WHERE id = ?", (job_id,)) or 0)
@@ -75,14 +83,14 @@ def poll_failures(store: Store, job_id: str) -> int:
 def insert_job(
     store: Store, *, job_id: str, provider: Provider, dataset_version_id: str, base_model: str, method: Method,
     hyperparameters: dict[str, Any], status: JobState, estimated_cost_usd: float | None, idempotency_key: str,
-    requested_by: str, requested_via: str, now: str,
+    requested_by: str, requested_via: str, now: str, next_poll_at: str,
 ) -> None:  # fmt: skip
     store.db.execute(
         "INSERT INTO jobs (id, provider, dataset_version_id, base_model, method, hyperparameters, status,"
         " estimated_cost_usd, idempotency_key, requested_by, requested_via, created_at, updated_at, next_poll_at)"
         " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (job_id, provider, dataset_version_id, base_model, method, json.dumps(hyperparameters), status,
-         estimated_cost_usd, idempotency_key, requested_by, requested_via, now, now, now),
+         estimated_cost_usd, idempotency_key, requested_by, requested_via, now, now, next_poll_at),
     )  # fmt: skip
 
 
@@ -91,7 +99,9 @@ def set_approval(store: Store, job_id: str, approval_id: str) -> None:
     store.db.execute("UPDATE jobs SET approval_id = ? WHERE id = ?", (approval_id, job_id))
 
 
-def leave_pending_approval(store: Store, job_id: str, *, status: JobState, error: str | None, now: str) -> bool:
+def leave_pending_approval(
+    store: Store, job_id: str, *, status: JobState, error: str | None, now: str, next_poll_at: str
+) -> bool:
     """Move a job out of `pending_approval` (approved: to `submitting`; otherwise to `cancelled`).
 
     False when the job was no longer waiting for approval.
@@ -100,7 +110,7 @@ def leave_pending_approval(store: Store, job_id: str, *, status: JobState, error
     cursor = store.db.execute(
         "UPDATE jobs SET status = ?, error = ?, updated_at = ?, next_poll_at = ?, finished_at = ?"
         " WHERE id = ? AND status = ?",
-        (status, error, now, now, finished_at, job_id, JobState.PENDING_APPROVAL),
+        (status, error, now, next_poll_at, finished_at, job_id, JobState.PENDING_APPROVAL),
     )
     return cursor.rowcount == 1
 

@@ -62,6 +62,22 @@ from core.vocabulary import (
 log = logging.getLogger(__name__)
 
 POLL_BACKOFF_CAP_SECONDS = 900
+# A job is submitted by whoever launched (or approved) it, right after commit. The poller leaves a
+# `submitting` job alone for this long, so it never races a submission still in flight; a submitter
+# that died is replaced after it, or at once when serve restarts (`release_submissions`).
+SUBMIT_GRACE_SECONDS = 120
+
+
+def _after_submit_grace() -> str:
+    return iso(utcnow() + timedelta(seconds=SUBMIT_GRACE_SECONDS))
+
+
+def release_submissions(svc: Services) -> int:
+    """At serve start: submissions interrupted by a crash are due now, not after the grace period."""
+    with svc.store.write():
+        return db.release_submissions(svc.store, now=iso())
+
+
 CANDIDATE_ALIAS = "candidate"  # the alias a newly trained model version takes
 
 
@@ -289,7 +305,7 @@ def _record_launch(store: Store, settings: Settings, plan: _Launch) -> approvals
             method=plan.method, hyperparameters=plan.hyperparameters,
             status=JobState.PENDING_APPROVAL if plan.over_budget else JobState.SUBMITTING,
             estimated_cost_usd=cost.usd, idempotency_key=plan.key or job_id, requested_by=str(plan.actor),
-            requested_via=plan.actor.face, now=iso(),
+            requested_via=plan.actor.face, now=iso(), next_poll_at=_after_submit_grace(),
         )  # fmt: skip
         approval = None
         if plan.over_budget:
@@ -328,7 +344,9 @@ def on_launch_decided(store: Store, approval: approvals.Approval, approved: bool
         return
     status = JobState.SUBMITTING if approved else JobState.CANCELLED
     error = None if approved else f"launch {approval.status}" + (f": {approval.reason}" if approval.reason else "")
-    db.leave_pending_approval(store, approval.subject_id, status=status, error=error, now=iso())
+    db.leave_pending_approval(
+        store, approval.subject_id, status=status, error=error, now=iso(), next_poll_at=_after_submit_grace()
+    )
     _announce(store, approval.subject_id)
 
 
