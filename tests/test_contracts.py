@@ -182,7 +182,7 @@ def test_every_job_state_is_storable_and_counted_in_the_status_report(store):
             training_db.insert_job(
                 store, job_id=f"job_{state}", provider=Provider.OPENAI, dataset_version_id=version, base_model="m",
                 method=Method.SUPERVISED, hyperparameters={}, status=state, estimated_cost_usd=None,
-                idempotency_key=f"key_{state}", requested_by="cli:t", requested_via=Face.CLI, now="t",
+                idempotency_key=f"key_{state}", requested_by="cli:t", requested_via=Face.CLI, now="t", next_poll_at="t",
             )  # fmt: skip
     assert get_status(store).jobs_by_state == dict.fromkeys(values(JobState), 1)
 
