@@ -107,10 +107,31 @@ def main(argv: list[str]) -> int:
         return subprocess.call([str(BIN / "python"), str(ROOT / "tools" / "readme.py"), *rest], cwd=ROOT)
     ensure_python("")
     args = ["serve", *rest] if command == "serve" else rest
-    return run_forwarding_signals([str(BIN / "finetune"), *args])
+    return run_forwarding_signals([str(BIN / "finetune"), *args], env=checkout_environment())
 
 
-def run_forwarding_signals(cmd: list[str]) -> int:
+def checkout_environment() -> dict[str, str]:
+    """The environment for `finetune` run from this checkout: its data lives in ./.finetune here.
+
+    Without this the very first run, before ./.finetune exists, would use the per-user data
+    directory instead. An explicit FINETUNE_DATA_DIR (environment or .env) still wins.
+    """
+    env = dict(os.environ)
+    dotenv = ROOT / ".env"
+    configured = env.get("FINETUNE_DATA_DIR", "").strip() or (
+        dotenv.exists()
+        and any(
+            line.split("=", 1)[1].strip()
+            for line in dotenv.read_text(encoding="utf-8", errors="replace").splitlines()
+            if line.strip().startswith("FINETUNE_DATA_DIR=")
+        )
+    )
+    if not configured:
+        env["FINETUNE_DATA_DIR"] = str(ROOT / ".finetune")
+    return env
+
+
+def run_forwarding_signals(cmd: list[str], *, env: dict[str, str]) -> int:
     """Run `cmd` in its own process group, pass SIGINT/SIGTERM on to it, and wait for it to finish.
 
     In its own group the child hears a terminal's Ctrl-C once, from us, instead of twice (a second
@@ -118,9 +139,9 @@ def run_forwarding_signals(cmd: list[str]) -> int:
     instead of leaving it running without a parent.
     """
     if os.name == "posix":
-        child = subprocess.Popen(cmd, cwd=ROOT, process_group=0)
+        child = subprocess.Popen(cmd, cwd=ROOT, env=env, process_group=0)
     else:  # pragma: no cover - no process groups
-        child = subprocess.Popen(cmd, cwd=ROOT)
+        child = subprocess.Popen(cmd, cwd=ROOT, env=env)
 
     def forward(signum: int, _frame: object) -> None:
         if child.poll() is None:

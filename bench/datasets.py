@@ -186,6 +186,7 @@ def run_phase(phase: str, workdir: Path) -> dict[str, object]:
         version = build_dataset(store, name="bench", actor=actor)
         items = version.counts["examples"]
         extra = (
+            f"{version.counts['rejected_drafts']} rejected drafts left out, "
             f"{version.counts['exact_duplicates']} exact / {version.counts['near_duplicates']} near duplicates dropped"
         )
         (workdir / "version").write_text(version.id)

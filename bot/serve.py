@@ -11,17 +11,21 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
+import gc
 import hmac
 import logging
 import os
 import signal
+import socket
 import threading
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+import click
 import uvicorn
 from mcp.server.transport_security import TransportSecuritySettings
 from starlette.applications import Starlette
@@ -32,10 +36,19 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.commands import Message
+from bot.invoke import MCP_TOKEN_NAME_KEY
 from core import __version__
 from core.errors import Conflict, InvalidInput
 from core.platform import Settings
-from core.platform.scheduler import add_interval_job, build_scheduler, heartbeat, poll_jobs
+from core.platform.scheduler import (
+    APPROVALS_SECONDS,
+    add_interval_job,
+    build_scheduler,
+    expire_approvals,
+    heartbeat,
+    poll_jobs,
+)
+from core.platform.settings import DEFAULT_MCP_TOKEN_NAME, MIN_PUBLIC_TOKEN_LENGTH
 from core.services import Services
 from core.training import jobs
 from mcp_server.server import build_server
@@ -51,7 +64,7 @@ def serve(services: Services) -> Message:
     """Run until SIGINT/SIGTERM. Refuses unsafe exposure and a second serve on the same data."""
     settings = services.settings
     check_exposure(settings)
-    with serve_lock(settings.data_dir):
+    with serve_lock(settings.data_dir), listening_socket(settings) as sock:
         app = build_app(services)
         config = uvicorn.Config(
             app,
@@ -63,13 +76,50 @@ def serve(services: Services) -> Message:
             server_header=False,
         )
         server = _Server(config)
-        server.run()
+        server.run(sockets=[sock])
         if not server.started:
             raise InvalidInput(
-                f"could not listen on {settings.host}:{settings.port} (see the log above).",
-                hint="Choose another FINETUNE_PORT, or stop what is using it.",
+                f"could not start serving on {settings.host}:{settings.port} (see the log above).",
+                hint="Fix what the log names and start `finetune serve` again.",
             )
     return Message(text="finetune serve stopped.")
+
+
+class CannotListen(click.ClickException):
+    """FINETUNE_HOST:FINETUNE_PORT cannot be bound: a settings problem, so exit 2 like the others."""
+
+    exit_code = 2
+
+
+@contextlib.contextmanager
+def listening_socket(settings: Settings) -> Iterator[socket.socket]:
+    """The server's socket, bound before anything starts, so a busy port is one clear line, not a half-started serve."""
+    where = f"{settings.host}:{settings.port}"
+    try:
+        family = socket.getaddrinfo(settings.host, settings.port, type=socket.SOCK_STREAM)[0][0]
+    except (OSError, UnicodeError) as exc:
+        raise CannotListen(
+            f"cannot listen on {where}: FINETUNE_HOST {settings.host!r} is not an address here ({exc})."
+        ) from None
+    # IPPROTO_TCP spelled out: asyncio sets TCP_NODELAY only on such sockets, else keep-alive answers stall 40 ms.
+    sock = socket.socket(family, socket.SOCK_STREAM, socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((settings.host, settings.port))
+    except OSError as exc:
+        sock.close()
+        raise CannotListen(_bind_problem(settings, exc)) from None
+    with sock:
+        yield sock
+
+
+def _bind_problem(settings: Settings, exc: OSError) -> str:
+    where = f"{settings.host}:{settings.port}"
+    if exc.errno == errno.EADDRINUSE:
+        return f"port {settings.port} on {settings.host} is already in use: set FINETUNE_PORT to a free port, or stop what uses it."
+    if exc.errno == errno.EACCES:
+        return f"not allowed to listen on {where}: set FINETUNE_PORT to a port above 1023."
+    return f"cannot listen on {where} ({exc.strerror}): check FINETUNE_HOST and FINETUNE_PORT."
 
 
 class _Server(uvicorn.Server):
@@ -89,11 +139,25 @@ class _Server(uvicorn.Server):
 
 
 def check_exposure(settings: Settings) -> None:
-    if not settings.host_is_loopback and settings.mcp_token is None:
+    """Off loopback, /mcp needs bearer tokens long enough that guessing them is hopeless."""
+    if settings.host_is_loopback:
+        return
+    tokens = settings.mcp_tokens_by_name()
+    if not tokens:
         raise InvalidInput(
             f"refusing to serve MCP on {settings.host} without a token: anyone who can reach it could act as you.",
-            hint="Set FINETUNE_MCP_TOKEN to a long random value (e.g. `openssl rand -hex 32`), "
-            "or keep FINETUNE_HOST=127.0.0.1.",
+            hint="Set FINETUNE_MCP_TOKEN (or FINETUNE_MCP_TOKENS) to a long random value "
+            "(e.g. `openssl rand -hex 32`), or keep FINETUNE_HOST=127.0.0.1.",
+        )
+    short = [name for name, token in tokens.items() if len(token) < MIN_PUBLIC_TOKEN_LENGTH]
+    if short:
+        where = ", ".join(
+            "FINETUNE_MCP_TOKEN" if name == DEFAULT_MCP_TOKEN_NAME else f"FINETUNE_MCP_TOKENS ({name})"
+            for name in short
+        )
+        raise InvalidInput(
+            f"refusing to serve MCP on {settings.host}: {where} is shorter than {MIN_PUBLIC_TOKEN_LENGTH} characters.",
+            hint="Use a long random value (e.g. `openssl rand -hex 32`), or keep FINETUNE_HOST=127.0.0.1.",
         )
 
 
@@ -125,25 +189,38 @@ def serve_lock(data_dir: Path) -> Iterator[None]:
 
 
 class BearerAuth:
-    """Requires `Authorization: Bearer <token>` on every request under `prefix`."""
+    """Requires `Authorization: Bearer <token>` with one of `tokens` on every request under `prefix`.
 
-    def __init__(self, app: ASGIApp, *, token: str | None, prefix: str = "/mcp") -> None:
+    The name of the token presented goes into the request's scope (`MCP_TOKEN_NAME_KEY`), where the
+    MCP tools read who is calling. Without tokens (a loopback serve) requests pass unnamed.
+    """
+
+    def __init__(self, app: ASGIApp, *, tokens: Mapping[str, str], prefix: str = "/mcp") -> None:
         self.app = app
-        self.expected = f"Bearer {token}".encode() if token else None
+        self.expected = {name: f"Bearer {token}".encode() for name, token in tokens.items()}
         self.prefix = prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if self.expected is not None and scope["type"] == "http" and scope["path"].startswith(self.prefix):
-            given = dict(scope["headers"]).get(b"authorization", b"")
-            if not hmac.compare_digest(given, self.expected):
+        if self.expected and scope["type"] == "http" and scope["path"].startswith(self.prefix):
+            name = self._token_name(dict(scope["headers"]).get(b"authorization", b""))
+            if name is None:
                 response = JSONResponse(
-                    {"error": "unauthorized", "message": "Send Authorization: Bearer <FINETUNE_MCP_TOKEN>."},
+                    {"error": "unauthorized", "message": "Send Authorization: Bearer <your finetune-ops MCP token>."},
                     status_code=401,
                     headers={"WWW-Authenticate": 'Bearer realm="finetune-ops"'},
                 )
                 await response(scope, receive, send)
                 return
+            scope[MCP_TOKEN_NAME_KEY] = name
         await self.app(scope, receive, send)
+
+    def _token_name(self, given: bytes) -> str | None:
+        """The name of the token `given` carries; every token is compared, in constant time each."""
+        found = None
+        for name, expected in self.expected.items():
+            if hmac.compare_digest(given, expected):
+                found = name
+        return found
 
 
 def build_app(services: Services) -> Starlette:
@@ -164,19 +241,18 @@ def build_app(services: Services) -> Starlette:
     @contextlib.asynccontextmanager
     async def lifespan(_: Starlette) -> AsyncIterator[None]:
         scheduler = build_scheduler(settings.timezone)
-        add_interval_job(
-            scheduler, heartbeat, job_id="heartbeat", seconds=settings.heartbeat_seconds, args=(services.store,)
-        )
+        add_interval_job(scheduler, heartbeat, job_id="heartbeat", seconds=settings.heartbeat_seconds, args=(services,))
         add_interval_job(scheduler, poll_jobs, job_id="jobs", seconds=settings.poll_seconds, args=(services,))
+        add_interval_job(scheduler, expire_approvals, job_id="approvals", seconds=APPROVALS_SECONDS, args=(services,))
         if slack.client is not None:
-            from bot.slack.delivery import deliver_outbox_job
+            from bot.slack.delivery import ChannelPacer, deliver_outbox_job
 
             add_interval_job(
                 scheduler,
                 deliver_outbox_job,
                 job_id="outbox",
                 seconds=settings.outbox_seconds,
-                args=(services, slack.client),
+                args=(services, slack.client, ChannelPacer()),
             )
         if slack.socket_handler is not None:
             add_interval_job(
@@ -186,6 +262,10 @@ def build_app(services: Services) -> Starlette:
             await asyncio.to_thread(jobs.release_submissions, services)
             scheduler.start()
             _announce(settings, slack)
+            # Everything built so far lives as long as serve: keep it out of the cyclic collector, whose full
+            # passes over it (modules, schemas, the apps) otherwise stall every request for 100-200 ms.
+            gc.collect()
+            gc.freeze()
             try:
                 yield
             finally:
@@ -194,8 +274,8 @@ def build_app(services: Services) -> Starlette:
                     await asyncio.to_thread(slack.socket_handler.close)
                 log.info("finetune serve stopping")
 
-    token = settings.mcp_token.get_secret_value() if settings.mcp_token else None
-    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(BearerAuth, token=token)])
+    tokens = settings.mcp_tokens_by_name()
+    return Starlette(routes=routes, lifespan=lifespan, middleware=[Middleware(BearerAuth, tokens=tokens)])
 
 
 def keep_socket_mode_connected(handler: SocketModeHandler) -> None:
@@ -209,16 +289,28 @@ def keep_socket_mode_connected(handler: SocketModeHandler) -> None:
         log.exception("Slack: Socket Mode could not connect; retrying in 30 s")
 
 
+_LOOPBACK_NAMES = ("127.0.0.1", "localhost", "[::1]")
+
+
 def _transport_security(settings: Settings) -> TransportSecuritySettings:
-    if settings.host_is_loopback:
-        # DNS-rebinding protection: a web page must not reach a loopback server through a name it controls.
-        return TransportSecuritySettings(
-            enable_dns_rebinding_protection=True,
-            allowed_hosts=["127.0.0.1:*", "localhost:*", "[::1]:*", "127.0.0.1", "localhost", "[::1]"],
-            allowed_origins=["http://127.0.0.1:*", "http://localhost:*", "http://[::1]:*"],
-        )
-    # Off loopback a bearer token is mandatory (check_exposure), which a rebinding page cannot know.
-    return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    """DNS-rebinding protection: /mcp answers only requests addressed to a name this server goes by.
+
+    On loopback those are the loopback names; behind a reverse proxy, FINETUNE_PUBLIC_HOSTS. Off
+    loopback without public host names the protection is off (the names are unknown), and the
+    mandatory bearer token (check_exposure) is what a rebinding page cannot know.
+    """
+    names = [*(_LOOPBACK_NAMES if settings.host_is_loopback else ()), *settings.public_hosts]
+    if not names:
+        return TransportSecuritySettings(enable_dns_rebinding_protection=False)
+    hosts = [pattern for name in names for pattern in _host_patterns(name)]
+    origins = [f"{scheme}://{host}" for host in hosts for scheme in ("http", "https")]
+    return TransportSecuritySettings(enable_dns_rebinding_protection=True, allowed_hosts=hosts, allowed_origins=origins)
+
+
+def _host_patterns(name: str) -> list[str]:
+    """`name` as a Host header may give it: as is when it has a port, else bare or with any port."""
+    has_port = name.rsplit("]", 1)[-1].count(":") == 1
+    return [name] if has_port else [name, f"{name}:*"]
 
 
 def _openai_webhook(svc: Services) -> Callable[[Request], Awaitable[Response]]:
@@ -269,20 +361,15 @@ def _slack(services: Services) -> _Slack:
         handler = SocketModeHandler(app, settings.slack_app_token.get_secret_value())
         return _Slack("socket", client=app.client, socket_handler=handler)
 
-    from slack_bolt.adapter.starlette.handler import to_bolt_request, to_starlette_response
+    from bot.slack.http import slack_endpoint
 
-    async def slack_events(request: Request) -> Response:
-        body = await request.body()
-        # bolt is synchronous: dispatch in a worker thread so the event loop keeps serving.
-        bolt_response = await asyncio.to_thread(app.dispatch, to_bolt_request(request, body))
-        return to_starlette_response(bolt_response)
-
-    return _Slack("http", client=app.client, http_handler=slack_events)
+    secret = settings.slack_signing_secret.get_secret_value() if settings.slack_signing_secret else ""
+    return _Slack("http", client=app.client, http_handler=slack_endpoint(app, signing_secret=secret))
 
 
 def _announce(settings: Settings, slack: _Slack) -> None:
     base = f"http://{settings.host}:{settings.port}"
-    auth = "bearer token required" if settings.mcp_token else "no token (loopback only)"
+    auth = "bearer token required" if settings.mcp_tokens_by_name() else "no token (loopback only)"
     log.info("finetune serve %s listening on %s (MCP at %s/mcp, %s)", __version__, base, base, auth)
     if slack.mode == "off":
         log.info(

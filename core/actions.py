@@ -14,9 +14,10 @@ from dataclasses import dataclass
 
 from core.platform import approvals
 from core.platform.actors import Actor
+from core.platform.policy import authorize
 from core.services import Services
 from core.training import jobs
-from core.vocabulary import Action
+from core.vocabulary import Action, Operation
 
 
 @dataclass(frozen=True)
@@ -35,7 +36,12 @@ HANDLERS: dict[Action, ActionHandler] = {
 def decide(
     svc: Services, *, approval_id: str, actor: Actor, approve: bool, reason: str | None = None
 ) -> approvals.Approval:
-    """Approve or reject an approval request; an approved action then runs."""
+    """Approve or reject an approval request; an approved action then runs.
+
+    The policy decides who may decide (approvers, never over MCP); four eyes compares people, so a
+    requester's other identities (FINETUNE_PEOPLE) cannot approve either.
+    """
+    authorize(actor, Operation.DECIDE)
     handler = HANDLERS[approvals.get(svc.store, approval_id).action]
     decided = approvals.decide(
         svc.store,

@@ -90,12 +90,53 @@ class Action(StrEnum):
 
 
 class Role(StrEnum):
-    """What a person may do, from least to most."""
+    """What a person may do, from least to most: each role may do everything the ones before it may."""
 
     VIEWER = "viewer"
     OPERATOR = "operator"
     APPROVER = "approver"
     ADMIN = "admin"
+
+
+def role_rank(role: Role) -> int:
+    """A role's place in the order viewer < operator < approver < admin."""
+    return list(Role).index(role)
+
+
+class IdentityKind(StrEnum):
+    """Whose word names a caller: a verified Slack user (or a group of them), an OS user, an MCP token."""
+
+    SLACK = "slack"
+    SLACK_GROUP = "slack-group"
+    OS = "os"
+    MCP = "mcp"
+
+
+class Operation(StrEnum):
+    """Everything a face can ask the core to do, as the policy table sees it."""
+
+    READ = "read"
+    INGEST = "ingest"
+    BUILD = "build"
+    EXPORT = "export"
+    VALIDATE = "validate"
+    LAUNCH = "launch"
+    CANCEL = "cancel"
+    CANCEL_ANY = "cancel_any"
+    DECIDE = "decide"
+    NOTIFY = "notify"
+    AUDIT = "audit"
+    OUTBOX = "outbox"
+    CONFIG = "config"
+    SERVE = "serve"
+
+
+class ApprovalNeed(StrEnum):
+    """When an operation waits for an approver instead of acting."""
+
+    NEVER = "never"
+    OVER_LIMITS = "over_limits"  # above FINETUNE_AUTO_APPROVE_USD, or past a spend limit
+    ALWAYS = "always"
 
 
 class Face(StrEnum):

@@ -1,7 +1,7 @@
 """The MCP server: one typed tool per core operation, for AI agents.
 
 `build_server(services)` registers each capability's tools
-(`mcp_server/tools/<capability>.py`) and hands the `Services` to them through
+(`mcp_server/tools/<capability>.py`, arguments checked strictly) and hands the `Services` to them through
 the server's lifespan: the SDK enters it once per stdio or in-memory session,
 and once for all HTTP sessions under `finetune serve`. Nothing but protocol goes
 to stdout in stdio mode; logging is configured (to stderr) before the server
@@ -40,9 +40,10 @@ def build_server(services: Services) -> MCPServer[Services]:
         instructions=INSTRUCTIONS,
         log_level=level if level in _LEVELS else "INFO",  # type: ignore[arg-type]
         lifespan=lifespan,
+        tools=[tool for toolbox in TOOLBOXES for tool in toolbox.build_tools()],
     )
     for toolbox in TOOLBOXES:
-        toolbox.register(server)
+        toolbox.register_resources(server)
     return server
 
 

@@ -39,6 +39,7 @@ def clean_environment(monkeypatch, tmp_path):
     for env in Settings.env_names().values():
         monkeypatch.delenv(env, raising=False)
     monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("XDG_DATA_HOME", str(tmp_path / "xdg-data"))  # the per-user data directory, kept in the test
 
 
 def make_settings(tmp_path: Path, **overrides) -> Settings:
@@ -112,6 +113,11 @@ class FakeSlack:
     url: str = ""
     calls: list[SlackCall] = field(default_factory=list)
     fail_status: int | None = None  # answer every API call with this HTTP status (Slack down)
+    usergroups: dict[str, list[str]] = field(default_factory=dict)  # user group id -> member user ids
+    retry_after: int | None = None  # answer every API call with 429 and this Retry-After (rate limited)
+    unknown_channels: set[str] = field(default_factory=set)  # chat.postMessage there: channel_not_found
+    update_without_channel: bool = False  # chat.update replies without `channel`
+    posted: list[dict] = field(default_factory=list)  # messages in channels, as conversations.history shows them
     _ts: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -137,14 +143,29 @@ class FakeSlack:
                 return 200, {"ok": True}
             if self.fail_status:
                 return self.fail_status, {"ok": False, "error": "service_unavailable"}
+            if self.retry_after is not None and not path.startswith("/upload/"):
+                return 429, {"ok": False, "error": "ratelimited"}
             method = path.removeprefix("/api/")
+            if method == "usergroups.users.list":
+                members = self.usergroups.get(data.get("usergroup", ""))
+                if members is None:
+                    return 200, {"ok": False, "error": "no_such_subteam"}
+                return 200, {"ok": True, "users": members}
             if method == "auth.test":
                 return 200, {"ok": True, "user_id": "UBOT", "bot_id": "BBOT", "team_id": "T1", "user": "finetune"}
             if method == "chat.postMessage":
+                if data.get("channel") in self.unknown_channels:
+                    return 200, {"ok": False, "error": "channel_not_found"}
                 self._ts += 1
-                return 200, {"ok": True, "channel": data.get("channel"), "ts": f"1700000000.{self._ts:06d}"}
+                ts = f"{int(time.time())}.{self._ts:06d}"  # real time, so history windows find it
+                self.posted.append({**data, "ts": ts})
+                return 200, {"ok": True, "channel": data.get("channel"), "ts": ts}
             if method == "chat.update":
+                if self.update_without_channel:
+                    return 200, {"ok": True, "ts": data.get("ts")}
                 return 200, {"ok": True, "channel": data.get("channel"), "ts": data.get("ts")}
+            if method == "conversations.history":
+                return 200, self.history(data)
             if method == "files.getUploadURLExternal":
                 return 200, {"ok": True, "upload_url": f"{self.url}/upload/F1", "file_id": "F1"}
             if method == "files.completeUploadExternal":
@@ -152,6 +173,19 @@ class FakeSlack:
             if path.startswith("/upload/"):
                 return 200, {"ok": True}
             return 200, {"ok": False, "error": "unknown_method"}
+
+    def history(self, query: dict) -> dict:
+        """conversations.history: newest first, `oldest`/`latest` inclusive, metadata on request, cursor paging."""
+        oldest, latest = float(query.get("oldest") or 0), float(query.get("latest") or time.time() + 1)
+        found = [
+            {k: v for k, v in m.items() if k != "metadata" or query.get("include_all_metadata") in ("1", "true")}
+            for m in reversed(self.posted)
+            if m.get("channel") == query.get("channel") and oldest <= float(m["ts"]) <= latest
+        ]
+        start, limit = int(query.get("cursor") or 0), int(query.get("limit") or 100)
+        page, more = found[start : start + limit], start + limit < len(found)
+        return {"ok": True, "messages": page, "has_more": more,
+                "response_metadata": {"next_cursor": str(start + limit) if more else ""}}  # fmt: skip
 
 
 def _parse_body(handler: BaseHTTPRequestHandler) -> dict:
@@ -177,6 +211,8 @@ def fake_slack():
             status, payload = slack.answer(self.path, _parse_body(self))
             body = json.dumps(payload).encode()
             self.send_response(status)
+            if status == 429:
+                self.send_header("Retry-After", str(slack.retry_after))
             self.send_header("Content-Type", "application/json")
             self.send_header("Content-Length", str(len(body)))
             self.end_headers()

@@ -18,7 +18,7 @@ def test_status_shows_every_fact(cli):
 def test_status_json_is_the_core_report(cli, settings):
     code, out, _ = cli("status", "--json")
     assert code == 0
-    assert json.loads(out) == get_status(open_store(settings.db_path)).model_dump()
+    assert json.loads(out) == get_status(open_store(settings.db_path), settings=settings).model_dump()
 
 
 def test_help_lists_every_command_with_a_description(cli):
@@ -111,3 +111,47 @@ def test_unknown_time_zone_is_refused_with_an_example(monkeypatch, capsys):
     with pytest.raises(SystemExit):
         main(["status"])
     assert "FINETUNE_TIMEZONE" in capsys.readouterr().err
+
+
+def test_catalog_shows_what_can_be_trained(cli, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "200")
+    code, out, _ = cli("catalog", "--provider", "azure", "--json")
+    assert code == 0
+    listing = json.loads(out)
+    assert listing["models"] and all("azure" in m["providers"] for m in listing["models"])
+    mini = next(m for m in listing["models"] if m["id"] == "gpt-4o-mini-2024-07-18")
+    assert mini["training_usd_per_1m_tokens"] == 3.0 and mini["price_as_of"] == listing["as_of"]
+
+    code, out, _ = cli("catalog")
+    assert code == 0
+    for fact in ("amazon.nova-micro-v1:0", "bedrock-nova", "65,536", "free", "(legacy)", "training price"):
+        assert fact in out, fact
+
+
+def test_catalog_refuses_an_unknown_provider(cli):
+    code, _, err = cli("catalog", "--provider", "openia")
+    assert code == 2 and "'--provider'" in err and "'openia' is not one of" in err
+
+
+@pytest.mark.parametrize("key", ["", "   "])
+def test_an_empty_idempotency_key_is_refused(cli, key):
+    code, _, err = cli("launch", "support@1", "openai", "gpt-4o-mini", "--key", key)
+    assert code == 2
+    assert "'--key'" in err and "the idempotency key is empty" in err
+
+
+def test_a_huge_argument_is_echoed_clipped_and_audited_clipped(cli, settings):
+    huge = "j" * 1_000_000
+    code, _, err = cli("job", huge)
+    [error] = [line for line in err.splitlines() if line.startswith("Error:")]
+    assert code == 1 and "no job 'jjj" in error
+    assert len(err) < 2000 and "j" * 100 not in err
+    store = open_store(settings.db_path)
+    [row] = store.query("SELECT args, detail FROM audit_log WHERE command = 'job'")
+    assert len(row["args"]) < 1000 and len(row["detail"]) <= 500
+
+
+def test_undecodable_bytes_in_argv_are_a_usage_error(cli):
+    code, out, err = cli("notify", "caf\udce9")  # how Python hands a terminal's non-UTF-8 bytes to a program
+    assert code == 2 and out == ""
+    assert "word 2 of the command contains U+DCE9, a lone surrogate" in err

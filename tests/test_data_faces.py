@@ -56,8 +56,8 @@ def test_cli_validate_any_file_reports_every_error_with_exit_1(cli, tmp_path):
 
 def test_cli_diff_and_help(cli, tmp_path):
     cli("data", "ingest", str(write_jsonl(tmp_path / "f.jsonl", make_events(30))))
-    cli("data", "build", "d")
-    cli("data", "build", "d", "--agent", "support")
+    cli("data", "build", "d", "--include-rejected")
+    cli("data", "build", "d", "--agent", "support", "--include-rejected")
     code, out, _ = cli("data", "diff", "d@1", "d@2")
     assert code == 0 and "d@1 → d@2: +0 −20" in out
     code, out, _ = cli("help", "data")
@@ -75,7 +75,7 @@ def test_slack_datasets_dataset_and_validate(settings, store, tmp_path):
     feedback.ingest_batch(store, make_events(30), actor=cli_actor())
     datasets.build_dataset(store, name="support", actor=cli_actor())
 
-    services = svc(store, settings)
+    services = svc(store, settings.model_copy(update={"operators": ["slack:U1"]}))  # validating writes an export
     blocks = json.dumps(render_outcome(run_slack_text(services, user_id="U1", text="datasets")).blocks)
     assert "support" in blocks and "support@1" in blocks
     blocks = json.dumps(render_outcome(run_slack_text(services, user_id="U1", text="dataset support@1")).blocks)
@@ -138,5 +138,76 @@ def test_mcp_ingest_errors_name_the_event_and_field(settings, store):
     result = mcp_session(settings, store, steps)
     assert result.is_error
     text = result.content[0].text
-    assert "line 2, field `rating`" in text and "nothing was stored" in text
+    assert "event 2, field `rating`" in text and "nothing was stored" in text
     assert store.scalar("SELECT count(*) FROM feedback") == 0
+
+
+def test_cli_build_refuses_bad_filters_naming_the_option_and_writes_nothing(cli, tmp_path, store):
+    cli("data", "ingest", str(write_jsonl(tmp_path / "f.jsonl", make_events(30))))
+    refusals = [
+        (("--since", "yesterday"), 1, "`filters.since` is 'yesterday'"),
+        (("--until", "2026-13-45"), 1, "`filters.until`"),
+        (("--split", "nan,0,0"), 1, "`split`"),
+        (("--split", "0.5,0.2,0.2"), 1, "`split`"),
+        (("--min-rating", "7"), 2, "--min-rating"),
+        (("--min-rating", "nan"), 1, "`filters.min_rating`"),
+        (("--min-acceptance", "1.5"), 2, "--min-acceptance"),
+        (("--min-quality", "-1"), 2, "--min-quality"),
+        (("--seed", "-1"), 2, "--seed"),
+        (("--seed", str(2**63)), 2, "--seed"),
+    ]
+    for args, code, fragment in refusals:
+        exit_code, _, err = cli("data", "build", "d", *args)
+        assert (exit_code, fragment in err) == (code, True), (args, err)
+        assert "Traceback" not in err and "internal error" not in err
+    assert store.scalar("SELECT count(*) FROM dataset_versions") == 0
+
+
+def test_cli_build_leaves_rejected_drafts_out_unless_asked(cli, tmp_path):
+    cli("data", "ingest", str(write_jsonl(tmp_path / "f.jsonl", make_events(30))))
+    code, out, _ = cli("data", "build", "d", "--json")
+    curated = json.loads(out)
+    assert code == 0 and curated["counts"]["rejected_drafts"] > 0
+    assert curated["stats"]["left_out"]["rejected_drafts"] == curated["counts"]["rejected_drafts"]
+    code, out, _ = cli("data", "build", "d", "--include-rejected", "--json")
+    assert code == 0 and json.loads(out)["counts"]["examples"] == 30
+
+
+def test_cli_export_refuses_impossible_epochs(cli, tmp_path):
+    cli("data", "ingest", str(write_jsonl(tmp_path / "f.jsonl", make_events(30))))
+    cli("data", "build", "d")
+    for epochs in ("0", "-1", str(10**20)):
+        code, _, err = cli("data", "export", "d@1", "--target", "openai", "--epochs", epochs)
+        assert code == 2 and "--epochs" in err and "Traceback" not in err
+
+
+def test_mcp_refuses_bad_recipes_and_epochs_with_the_field_named(settings, store):
+    feedback_events = make_events(30)
+
+    async def steps(client):
+        out = {"ingest": await client.call_tool("ingest_feedback", {"events": feedback_events})}
+        for seed in (-1, 2**63):
+            out[f"seed {seed}"] = await client.call_tool("build_dataset", {"name": "d", "seed": seed})
+        out["split"] = await client.call_tool("build_dataset", {"name": "d", "split": [0.5, 0.2, 0.2]})
+        out["since"] = await client.call_tool("build_dataset", {"name": "d", "filters": {"since": "yesterday"}})
+        out["build"] = await client.call_tool("build_dataset", {"name": "d", "filters": {"include_rejected": True}})
+        for epochs in (0, -1, 10**20):
+            out[f"export {epochs}"] = await client.call_tool(
+                "export_dataset", {"version": "d@1", "target": "openai", "epochs": epochs}
+            )
+            out[f"cost {epochs}"] = await client.call_tool(
+                "estimate_cost", {"version": "d@1", "base_model": "gpt-4o-mini", "epochs": epochs}
+            )
+        return out
+
+    out = mcp_session(settings, store, steps)
+    assert not out["ingest"].is_error and not out["build"].is_error
+    assert out["build"].structured_content["counts"]["examples"] == 30
+    for name, result in out.items():
+        if name in ("ingest", "build"):
+            continue
+        text = result.content[0].text
+        assert result.is_error and "internal error" not in text.lower(), (name, text)
+        field = name.split()[0].replace("export", "epochs").replace("cost", "epochs")
+        assert field in text, (name, text)
+    assert store.scalar("SELECT count(*) FROM dataset_versions") == 1

@@ -68,3 +68,22 @@ def test_dev_serve_forwards_signals_and_waits(tmp_path, signum):
         if dev.poll() is None:
             dev.kill()
             dev.wait()
+
+
+def load_dev():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("dev_script", ROOT / "dev.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_the_checkout_keeps_its_data_in_its_own_folder(monkeypatch):
+    dev = load_dev()
+    monkeypatch.delenv("FINETUNE_DATA_DIR", raising=False)
+    monkeypatch.setattr(dev, "ROOT", ROOT / "tests")  # a checkout without a .env
+    assert dev.checkout_environment()["FINETUNE_DATA_DIR"] == str(ROOT / "tests" / ".finetune")
+    monkeypatch.setenv("FINETUNE_DATA_DIR", "/elsewhere")
+    assert dev.checkout_environment()["FINETUNE_DATA_DIR"] == "/elsewhere"

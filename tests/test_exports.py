@@ -67,7 +67,7 @@ def test_openai_export_counts_tokens_exactly_and_prices_them(store, settings, ve
 def test_dpo_uses_only_edited_examples(store, settings, version):
     result = export(store, settings, version, "openai-dpo")
     edited = store.scalar("SELECT count(*) FROM feedback WHERE final_output IS NOT NULL AND final_output != ai_output")
-    assert sum(result.counts.values()) == edited and result.skipped == 60 - edited
+    assert sum(result.counts.values()) == edited and result.skipped == version.counts["examples"] - edited
     row = json.loads(Path(result.files["train"]).read_text().splitlines()[0])
     assert row["preferred_output"][0]["content"] != row["non_preferred_output"][0]["content"]
 
@@ -167,3 +167,18 @@ def test_example_count_limits_apply_to_the_training_file_only(tmp_path):
     as_train = validate_lines([row, row], target="bedrock-nova", catalog=CATALOG)
     as_validation = validate_lines([row, row], target="bedrock-nova", training_file=False, catalog=CATALOG)
     assert as_train.errors_by_kind == {"too_few_examples": 1} and as_validation.ok
+
+
+@pytest.mark.parametrize("epochs", [0, -1, 10**20, exports.MAX_EPOCHS + 1, True])
+def test_impossible_epoch_counts_are_refused_before_anything_is_written(store, settings, version, epochs):
+    with pytest.raises(InvalidInput) as caught:
+        export(store, settings, version, "openai", epochs=epochs)
+    assert "`epochs` must be a whole number from 1 to" in caught.value.message
+    assert not (settings.data_dir / "exports").exists()
+    assert store.scalar("SELECT count(*) FROM dataset_exports") == 0
+
+
+def test_a_valid_epoch_count_prices_the_export(store, settings, version):
+    result = export(store, settings, version, "openai", epochs=3)
+    assert result.cost is not None and result.cost.epochs == 3
+    assert result.cost.billed_tokens == 3 * result.train_tokens

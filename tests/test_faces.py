@@ -7,6 +7,7 @@ from mcp import Client
 
 from bot.slack.blocks import render_outcome
 from bot.slack.listeners.commands import run_slack_text
+from core.platform import counters
 from core.platform.status import get_status
 from mcp_server.server import build_server
 from tests.conftest import finetune_env, run_finetune, svc
@@ -21,6 +22,7 @@ def seed(store):
                 {"id": f"fb{i}", "content_hash": f"h{i}", "agent": "support", "input_messages": "[]",
                  "ai_output": "draft", "created_at": T, "ingested_at": T}
             )  # fmt: skip
+        counters.bump(store, counters.FEEDBACK_EVENTS, 3)  # as ingest does: status reads the counter
         db["datasets"].insert({"id": "ds1", "name": "support", "created_by": "ann", "created_at": T})
         db["dataset_versions"].insert(
             {"id": "ds1@1", "dataset_id": "ds1", "version": 1, "split_seed": 7, "content_hash": "c", "created_by": "ann",
@@ -45,7 +47,7 @@ def seed(store):
 
 def test_status_is_the_same_in_every_face(settings, store):
     seed(store)
-    expected = get_status(store).model_dump()
+    expected = get_status(store, settings=settings).model_dump()
     assert expected["jobs_by_state"]["running"] == 2
     assert expected["models_by_alias"] == {"support@production": "support v2"}
 

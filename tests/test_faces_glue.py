@@ -11,7 +11,7 @@ from bot import invoke
 from bot.commands import ErrorResult, data, groups, platform, training
 from bot.slack.blocks import render
 from bot.slack.listeners.commands import run_slack_text
-from bot.slack.listeners.middleware import delivery_key
+from bot.slack.listeners.redelivery import delivery_key
 from core.errors import PermissionDenied
 from core.training import JobDetail, JobEvent, JobEvents
 from mcp_server.server import build_server
@@ -34,7 +34,7 @@ def call_tool(services, tool, args=None):
 def broken_status(monkeypatch):
     """`status` (every face) fails with an unexpected exception inside the core call."""
 
-    def explode(store):
+    def explode(store, **_):
         raise RuntimeError("disk on fire")
 
     monkeypatch.setattr(platform, "get_status", explode)
@@ -133,3 +133,15 @@ def test_redeliveries_share_a_key():
     assert delivery_key(action) == delivery_key(dict(action)) == "action:U1:approve:1.2"
     assert delivery_key({"trigger_id": "T9"}) == "trigger:T9"
     assert delivery_key({}) is None
+
+
+def test_a_worker_that_cannot_record_its_delivery_still_answers(settings, store, monkeypatch):
+    import sqlite3
+
+    from bot.slack.listeners import redelivery
+
+    def locked(store, key):
+        raise sqlite3.OperationalError("database is locked")
+
+    monkeypatch.setattr(redelivery.deliveries, "first_delivery", locked)
+    assert redelivery.first_delivery(svc(store, settings), {"trigger_id": "T1"}) is True

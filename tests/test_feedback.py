@@ -151,3 +151,115 @@ def test_acceptance_falls_as_edits_grow():
     assert compare(draft, draft).acceptance == 1.0 == compare(draft, None).acceptance
     assert 1.0 > light > heavy >= 0.0
     assert compare(draft, "").acceptance == 0.0
+
+
+def test_every_stored_text_is_redacted_and_counted_and_reingest_stays_idempotent(store, tmp_path):
+    key = "sk-proj-abcdefghijklmnopqrstuvwx1234"
+    event = make_events(1)[0] | {
+        "user": "dana@example.com", "intent": "refund for ops@example.com", "agent": "support ops@example.com",
+        "tags": ["vip", "owner:ops@example.com"], "template": f"reply-v2 {key}", "model": f"ft:{key}",
+        "account": {"owner": "dana@example.com", "keys": [key], "plan": "pro"},
+    }  # fmt: skip
+    path = write_jsonl(tmp_path / "f.jsonl", [event])
+    report = ingest(store, path)
+    row = store.query("SELECT agent, intent, user, tags, template, model, metadata FROM feedback")[0]
+    stored = json.dumps(row)
+    assert "example.com" not in stored and "sk-proj" not in stored
+    assert row["user"] == "[EMAIL]" and row["agent"] == "support [EMAIL]"
+    assert json.loads(row["metadata"]) == {"account": {"owner": "[EMAIL]", "keys": ["[API_KEY]"], "plan": "pro"}}
+    assert json.loads(row["tags"]) == ["owner:[EMAIL]", "vip"]
+    assert report.redactions.by_type == {"EMAIL": 5, "API_KEY": 3}
+    again = ingest(store, path)
+    assert (again.ingested, again.duplicates) == (0, 1)
+
+
+def test_identifiers_are_kept_verbatim_when_redaction_is_off(store, tmp_path):
+    event = make_events(1)[0] | {"user": "dana@example.com", "channel": "ops@example.com"}
+    ingest(store, write_jsonl(tmp_path / "f.jsonl", [event]), redact=False)
+    row = store.query("SELECT user, metadata FROM feedback")[0]
+    assert row["user"] == "dana@example.com" and "ops@example.com" in row["metadata"]
+
+
+def test_the_feedback_counter_follows_every_ingest(store, tmp_path):
+    from core.platform import counters
+
+    ingest(store, write_jsonl(tmp_path / "f.jsonl", make_events(30)))
+    feedback.ingest_batch(store, make_events(5, start=100), actor=ACTOR)
+    ingest(store, write_jsonl(tmp_path / "f.jsonl", make_events(30)))  # all duplicates: no change
+    with pytest.raises(feedback.IngestRejected):
+        feedback.ingest_batch(store, [*make_events(3, start=200), {"agent": "x"}], actor=ACTOR)
+    assert counters.value(store, counters.FEEDBACK_EVENTS) == store.scalar("SELECT count(*) FROM feedback") == 35
+
+
+def test_a_rejected_ingest_leaves_no_staged_file_behind(store, tmp_path, settings):
+    events = make_events(5)
+    events[4]["rating"] = 9
+    with pytest.raises(feedback.IngestRejected):
+        ingest(store, write_jsonl(tmp_path / "f.jsonl", events))
+    assert list((settings.data_dir / "staging").iterdir()) == []
+    ingest(store, write_jsonl(tmp_path / "g.jsonl", make_events(5)))
+    assert list((settings.data_dir / "staging").iterdir()) == []
+
+
+def test_nothing_is_visible_until_the_whole_input_is_read(store, tmp_path, settings):
+    from core.platform.store import open_store
+
+    other = open_store(settings.db_path)
+    seen = []
+    path = write_jsonl(tmp_path / "f.jsonl", make_events(4500))  # three chunks, staged one by one
+    ingest(store, path, on_progress=lambda _: seen.append(other.scalar("SELECT count(*) FROM feedback")))
+    assert seen[:-1] == [0, 0, 0] and seen[-1] == 4500
+    other.close()
+
+
+def test_an_id_stored_elsewhere_while_staging_is_refused_at_publish(store, tmp_path, settings):
+    from core.platform.store import open_store
+
+    other = open_store(settings.db_path)
+    first = make_events(1)[0] | {"id": "evt-1"}
+    elsewhere = first | {"output": "written by another process meanwhile"}
+    path = write_jsonl(tmp_path / "f.jsonl", [first, *make_events(3, start=10)])
+
+    def meanwhile(_):
+        if not other.scalar("SELECT count(*) FROM feedback"):
+            feedback.ingest_batch(other, [elsewhere], actor=ACTOR)
+
+    with pytest.raises(feedback.IngestRejected) as caught:
+        ingest(store, path, on_progress=meanwhile)
+    assert (caught.value.report.errors[0].line, caught.value.report.errors[0].field) == (1, "id")
+    assert store.scalar("SELECT count(*) FROM feedback") == 1
+    report = ingest(store, path, skip_invalid=True)
+    assert (report.ingested, report.skipped) == (3, 1)
+    other.close()
+
+
+def test_events_stored_elsewhere_while_staging_count_as_duplicates(store, tmp_path, settings):
+    from core.platform import counters
+    from core.platform.store import open_store
+
+    other = open_store(settings.db_path)
+    events = make_events(4)
+    path = write_jsonl(tmp_path / "f.jsonl", events)
+
+    def meanwhile(_):
+        if not other.scalar("SELECT count(*) FROM feedback"):
+            feedback.ingest_batch(other, events[:2], actor=ACTOR)
+
+    report = ingest(store, path, on_progress=meanwhile)
+    assert (report.ingested, report.duplicates) == (2, 2)
+    assert counters.value(store, counters.FEEDBACK_EVENTS) == 4 == store.scalar("SELECT count(*) FROM feedback")
+    other.close()
+
+
+def test_staging_files_of_dead_ingests_are_swept_and_never_published(store, tmp_path, settings):
+    from core.data import staging
+
+    directory = settings.data_dir / "staging"
+    directory.mkdir(parents=True)
+    (directory / "ingest-1-dead.db").write_bytes(b"rows a killed ingest staged")
+    (directory / "ingest-1-dead.lock").touch()
+    ingest(store, write_jsonl(tmp_path / "f.jsonl", make_events(3)))
+    assert list(directory.iterdir()) == [] and store.scalar("SELECT count(*) FROM feedback") == 3
+    with staging.staging_area(store) as live:  # a running ingest's files are left alone
+        assert staging.sweep(directory) == [] and live.name.endswith(".db")
+    assert list(directory.iterdir()) == []

@@ -40,6 +40,17 @@ RAGGED = Example(
     output="Sorry about that.",
     final="Sorry! Order 1182 ships today.",
 )
+# Turns holding only white space in the history: they carry nothing, so no target gets them.
+BLANK_TURNS = Example(
+    id="ex-blank-turns",
+    messages=(
+        {"role": "user", "content": "Hi"},
+        {"role": "assistant", "content": " \n "},
+        {"role": "user", "content": "   "},
+        {"role": "user", "content": "Where is order 1182?"},
+    ),
+    output="It ships today.",
+)
 NO_USER = Example(id="ex-no-user", system="Write the daily digest.", messages=(), output="Digest: all green.")
 
 
@@ -155,12 +166,12 @@ def _family_model(family):
 @pytest.mark.parametrize("target", list(TARGETS))
 @pytest.mark.parametrize("with_model", [False, True])
 def test_every_targets_rows_validate_cleanly(target, with_model):
-    examples = [EDITED, UNEDITED, RAGGED] * 5
+    examples = [EDITED, UNEDITED, RAGGED, BLANK_TURNS] * 5
     rows = [row for example in examples if (row := to_row(example, target)) is not None]
     model = _family_model(TARGETS[target].family) if with_model else None
     report = validate_lines([json.dumps(row) for row in rows], target=target, model=model, catalog=CATALOG)
     assert report.errors == [] and report.ok, report.errors
-    assert report.valid_examples == len(rows) == (10 if target == "openai-dpo" else 15)
+    assert report.valid_examples == len(rows) == (10 if target == "openai-dpo" else 20)
     assert report.token_stats is not None
     assert report.token_stats.exact is (with_model and target.startswith("openai"))
     assert report.token_stats.total == sum(

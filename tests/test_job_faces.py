@@ -63,8 +63,9 @@ def test_cli_launch_watch_and_cancel(cli, fake, version, store, settings):
 
 def test_slack_launch_delivered_three_times_starts_one_job(tmp_path, fake, version, fake_slack):
     settings = make_settings(
-        tmp_path, slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=fake_slack.api_url
-    )
+        tmp_path, slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=fake_slack.api_url,
+        operators=["U123"],
+    )  # fmt: skip
     store = open_store(settings.db_path)
     body = slash_body(
         f"launch {version.id} openai {MODEL} --epochs 2", response_url=fake_slack.response_url(), trigger_id="T-1"
@@ -81,7 +82,7 @@ def test_slack_launch_delivered_three_times_starts_one_job(tmp_path, fake, versi
 def test_slack_launch_with_a_new_trigger_but_the_same_key_is_one_job(tmp_path, fake, version):
     from bot.slack.listeners.commands import run_slack_text
 
-    settings = make_settings(tmp_path)
+    settings = make_settings(tmp_path, operators=["U1"])
     services = svc(open_store(settings.db_path), settings)
     for trigger in ("a", "b"):
         outcome = run_slack_text(
@@ -103,7 +104,10 @@ def mcp(settings, store, steps):
 
 
 def test_mcp_agent_retry_and_approval_flow(tmp_path, fake, version, cli, monkeypatch):
-    settings = make_settings(tmp_path, auto_approve_usd=0)  # everything needs a human
+    """An agent over stdio acts as the OS user: that person may not approve its launch; another approver may."""
+    from bot.slack.listeners.commands import run_slack_text
+
+    settings = make_settings(tmp_path, auto_approve_usd=0, approvers=["UAPPROVER"])  # everything needs a human
     store = open_store(settings.db_path)
     monkeypatch.setenv("FINETUNE_AUTO_APPROVE_USD", "0")
 
@@ -123,8 +127,10 @@ def test_mcp_agent_retry_and_approval_flow(tmp_path, fake, version, cli, monkeyp
     pending = store.query("SELECT text FROM outbox WHERE kind = 'approval_requested'")
     assert approval["id"] in pending[0]["text"]
 
-    code, _out, err = cli("approve", approval["id"], "--reason", "budget ok")  # the OS user is an approver
-    assert code == 0, err
+    code, _out, err = cli("approve", approval["id"], "--reason", "budget ok")  # the agent's own person
+    assert code == 1 and "four eyes" in err and not fake.launches
+    approved = run_slack_text(svc(store, settings), user_id="UAPPROVER", text=f"approve {approval['id']} --reason ok")
+    assert approved.ok, approved.result
     assert len(fake.launches) == 1
 
     async def status(client):
@@ -136,7 +142,7 @@ def test_mcp_agent_retry_and_approval_flow(tmp_path, fake, version, cli, monkeyp
     assert state.structured_content["status"] == "validating"
     assert cancelled.structured_content["status"] == "cancelled"
     faces = {(r["face"], r["command"]) for r in store.query("SELECT face, command FROM audit_log")}
-    assert {("mcp", "launch_job"), ("cli", "approve"), ("mcp", "cancel_job")} <= faces
+    assert {("mcp", "launch_job"), ("slack", "approve"), ("mcp", "cancel_job")} <= faces
 
 
 def test_slack_job_shows_the_state_and_uploads_a_loss_curve(tmp_path, fake, version, fake_slack):
@@ -180,3 +186,18 @@ def test_loss_curve_png_is_a_real_image():
     png = loss_curve_png({"train_loss": [(1, 2.0), (2, 1.5), (3, 1.1)], "valid_loss": [(3, 1.3)]}, title="job_x")
     assert png is not None and png.startswith(b"\x89PNG") and len(png) > 5000
     assert loss_curve_png({}, title="empty") is None
+
+
+def test_a_launch_whose_submission_fails_exits_non_zero_with_the_error(cli, fake, version):
+    from core.providers.base import ProviderRefused
+
+    fake.fail_next = [ProviderRefused("this organization may not fine-tune gpt-4o-mini", transient=False)]
+    code, out, _ = cli("jobs", "launch", version.id, "--provider", "openai", "--base-model", MODEL)
+    assert code == 1
+    assert "failed" in out and "may not fine-tune gpt-4o-mini" in out
+
+
+def test_a_launch_on_an_unconfigured_provider_exits_non_zero_and_writes_nothing(cli, version, store):
+    code, _, err = cli("launch", version.id, "bedrock", "amazon.nova-micro-v1:0")
+    assert code == 1 and "FINETUNE_BEDROCK_BUCKET" in err
+    assert store.scalar("SELECT count(*) FROM jobs") == 0 and store.scalar("SELECT count(*) FROM approvals") == 0

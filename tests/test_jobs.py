@@ -1,3 +1,5 @@
+import sys
+
 import pytest
 
 from core import actions
@@ -8,14 +10,15 @@ from core.platform import approvals
 from core.platform.actors import Actor, cli_actor
 from core.providers.base import ProviderError, ProviderEvent, ProviderNotConfigured
 from core.training import jobs
-from core.vocabulary import ApprovalState, Face, JobState, Provider
+from core.vocabulary import ApprovalState, Face, JobState, Provider, Role
 from tests.conftest import make_settings, svc
 from tests.fake_provider import FakeProvider
 from tests.feedback_samples import make_events
 
-ALICE = Actor(id="UALICE", face=Face.SLACK, is_admin=True)
-BOB = Actor(id="UBOB", face=Face.SLACK, is_admin=True)
-AGENT = Actor(id="claude-desktop", face=Face.MCP)
+ALICE = Actor(id="UALICE", face=Face.SLACK, role=Role.APPROVER)
+BOB = Actor(id="UBOB", face=Face.SLACK, role=Role.APPROVER)
+AGENT = Actor(id="claude-desktop", face=Face.MCP, role=Role.OPERATOR)
+CAROL = Actor(id="UCAROL", face=Face.SLACK, role=Role.OPERATOR)
 MODEL = "gpt-4o-mini-2024-07-18"
 
 
@@ -226,3 +229,81 @@ def test_webhooks_are_taken_only_where_they_are_set_up(tmp_path, store, registry
         jobs.handle_webhook(svc(store, configured, registry), provider="bedrock", payload=b"{}", headers={})
     with pytest.raises(ProviderNotConfigured, match="sends no webhooks"):  # the fake has none to verify
         jobs.handle_webhook(svc(store, configured, registry), provider="openai", payload=b"{}", headers={})
+
+
+# Who may launch and cancel; launches refused before anything is written --------------------------------
+
+
+def test_viewers_may_not_launch_and_operators_cancel_only_their_own_jobs(store, settings, registry, version):
+    viewer = Actor(id="UVIEW", face=Face.SLACK)
+    with pytest.raises(PermissionDenied, match="needs the operator role") as caught:
+        launch(store, settings, registry, version, actor=viewer)
+    assert "FINETUNE_OPERATORS" in (caught.value.hint or "") and store.scalar("SELECT count(*) FROM jobs") == 0
+    agents_job = launch(store, settings, registry, version, actor=AGENT).job
+    with pytest.raises(PermissionDenied, match="cancel other people's jobs"):
+        jobs.cancel_job(svc(store, settings, registry), job_id=agents_job.id, actor=CAROL)
+    carols_job = launch(store, settings, registry, version, actor=CAROL).job
+    assert (
+        jobs.cancel_job(svc(store, settings, registry), job_id=carols_job.id, actor=CAROL).status is JobState.CANCELLED
+    )
+    assert jobs.cancel_job(svc(store, settings, registry), job_id=agents_job.id, actor=BOB).status is JobState.CANCELLED
+
+
+def written(store) -> dict[str, int]:
+    tables = ("jobs", "outbox", "approvals", "dataset_exports", "audit_log")
+    return {table: store.scalar(f"SELECT count(*) FROM {table}") for table in tables}
+
+
+@pytest.mark.parametrize(
+    ("provider", "model", "missing"),
+    [
+        ("openai", MODEL, "OPENAI_API_KEY"),
+        ("azure", MODEL, "AZURE_OPENAI_ENDPOINT and AZURE_OPENAI_API_KEY"),
+        ("bedrock", "amazon.nova-micro-v1:0", "FINETUNE_BEDROCK_BUCKET"),
+    ],
+)
+def test_an_unconfigured_provider_is_refused_before_anything_is_written(
+    store, settings, version, provider, model, missing
+):
+    before = written(store)
+    with pytest.raises(ProviderNotConfigured) as caught:
+        jobs.launch_job(
+            svc(store, settings), dataset_version=version.id, provider=provider, base_model=model, actor=ALICE
+        )
+    assert missing in caught.value.message and caught.value.hint
+    assert written(store) == before
+
+
+def test_bedrock_needs_its_role_too(tmp_path, store, version):
+    settings = make_settings(tmp_path, bedrock_bucket="finetune-data")
+    with pytest.raises(ProviderNotConfigured, match="FINETUNE_BEDROCK_ROLE_ARN"):
+        jobs.launch_job(svc(store, settings), dataset_version=version.id, provider="bedrock",
+                        base_model="amazon.nova-micro-v1:0", actor=ALICE)  # fmt: skip
+    assert store.scalar("SELECT count(*) FROM jobs") == 0
+
+
+def test_a_missing_sdk_is_named_with_the_package_to_install(tmp_path, store, version, monkeypatch):
+    monkeypatch.setitem(sys.modules, "openai", None)  # as if the package were not installed
+    settings = make_settings(tmp_path, openai_api_key="sk-test")
+    with pytest.raises(ProviderNotConfigured, match="`openai` package") as caught:
+        jobs.launch_job(
+            svc(store, settings), dataset_version=version.id, provider="openai", base_model=MODEL, actor=ALICE
+        )
+    assert "pip install" in (caught.value.hint or "") and store.scalar("SELECT count(*) FROM jobs") == 0
+
+
+def test_the_local_provider_is_not_available_in_this_version(store, settings, version):
+    before = written(store)
+    with pytest.raises(ProviderNotConfigured, match="not available"):
+        jobs.launch_job(
+            svc(store, settings), dataset_version=version.id, provider="local", base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
+            actor=ALICE,
+        )  # fmt: skip
+    assert written(store) == before
+
+
+def test_a_failed_submission_is_a_failed_launch(store, settings, registry, version, fake):
+    fake.fail_next = [ProviderError("this organization may not fine-tune", transient=False)]
+    result = launch(store, settings, registry, version)
+    assert result.job.status is JobState.FAILED and not result.ok
+    assert "may not fine-tune" in (result.message or "")

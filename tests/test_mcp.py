@@ -7,6 +7,7 @@ import sys
 import anyio
 from mcp import Client, StdioServerParameters
 
+from core.platform.actors import os_user
 from core.platform.status import get_status
 from mcp_server.server import build_server
 from tests.conftest import finetune_env, svc
@@ -26,13 +27,13 @@ def test_get_status_has_an_output_schema_and_returns_the_core_report(settings, s
     assert tool.description and "pending approvals" in tool.description
     assert set(tool.output_schema["properties"]) >= {"feedback_events", "jobs_by_state", "scheduler_heartbeat"}
     assert not result.is_error
-    assert result.structured_content == get_status(store).model_dump()
+    assert result.structured_content == get_status(store, settings=settings).model_dump()
 
 
-def test_tool_calls_are_audited_with_the_client_name(settings, store):
-    call(build_server(svc(store, settings)), "get_status")
+def test_tool_calls_are_audited_as_the_os_user_not_the_name_the_client_declares(settings, store):
+    call(build_server(svc(store, settings)), "get_status")  # the in-memory client declares itself "mcp"
     rows = store.query("SELECT actor, face, command, outcome FROM audit_log")
-    assert rows == [{"actor": "mcp", "face": "mcp", "command": "get_status", "outcome": "ok"}]
+    assert rows == [{"actor": os_user(), "face": "mcp", "command": "get_status", "outcome": "ok"}]
 
 
 def test_unknown_tool_is_an_error_result(settings, store):

@@ -34,6 +34,7 @@ def test_kill_during_launch_and_poll(settings, store, start_serve, fake_slack, o
         "OPENAI_API_KEY": API_KEY, "OPENAI_BASE_URL": f"{openai_fake.url}/v1", "SLACK_BOT_TOKEN": BOT_TOKEN,
         "SLACK_SIGNING_SECRET": SIGNING_SECRET, "SLACK_API_URL": fake_slack.api_url, "FINETUNE_SLACK_CHANNEL": "CJOBS",
         "FINETUNE_POLL_SECONDS": "0.3", "FINETUNE_OUTBOX_SECONDS": "0.2", "FINETUNE_AUTO_APPROVE_USD": "100",
+        "FINETUNE_OPERATORS": "U123",  # the Slack user who launches
     }  # fmt: skip
 
     # 1. Kill serve after the provider created the job but before serve heard back.
@@ -134,3 +135,26 @@ def test_openai_webhook_triggers_an_immediate_poll(settings, store, start_serve,
     assert post({**headers, "webhook-signature": "v1,AAAA"})[0] == 400
     status, answer = post(headers)
     assert status == 200 and answer == {"job": launched.job.id, "status": "cancelled"}
+
+
+def test_racing_workers_of_one_delivery_act_once(settings):
+    """Redeliveries are acked at once and race in their workers: exactly one records the key and acts."""
+    import threading
+
+    from bot.slack.listeners.redelivery import first_delivery
+
+    services = [svc(open_store(settings.db_path), settings) for _ in range(6)]  # a connection per worker
+    start, firsts = threading.Barrier(len(services)), []
+
+    def worker(service):
+        start.wait()
+        firsts.append(first_delivery(service, {"trigger_id": "T-race"}))
+
+    threads = [threading.Thread(target=worker, args=(s,)) for s in services]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+    for service in services:
+        service.close()
+    assert sorted(firsts) == [False] * 5 + [True]

@@ -9,16 +9,20 @@ import anyio
 import httpx2
 from mcp import Client
 from mcp.client.streamable_http import streamable_http_client
+from starlette.testclient import TestClient
 
+from bot.serve import build_app
 from core.platform.store import open_store
 from tests.conftest import (
     BOT_TOKEN,
     MCP_TOKEN,
     SIGNING_SECRET,
     finetune_env,
+    make_settings,
     run_finetune,
     sign,
     slash_body,
+    svc,
     wait_until,
 )
 
@@ -149,3 +153,50 @@ def test_socket_mode_replaces_the_http_endpoint_and_survives_a_failed_connect(se
     assert http("POST", f"{server.url}/slack/events", data=b"x")[0] == 404
     assert "Socket Mode could not connect" in wait_until(lambda: "could not connect" in server.log() and server.log())
     assert server.proc.poll() is None and "xapp-test-app-token" not in server.log()
+
+
+# Tokens with names, exposure, reverse proxies ----------------------------------------------------------
+
+LONG_TOKEN = "laptop-" + "l" * 40
+
+
+def test_each_named_token_opens_mcp_and_the_default_one_still_does(settings, start_serve):
+    server = start_serve(settings, FINETUNE_MCP_TOKEN=MCP_TOKEN, FINETUNE_MCP_TOKENS=f"laptop:{LONG_TOKEN}")
+    assert not mcp_status(server.url, MCP_TOKEN).is_error
+    assert not mcp_status(server.url, LONG_TOKEN).is_error
+    wrong = {**MCP_HEADERS, "Authorization": f"Bearer {LONG_TOKEN}x"}
+    assert http("POST", f"{server.url}/mcp", headers=wrong, data=INITIALIZE)[0] == 401
+    actors = {r["actor"] for r in open_store(settings.db_path).query("SELECT actor FROM audit_log WHERE face = 'mcp'")}
+    assert actors == {"default", "laptop"}
+    assert LONG_TOKEN not in server.log()
+
+
+def test_an_empty_token_in_env_does_not_expose_mcp(settings, tmp_path):
+    (tmp_path / ".env").write_text("FINETUNE_MCP_TOKEN=\n")
+    result = run_finetune(["serve"], finetune_env(settings, FINETUNE_HOST="0.0.0.0", FINETUNE_PORT="0"), timeout=30)
+    assert result.returncode == 1 and "without a token" in result.stderr
+
+
+def test_a_short_token_is_refused_off_loopback_naming_the_setting(settings):
+    env = finetune_env(settings, FINETUNE_HOST="0.0.0.0", FINETUNE_PORT="0", FINETUNE_MCP_TOKEN="short-token")
+    result = run_finetune(["serve"], env, timeout=30)
+    assert result.returncode == 1 and "FINETUNE_MCP_TOKEN is shorter than 32 characters" in result.stderr
+    assert "short-token" not in result.stderr
+
+
+def post_initialize(app_settings, store, host: str) -> int:
+    headers = {**MCP_HEADERS, "Authorization": f"Bearer {LONG_TOKEN}"}
+    with TestClient(build_app(svc(store, app_settings)), base_url=f"http://{host}") as client:
+        return client.post("/mcp", content=INITIALIZE, headers=headers).status_code
+
+
+def test_public_host_names_keep_dns_rebinding_protection_on_behind_a_proxy(tmp_path, store):
+    public = make_settings(tmp_path, host="0.0.0.0", mcp_tokens=f"laptop:{LONG_TOKEN}",
+                           public_hosts="finetune.example.com")  # fmt: skip
+    assert post_initialize(public, store, "finetune.example.com") == 200
+    assert post_initialize(public, store, "finetune.example.com:443") == 200
+    assert post_initialize(public, store, "evil.example") in (403, 421)
+    loopback = make_settings(tmp_path, mcp_tokens=f"laptop:{LONG_TOKEN}", public_hosts="finetune.example.com:8443")
+    assert post_initialize(loopback, store, "127.0.0.1:8080") == 200
+    assert post_initialize(loopback, store, "finetune.example.com:8443") == 200
+    assert post_initialize(loopback, store, "finetune.example.com:9999") in (403, 421)

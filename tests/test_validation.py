@@ -466,3 +466,33 @@ def test_blocks_hold_whole_lines_and_know_where_they_start(size):
     for first, blob in blocks:
         assert first == line and blob.endswith(b"\n")
         line += blob.count(b"\n")
+
+
+BLANK_ANSWER = {"role": "assistant", "content": " \n\t "}
+EMPTY_ANSWERS = [
+    ("openai", {"messages": [USER, {"role": "assistant", "content": ""}]}, "messages[1].content"),
+    ("openai", {"messages": [USER, BLANK_ANSWER]}, "messages[1].content"),
+    ("openai", {"messages": [USER, BLANK_ANSWER, USER, ANSWER]}, "messages[1].content"),
+    ("openai", {"messages": [USER, {"role": "assistant", "content": [{"type": "text", "text": "  "}]}]},
+     "messages[1].content"),
+    ("hf-chat", {"messages": [USER, BLANK_ANSWER]}, "messages[1].content"),
+    ("openai-dpo", {**VALID["openai-dpo"], "preferred_output": [BLANK_ANSWER]}, "preferred_output[0].content"),
+    ("openai-dpo", {**VALID["openai-dpo"], "non_preferred_output": [{"role": "assistant", "content": ""}]},
+     "non_preferred_output[0].content"),
+    ("bedrock-nova", nova(turn("user"), turn("assistant", {"text": "   "})), "messages[1].content"),
+    ("bedrock-claude", {"messages": [USER, BLANK_ANSWER]}, "messages[1].content"),
+    ("bedrock-llama", {"prompt": "Where?", "completion": " \n "}, "completion"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("target", "bad", "field"), EMPTY_ANSWERS)
+def test_an_empty_or_blank_answer_is_an_error_for_every_target(target, bad, field):
+    report = report_with(target, bad)
+    assert not report.ok and ("empty_content", field) in issues_of(target, bad)
+    assert {target for target, _, _ in EMPTY_ANSWERS} == set(VALID)
+
+
+def test_an_assistant_turn_with_tool_calls_may_leave_content_empty():
+    call = {"role": "assistant", "content": "", "tool_calls": [{"id": "c1", "type": "function"}]}
+    assert report_with("openai", {"messages": [USER, call, {"role": "tool", "tool_call_id": "c1", "content": "1"},
+                                               ANSWER]}).ok  # fmt: skip

@@ -99,6 +99,8 @@ def mcp_tools_table(tools: list[Any]) -> str:
                 kind.append("destructive")
             if notes.idempotent_hint:
                 kind.append("idempotent")
+            if notes.open_world_hint:
+                kind.append("calls a provider")
         rows.append(f"| `{tool.name}` | {_cell(_first_sentence(tool.description or ''))} | {', '.join(kind)} |")
     return "\n".join(rows)
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import re
 import shlex
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any
@@ -23,7 +24,7 @@ from typing import Any
 import click
 from pydantic import BaseModel
 
-from bot.invoke import Failure, Verdict, invoke
+from bot.invoke import Failure, Verdict, guard_commands, invoke
 from core.platform import Actor, Settings, Store
 from core.services import Services
 
@@ -119,6 +120,7 @@ def make_grammar(*commands: click.Command, help_text: str) -> Grammar:
     group = Grammar(name="finetune", help=help_text, context_settings=CONTEXT)
     for cmd in commands:
         group.add_command(cmd)
+    guard_commands(group)  # each (sub)command checks the policy for its own path when it runs
     return group
 
 
@@ -134,21 +136,55 @@ def json_option(func: Callable[..., Any]) -> Callable[..., Any]:
     return wrapper
 
 
+def idempotency_key(_: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """`--key`: given, it must say something; an empty key would silently mean "no key"."""
+    if value is not None and not value.strip():
+        raise click.BadParameter("the idempotency key is empty; pass a non-empty key, or leave the option out.")
+    return value
+
+
+# Bounding what is echoed -------------------------------------------------------------------------
+
+ECHO_LIMIT = 80  # characters of a value a message repeats back
+MESSAGE_LIMIT = 2000  # characters of any message or hint a face shows
+_UNPRINTABLE = re.compile("[\x00-\x08\x0b-\x1f\x7f\ud800-\udfff]")
+
+
+def clip(text: str, limit: int = ECHO_LIMIT) -> str:
+    """`text` safe to echo: control characters and lone surrogates escaped, at most `limit` characters."""
+    text = _UNPRINTABLE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text if len(text) <= limit else text[: limit - 1] + "\u2026"
+
+
+def bounded(text: str, *, echoed: Iterable[str] = ()) -> str:
+    """A message with every long `echoed` value in it clipped, and no longer than MESSAGE_LIMIT."""
+    for value in sorted({v for v in echoed if len(v) > ECHO_LIMIT}, key=len, reverse=True):
+        text = text.replace(value, clip(value)).replace(repr(value), clip(repr(value)))
+    return clip(text, MESSAGE_LIMIT)
+
+
 # Running a command --------------------------------------------------------------------------
+
+MAX_TEXT = 10_000  # characters of one typed command (Slack); far more than any command needs
 
 
 def run_text(group: click.Group, text: str, inv: Invocation, *, prog: str) -> Outcome:
     """Run a command typed as one string (Slack), split like a shell would split it."""
+    if len(text) > MAX_TEXT:
+        message = f"the command is {len(text):,} characters long; {prog} takes at most {MAX_TEXT:,}."
+        return _refuse(inv, [text], UsageProblem(message=message, prog=prog))
     try:
         argv = shlex.split(text)
     except ValueError as exc:
         problem = UsageProblem(message=f"cannot read the command: {exc} (check your quotes)", prog=prog)
-        return _run(inv, "unknown", [text], lambda: Outcome(problem, 2))
+        return _refuse(inv, [text], problem)
     return run_command(group, argv, inv, prog=prog)
 
 
 def run_command(group: click.Group, argv: list[str], inv: Invocation, *, prog: str) -> Outcome:
     """Parse and run one command through the invocation wrapper; never raises for bad input."""
+    if (problem := _not_text(argv, prog)) is not None:
+        return _refuse(inv, argv, problem)
     if not argv:
         argv = ["help"]
     if "--help" in argv or "-h" in argv:
@@ -157,11 +193,39 @@ def run_command(group: click.Group, argv: list[str], inv: Invocation, *, prog: s
     return _run(inv, name, argv, lambda: _parse_and_call(group, argv, inv, prog))
 
 
+def _refuse(inv: Invocation, argv: list[str], problem: UsageProblem) -> Outcome:
+    return _run(inv, "unknown", argv, lambda: Outcome(problem, 2))
+
+
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _not_text(argv: list[str], prog: str) -> UsageProblem | None:
+    """A lone surrogate (a terminal's undecodable bytes) is not text: it can be neither stored nor shown."""
+    for number, arg in enumerate(argv, start=1):
+        if (found := _SURROGATE.search(arg)) is not None:
+            message = (
+                f"word {number} of the command contains U+{ord(found.group()):04X}, a lone surrogate (bytes that "
+                "are not UTF-8), which is not text. Type it again as plain text."
+            )
+            return UsageProblem(message=message, prog=prog)
+    return None
+
+
 def _run(inv: Invocation, name: str, argv: list[str], call: Callable[[], Outcome]) -> Outcome:
-    done = invoke(inv.services, inv.actor, name, {"argv": argv}, call, verdict=_verdict)
-    if isinstance(done, Failure):
-        return _failed(done, inv)
-    return done
+    done = invoke(inv.services, inv.actor, name, {"argv": argv}, lambda: _bounded(call(), argv), verdict=_verdict)
+    return _bounded(_failed(done, inv), argv) if isinstance(done, Failure) else done
+
+
+def _bounded(outcome: Outcome, argv: list[str]) -> Outcome:
+    """Errors echo what was typed: a huge argument comes back clipped."""
+    result = outcome.result
+    if isinstance(result, UsageProblem | ErrorResult):
+        update = {"message": bounded(result.message, echoed=argv)}
+        if isinstance(result, ErrorResult) and result.hint:
+            update["hint"] = bounded(result.hint, echoed=argv)
+        outcome.result = result.model_copy(update=update)
+    return outcome
 
 
 def _parse_and_call(group: click.Group, argv: list[str], inv: Invocation, prog: str) -> Outcome:
@@ -170,8 +234,8 @@ def _parse_and_call(group: click.Group, argv: list[str], inv: Invocation, prog: 
         result = group.main(args=argv, prog_name=prog, standalone_mode=False, obj=inv)
     except click.UsageError as exc:
         return Outcome(_usage_problem(exc, prog), 2, inv.as_json)
-    except click.ClickException as exc:
-        return Outcome(UsageProblem(message=exc.format_message(), prog=prog), exc.exit_code, inv.as_json)
+    except click.ClickException as exc:  # not a usage problem: something the command could not do
+        return Outcome(ErrorResult(error=type(exc).__name__, message=exc.format_message()), exc.exit_code, inv.as_json)
     except (click.exceptions.Abort, KeyboardInterrupt):
         return Outcome(ErrorResult(error="Aborted", message="Aborted."), 130)
     return Outcome(result, 0 if getattr(result, "ok", True) else 1, inv.as_json)

@@ -123,27 +123,33 @@ data_group.add_command(dataset_command, "show")
 @click.option("--tag", "tags", multiple=True, help="Only events with any of these tags.")
 @click.option("--since", help="From this ISO date/time (inclusive).")
 @click.option("--until", help="Before this ISO date/time (exclusive).")
-@click.option("--min-rating", type=float, help="Minimum rating, 1-5 (thumbs up = 5, down = 1).")
-@click.option("--min-acceptance", type=float, help="Minimum share of the draft the user kept, 0-1.")
-@click.option("--min-quality", type=float, default=0.0, show_default=True, help="Minimum quality score, 0-1.")
+@click.option("--min-rating", type=click.FloatRange(1, 5), help="Minimum rating, 1-5 (thumbs up = 5, down = 1).")
+@click.option("--min-acceptance", type=click.FloatRange(0, 1), help="Minimum share of the draft the user kept, 0-1.")
+@click.option(
+    "--min-quality", type=click.FloatRange(0, 1), default=0.0, show_default=True, help="Minimum quality score, 0-1."
+)
 @click.option("--edited-only", is_flag=True, help="Only events the user edited (what DPO needs).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the train/validation/test split.")
+@click.option(
+    "--include-rejected",
+    is_flag=True,
+    help="Keep drafts rated 2 or lower (or thumbs down) that the user left unedited.",
+)
+@click.option(
+    "--seed", type=click.IntRange(0, datasets.MAX_SEED), default=0, show_default=True,
+    help="Seed of the train/validation/test split.",
+)  # fmt: skip
 @click.option("--split", "split", help="Train,validation,test shares. [default: 0.8,0.1,0.1]")
 @click.option("--no-dedupe", is_flag=True, help="Keep exact and near duplicates.")
 @json_option
 @click.pass_obj
 def build_command(inv: Invocation, name: str, **options: Any) -> DatasetVersion:
     """Select feedback with the filters, drop duplicates, score, split by agent, and record a version."""
-    filters = datasets.DatasetFilters(
-        agents=_split_list(options["agents"]), intents=_split_list(options["intents"]),
-        templates=_split_list(options["templates"]), models=_split_list(options["models"]),
-        tags=_split_list(options["tags"]), since=options["since"], until=options["until"],
-        min_rating=options["min_rating"], min_acceptance=options["min_acceptance"],
-        min_quality=options["min_quality"], edited_only=options["edited_only"],
-    )  # fmt: skip
-    recipe = datasets.Recipe(filters=filters, seed=options["seed"], dedupe=not options["no_dedupe"])
-    if (split := _split_ratio(options["split"])) is not None:
-        recipe = datasets.Recipe(**{**recipe.model_dump(), "split": split})
+    lists = {name: _split_list(options[name]) for name in ("agents", "intents", "templates", "models", "tags")}
+    given = ("since", "until", "min_rating", "min_acceptance", "min_quality", "edited_only", "include_rejected")
+    filters = {**lists, **{name: options[name] for name in given}}
+    recipe = datasets.recipe_from(
+        filters=filters, seed=options["seed"], split=_split_ratio(options["split"]), dedupe=not options["no_dedupe"]
+    )
     with inv.progress(f"Building {name}") as progress:
         return datasets.build_dataset(inv.store, name=name, actor=inv.actor, recipe=recipe, on_progress=progress)
 
@@ -152,7 +158,7 @@ def build_command(inv: Invocation, name: str, **options: Any) -> DatasetVersion:
 @click.argument("version")
 @click.option("--target", type=TARGET, required=True, help="Provider format.")
 @click.option("--model", help="Base model for token counts, limits and price (default: the target's default).")
-@click.option("--epochs", type=int, help="Epochs for the cost estimate (default 1).")
+@click.option("--epochs", type=click.IntRange(1, exports.MAX_EPOCHS), help="Epochs for the cost estimate (default 1).")
 @json_option
 @click.pass_obj
 def export_command(inv: Invocation, version: str, target: str, model: str | None, epochs: int | None) -> ExportResult:

@@ -8,7 +8,7 @@ import click
 from pydantic import BaseModel
 
 from bot.commands import CONTEXT, CommandHelp, HelpResult, Invocation, Message, json_option
-from core.platform import ConfigReport, Notice, StatusReport, audit, describe_settings, get_status, notify
+from core.platform import ConfigReport, Notice, StatusReport, audit, describe_settings, get_status, notify, outbox
 
 
 class AuditList(BaseModel):
@@ -65,8 +65,8 @@ def describe(root: click.Context, name: str, cmd: click.Command, *, full: bool =
 @click.pass_obj
 def status_command(inv: Invocation) -> StatusReport:
     """Show where everything stands: feedback count, datasets, jobs by state, models by alias,
-    pending approvals, undelivered notifications and the scheduler's last heartbeat."""
-    return get_status(inv.store)
+    pending approvals, undelivered and dead notifications, the database and the scheduler's last heartbeat."""
+    return get_status(inv.store, settings=inv.settings)
 
 
 @click.command("notify", context_settings=CONTEXT, short_help="Send a notice to the team's Slack channel (admin).")
@@ -89,7 +89,44 @@ def audit_command(inv: Invocation, limit: int, face: str | None) -> AuditList:
     return AuditList(entries=audit.recent(inv.store, actor=inv.actor, limit=limit, face=face))
 
 
-SHARED: tuple[click.Command, ...] = (help_command, status_command, notify_command, audit_command)
+OUTBOX_ID = click.IntRange(1, 2**63 - 1)  # what SQLite can store: a larger number is a usage error, not a crash
+
+
+@click.group(
+    "outbox",
+    context_settings=CONTEXT,
+    invoke_without_command=True,
+    short_help="Undelivered notifications: list, retry, discard (admin).",
+)
+@json_option
+@click.pass_context
+def outbox_group(ctx: click.Context) -> outbox.OutboxList | None:
+    """Without a subcommand, list the notifications not yet delivered (pending and dead), with their last error."""
+    if ctx.invoked_subcommand is None:
+        inv: Invocation = ctx.obj
+        return outbox.listing(inv.store, actor=inv.actor)
+    return None
+
+
+@outbox_group.command("retry", context_settings=CONTEXT, short_help="Try a dead notification again (admin).")
+@click.argument("outbox_id", metavar="ID", type=OUTBOX_ID)
+@json_option
+@click.pass_obj
+def outbox_retry(inv: Invocation, outbox_id: int) -> outbox.OutboxChange:
+    """Give notification ID (see `outbox`) a fresh set of delivery attempts, starting now."""
+    return outbox.retry(inv.store, actor=inv.actor, outbox_id=outbox_id)
+
+
+@outbox_group.command("discard", context_settings=CONTEXT, short_help="Stop delivering a notification (admin).")
+@click.argument("outbox_id", metavar="ID", type=OUTBOX_ID)
+@json_option
+@click.pass_obj
+def outbox_discard(inv: Invocation, outbox_id: int) -> outbox.OutboxChange:
+    """Stop trying to deliver notification ID (see `outbox`); its row stays, marked discarded."""
+    return outbox.discard(inv.store, actor=inv.actor, outbox_id=outbox_id)
+
+
+SHARED: tuple[click.Command, ...] = (help_command, status_command, notify_command, audit_command, outbox_group)
 
 
 # Terminal only -----------------------------------------------------------------------------------

@@ -8,8 +8,9 @@ from typing import Any
 
 import click
 
-from bot.commands import CONTEXT, Invocation, json_option
+from bot.commands import CONTEXT, Invocation, idempotency_key, json_option
 from core import actions
+from core.catalog import BaseModelEntry, BaseModelList, list_base_models
 from core.platform import Approval, ApprovalList, approvals
 from core.training import Job, JobDetail, JobEvents, JobList, LaunchResult, jobs
 from core.vocabulary import JobState, Method, Provider, values
@@ -40,7 +41,11 @@ def launch_options(func: Callable[..., Any]) -> Callable[..., Any]:
             help="Learning-rate multiplier (OpenAI, Claude).",
         ),
         click.option("--warmup-steps", "warmup_steps", type=int, help="Warm-up steps."),
-        click.option("--key", help="Idempotency key: launching again with the same key returns the same job."),
+        click.option(
+            "--key",
+            callback=idempotency_key,
+            help="Idempotency key: launching again with the same key returns the same job.",
+        ),
         json_option,
         click.pass_obj,
     ]
@@ -152,12 +157,36 @@ def _decide(approve: bool) -> click.Command:
     def decide(inv: Invocation, approval_id: str, reason: str | None) -> Approval:
         return actions.decide(inv.services, approval_id=approval_id, actor=inv.actor, approve=approve, reason=reason)
 
-    decide.help = f"{verb.capitalize()} APPROVAL_ID. Approvers are admins, and not the requester when four-eyes is on."
+    decide.help = f"{verb.capitalize()} APPROVAL_ID. Approvers may, but not their own request (four eyes)."
     return decide
 
 
 approve_command = _decide(True)
 reject_command = _decide(False)
+
+
+@click.command("catalog", context_settings=CONTEXT, short_help="Base models that can be fine-tuned, with prices.")
+@click.option("--provider", type=PROVIDERS, help="Only the models this provider trains.")
+@json_option
+@click.pass_obj
+def catalog_command(inv: Invocation, provider: str | None) -> BaseModelList:
+    """List every base model in the catalog (FINETUNE_CATALOG_FILE applied): providers, methods, export target,
+    token limit per example, and the training price per 1M tokens with the date it was read."""
+    return list_base_models(inv.services.catalog, provider=provider)
+
+
+def price_text(model: BaseModelEntry) -> str:
+    """`$3.00 / 1M (2026-11-15)`, `free`, or `unknown`: a price is only as good as its date."""
+    if model.training_usd_per_1m_tokens is None:
+        return "unknown"
+    if model.training_usd_per_1m_tokens == 0:
+        return "free"
+    return f"${model.training_usd_per_1m_tokens:,.2f} / 1M ({model.price_as_of})"
+
+
+def limit_text(model: BaseModelEntry) -> str:
+    return f"{model.max_example_tokens:,}" if model.max_example_tokens is not None else "unknown"
+
 
 SHARED: tuple[click.Command, ...] = (
     jobs_group,
@@ -166,5 +195,6 @@ SHARED: tuple[click.Command, ...] = (
     approvals_command,
     approve_command,
     reject_command,
+    catalog_command,
 )
 TERMINAL: tuple[click.Command, ...] = ()

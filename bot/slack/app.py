@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 
-from slack_bolt import App
+from slack_bolt import App, BoltResponse
 from slack_sdk import WebClient
 
 from bot.commands.groups import SLACK as GRAMMAR
@@ -43,5 +43,21 @@ def build_slack_app(services: Services) -> App:
         request_verification_enabled=not settings.socket_mode,
         logger=logging.getLogger("slack_bolt"),
     )
+    app.error(refuse_malformed_payloads)
     listeners.register(app, services)
     return app
+
+
+_SHAPE_ERRORS = (AttributeError, TypeError, KeyError, IndexError, ValueError)
+
+
+def refuse_malformed_payloads(error: Exception, logger: logging.Logger) -> BoltResponse | None:
+    """A signed payload whose shape bolt cannot read is the sender's problem (400), not a server error (500).
+
+    Anything else (Slack unreachable during authorization, a bug) keeps bolt's own answer.
+    """
+    if isinstance(error, _SHAPE_ERRORS):
+        logger.warning("refused a Slack payload bolt cannot read: %r", error)
+        return BoltResponse(status=400, body="the request is not a Slack payload finetune-ops understands")
+    logger.error("could not handle a Slack request", exc_info=error)
+    return None

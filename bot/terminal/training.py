@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.table import Table
 
+from bot.commands.training import limit_text, price_text
 from bot.terminal.output import render
+from core.catalog import BaseModelList
 from core.platform import Approval, ApprovalList
 from core.training import Job, JobDetail, JobEvents, JobList, LaunchResult
 
@@ -79,3 +82,18 @@ def _(result: JobDetail, console: Console) -> None:
     for name, points in result.events.loss_series().items():
         tail = ", ".join(f"{step}: {value:.3f}" for step, value in points[-5:])
         console.print(f"  {name} (last steps): {tail}", highlight=False)
+
+
+@render.register
+def _(result: BaseModelList, console: Console) -> None:
+    if not result.models:
+        console.print("No base models for that provider in the catalog.")
+        return
+    table = Table(title=f"Base models (catalog of {result.as_of})", title_justify="left")
+    for column in ("model", "providers", "methods", "export target", "tokens/example", "training price"):
+        table.add_column(column, overflow="fold")
+    for m in result.models:
+        model = m.id + (" [dim](legacy)[/dim]" if m.status != "live" else "")
+        targets = ", ".join(f"{target}" for target in dict.fromkeys(m.export_targets.values()))
+        table.add_row(model, ", ".join(m.providers), ", ".join(m.methods), targets, limit_text(m), price_text(m))
+    console.print(table)

@@ -20,7 +20,8 @@ is whose, and `core.data.formats.to_row` is the way to call them:
 Bedrock and hf-chat rows alternate user/assistant starting with user (Bedrock
 requires it, and many chat templates refuse anything else): consecutive turns of
 one role are merged, separated by a blank line, and assistant turns before the
-first user turn are dropped. Messages with empty content are left out everywhere.
+first user turn are dropped. Messages with empty (or only white-space) content are
+left out everywhere.
 """
 
 from __future__ import annotations
@@ -52,7 +53,7 @@ def _conversation(example: Example) -> list[tuple[str, str]]:
                 hint="Conversation messages take role 'user' or 'assistant'; put instructions in `system`.",
                 example=example.id,
             )
-        if content:
+        if content and content.strip():
             turns.append((role, content))
     return turns
 

@@ -14,8 +14,13 @@ Quality score (0–1), documented because filters use it:
     approval_score = 1.0 when the user gave a final text (a human approved or corrected it),
                      0.5 when only the AI draft is known
 
-Examples whose training text is empty or longer than 100,000 characters fail
-the length sanity check and are dropped before scoring.
+Rejected drafts are left out unless the recipe asks for them
+(`include_rejected`): an event rated 2 or lower (thumbs down is 1) whose draft
+the user did not correct (no final text, or the draft unchanged) teaches the
+model the very answer the user turned down. Examples whose training text is
+empty or longer than 100,000 characters fail the length sanity check and are
+dropped before scoring. A version's stats say how many candidates were left
+out, per reason (`left_out`).
 
 The split is deterministic and stratified by agent: within each agent,
 examples are ordered by SHA-256(seed, feedback id) and the first 80 % (by
@@ -26,12 +31,13 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from typing import Any
 
-from pydantic import BaseModel, Field, field_validator, model_validator
+from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from core.data import db, dedupe
 from core.data.examples import Example
@@ -45,6 +51,10 @@ from core.platform.timeutil import iso
 NAME = re.compile(r"^[a-z0-9][a-z0-9_-]{0,63}$")
 SPLITS = ("train", "validation", "test")
 MAX_COMPLETION_CHARS = 100_000
+MAX_SEED = 2**63 - 1  # the largest integer SQLite stores
+REJECTED_AT = 2.0  # a rating at or below this turns the draft down (thumbs down is stored as 1)
+LEFT_OUT = ("rejected_drafts", "length", "low_quality", "exact_duplicates", "near_duplicates")
+"""Why a candidate is left out of a version, in the order the reasons are checked."""
 
 
 class DatasetFilters(BaseModel):
@@ -61,6 +71,10 @@ class DatasetFilters(BaseModel):
     min_acceptance: float | None = Field(default=None, ge=0, le=1)
     min_quality: float = Field(default=0.0, ge=0, le=1)
     edited_only: bool = Field(default=False, description="Keep only events the user edited.")
+    include_rejected: bool = Field(
+        default=False,
+        description="Keep rejected drafts too: events rated 2 or lower (or thumbs down) that the user did not correct.",
+    )
 
     @field_validator("since", "until")
     @classmethod
@@ -69,23 +83,67 @@ class DatasetFilters(BaseModel):
             return None
         try:
             moment = datetime.fromisoformat(value.replace("Z", "+00:00"))
-        except ValueError:
+            return iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
+        except (ValueError, OverflowError):  # not a time, or one that falls outside the calendar in UTC
             raise ValueError(f"{value!r} is not an ISO-8601 date or time (e.g. 2026-11-01)") from None
-        return iso(moment if moment.tzinfo else moment.replace(tzinfo=UTC))
 
 
 class Recipe(BaseModel):
     filters: DatasetFilters = Field(default_factory=DatasetFilters)
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, le=MAX_SEED)
     split: tuple[float, float, float] = (0.8, 0.1, 0.1)
     dedupe: bool = True
     near_duplicate_threshold: float = Field(default=0.8, gt=0, le=1)
 
-    @model_validator(mode="after")
-    def _split_sums_to_one(self) -> Recipe:
-        if any(part < 0 for part in self.split) or abs(sum(self.split) - 1) > 1e-6 or self.split[0] <= 0:
-            raise ValueError(f"split {self.split} must be three non-negative shares summing to 1, train > 0")
-        return self
+    @field_validator("split")
+    @classmethod
+    def _split_sums_to_one(cls, split: tuple[float, float, float]) -> tuple[float, float, float]:
+        finite = all(math.isfinite(part) for part in split)
+        if not finite or any(part < 0 for part in split) or abs(sum(split) - 1) > 1e-6 or split[0] <= 0:
+            raise ValueError(f"split {split} must be three non-negative shares summing to 1, train > 0")
+        return split
+
+
+_RECIPE_HINTS = {
+    "since": "Give an ISO-8601 date or time, e.g. 2026-11-01 or 2026-11-01T09:00:00Z.",
+    "until": "Give an ISO-8601 date or time, e.g. 2026-12-01 or 2026-12-01T09:00:00Z.",
+    "min_rating": "Give a rating from 1 to 5 (thumbs up counts as 5, thumbs down as 1).",
+    "min_acceptance": "Give the share of the draft the user kept, from 0 to 1.",
+    "min_quality": "Give a quality score from 0 to 1.",
+    "seed": f"Give a whole number from 0 to {MAX_SEED}.",
+    "split": "Give three finite train,validation,test shares summing to 1, train above 0, e.g. 0.8,0.1,0.1.",
+    "near_duplicate_threshold": "Give a similarity above 0 and at most 1, e.g. 0.8.",
+}
+
+
+def recipe_from(
+    *,
+    filters: DatasetFilters | dict[str, Any] | None = None,
+    seed: int = 0,
+    split: tuple[float, float, float] | None = None,
+    dedupe: bool = True,
+) -> Recipe:
+    """A recipe from plain values, checked before anything is built; InvalidInput naming the field otherwise."""
+    given: dict[str, Any] = {"filters": filters or {}, "seed": seed, "dedupe": dedupe}
+    if split is not None:
+        given["split"] = split
+    try:
+        return Recipe.model_validate(given)
+    except ValidationError as exc:
+        raise _invalid_recipe(exc) from None
+
+
+def _invalid_recipe(exc: ValidationError) -> InvalidInput:
+    first = exc.errors()[0]
+    path = [str(part) for part in first["loc"] if isinstance(part, str)]
+    field = ".".join(path) or "recipe"
+    message = str(first["msg"]).removeprefix("Value error, ")
+    shown = repr(first["input"])
+    return InvalidInput(
+        f"`{field}` is {shown[:80]}: {message[:1].lower()}{message[1:]}.",
+        hint=_RECIPE_HINTS.get(path[-1] if path else "", "Check the recipe's filters, seed and split."),
+        field=field,
+    )
 
 
 class DatasetVersion(BaseModel):
@@ -158,19 +216,28 @@ def _prompt_text(messages_json: str) -> str:
     return "\n".join(m["content"] for m in json.loads(messages_json))
 
 
+def rejected_draft(rating: float | None, draft: str, final: str | None) -> bool:
+    """Whether the user turned the draft down (rated 2 or lower, thumbs down too) and did not correct it."""
+    return rating is not None and rating <= REJECTED_AT and (final is None or final == draft)
+
+
 def _select(
     store: Store, recipe: Recipe, on_progress: Callable[[int], None] | None
 ) -> tuple[dict[str, int], RedactionReport]:
     """Fill temp table `pick` with the chosen examples; return counts and the redaction report."""
     db.start_picking(store)
-    counts = {"candidates": 0, "length": 0, "low_quality": 0, "exact_duplicates": 0, "near_duplicates": 0}
+    counts = {"candidates": 0, **dict.fromkeys(LEFT_OUT, 0)}
     seen: set[int] = set()
     report = RedactionReport()
-    candidates = db.feedback_candidates(store, **recipe.filters.model_dump(exclude={"min_quality"}))
+    filters = recipe.filters
+    candidates = db.feedback_candidates(store, **filters.model_dump(exclude={"min_quality", "include_rejected"}))
     for ordinal, row in enumerate(candidates):
         counts["candidates"] += 1
         if on_progress and counts["candidates"] % 5000 == 0:
             on_progress(counts["candidates"])
+        if not filters.include_rejected and rejected_draft(row["rating"], row["ai_output"], row["final_output"]):
+            counts["rejected_drafts"] += 1
+            continue
         completion = row["final_output"] if row["final_output"] is not None else row["ai_output"]
         if not completion.strip() or len(completion) > MAX_COMPLETION_CHARS:
             counts["length"] += 1
@@ -246,9 +313,10 @@ def _content_hash(store: Store, recipe: Recipe) -> str:
     return digest.hexdigest()
 
 
-def _stats(store: Store) -> dict[str, Any]:
+def _stats(store: Store, counts: dict[str, int]) -> dict[str, Any]:
     n, mean_chars, max_chars, total_chars, edited, acceptance, mean_quality = db.kept_stats(store)
     return {
+        "left_out": {reason: counts[reason] for reason in LEFT_OUT},
         "examples": n,
         "edited": edited or 0,
         "mean_completion_chars": round(mean_chars or 0, 1),
@@ -280,9 +348,13 @@ def build_dataset(
         by_agent = _assign_splits(store, recipe.split)
         kept = sum(sum(v.values()) for v in by_agent.values())
         if kept == 0:
+            left_out = ", ".join(f"{counts[reason]} {reason}" for reason in LEFT_OUT if counts[reason])
             raise InvalidInput(
-                f"the recipe selects no examples ({counts['candidates']} candidates matched the filters).",
-                hint="Loosen the filters (agents, dates, min rating/acceptance/quality) or ingest feedback first.",
+                f"the recipe selects no examples ({counts['candidates']} candidates matched the filters"
+                + (f"; left out: {left_out}" if left_out else "")
+                + ").",
+                hint="Loosen the filters (agents, dates, min rating/acceptance/quality, include_rejected) "
+                "or ingest feedback first.",
             )
         content_hash = _content_hash(store, recipe)
         dataset = db.ensure_dataset(store, name=name, description=description, created_by=str(actor), created_at=iso())
@@ -300,7 +372,7 @@ def build_dataset(
         }
         db.insert_version(
             store, version_id=version_id, dataset_id=dataset, number=number, recipe_json=recipe.model_dump_json(),
-            seed=recipe.seed, counts_json=json.dumps(version_counts), stats_json=json.dumps(_stats(store)),
+            seed=recipe.seed, counts_json=json.dumps(version_counts), stats_json=json.dumps(_stats(store, counts)),
             content_hash=content_hash, redaction_report_json=report.model_dump_json(), created_by=str(actor),
             created_at=iso(),
         )  # fmt: skip

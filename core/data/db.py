@@ -5,6 +5,10 @@ service modules (`feedback`, `datasets`, `exports`) decide what to do and hold
 the transactions (`store.write()`): every function here runs on the calling
 thread's connection, so inside a `write()` block it is part of that transaction.
 
+An ingest stages its events in a database file of its own, attached as
+`stage` (see "staging an ingest" below), and publishes them into `feedback` at
+once.
+
 Building a version works in two temporary tables of the building connection:
 `pick` (one row per candidate example that survived the filters: its feedback
 id, agent, quality, split key, MinHash signature, whether it was dropped as a
@@ -27,9 +31,6 @@ FEEDBACK_COLUMNS = (
     "rating", "model", "template", "latency_ms", "cost_usd", "user", "tags", "metadata", "acceptance",
     "edit_ops", "redactions", "created_at", "ingested_at",
 )  # fmt: skip
-_INSERT_EVENT = (
-    f"INSERT OR IGNORE INTO feedback ({', '.join(FEEDBACK_COLUMNS)}) VALUES ({', '.join('?' * len(FEEDBACK_COLUMNS))})"
-)
 
 EventValues = tuple[Any, ...]
 """One feedback row in `FEEDBACK_COLUMNS` order, ready to insert."""
@@ -47,33 +48,105 @@ def event_values(row: dict[str, Any]) -> EventValues:
     )  # fmt: skip
 
 
-def insert_new_events(store: Store, batch: list[EventValues]) -> bool:
-    """Insert a batch at once when every event in it is new; otherwise insert nothing and return False.
+# ---------------------------------------------------------------- staging an ingest
+#
+# An ingest stages its new events in a database file of its own, attached to the
+# ingesting connection as `stage` (`core.data.staging` owns the file). Writing
+# there takes no lock on the store, and nothing else ever reads it; publishing
+# copies the staged rows into `feedback` in one write transaction.
 
-    Must run inside a write transaction: a savepoint undoes the batch when some
-    event was already stored, so the caller can redo it one by one.
+_STAGED_COLUMNS = ("line", *FEEDBACK_COLUMNS)
+_LOOKUP_CHUNK = 500  # ids or hashes per lookup, well within SQLite's limit on parameters
+
+
+def attach_stage(store: Store, path: str) -> None:
+    """Attach the staging file at `path` as `stage` and create its table (outside any transaction)."""
+    conn = store.db.conn
+    conn.execute("ATTACH DATABASE ? AS stage", (path,))
+    conn.execute("PRAGMA stage.journal_mode = MEMORY")  # scratch data: a crash loses nothing worth keeping
+    conn.execute("PRAGMA stage.synchronous = OFF")
+    columns = ", ".join(
+        "id TEXT PRIMARY KEY" if c == "id" else "content_hash TEXT NOT NULL UNIQUE" if c == "content_hash" else c
+        for c in _STAGED_COLUMNS
+    )
+    conn.execute(f"CREATE TABLE stage.events ({columns})")
+
+
+def detach_stage(store: Store) -> None:
+    store.db.conn.execute("DETACH DATABASE stage")
+
+
+def known_events(store: Store, ids: list[str], hashes: list[str]) -> tuple[dict[str, str], set[str]]:
+    """Of these ids and content hashes, those already stored or staged: {id: its content hash}, {hash}."""
+    conn = store.db.conn
+    by_id: dict[str, str] = {}
+    known_hashes: set[str] = set()
+    for part in _chunks(ids):
+        marks = ", ".join("?" * len(part))
+        for table in ("main.feedback", "stage.events"):
+            sql = f"SELECT id, content_hash FROM {table} WHERE id IN ({marks})"
+            by_id.update((str(i), str(h)) for i, h in conn.execute(sql, part))
+    for part in _chunks(hashes):
+        marks = ", ".join("?" * len(part))
+        for table in ("main.feedback", "stage.events"):
+            sql = f"SELECT content_hash FROM {table} WHERE content_hash IN ({marks})"
+            known_hashes.update(str(h) for (h,) in conn.execute(sql, part))
+    return by_id, known_hashes
+
+
+def _chunks(values: list[str]) -> Iterator[list[str]]:
+    for start in range(0, len(values), _LOOKUP_CHUNK):
+        yield values[start : start + _LOOKUP_CHUNK]
+
+
+def stage_events(store: Store, rows: list[tuple[int, EventValues]]) -> None:
+    """Stage (line, row values) pairs of new events, in a transaction of the staging file alone."""
+    if not rows:
+        return
+    conn = store.db.conn
+    sql = f"INSERT INTO stage.events ({', '.join(_STAGED_COLUMNS)}) VALUES ({', '.join('?' * len(_STAGED_COLUMNS))})"
+    conn.execute("BEGIN")
+    try:
+        conn.executemany(sql, ((line, *values) for line, values in rows))
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def staged_id_conflicts(store: Store) -> list[tuple[int, str]]:
+    """(line, id) of staged events whose id was stored since, with other content, in line order."""
+    rows = store.db.conn.execute(
+        "SELECT s.line, s.id FROM stage.events s JOIN main.feedback f ON f.id = s.id"
+        " WHERE f.content_hash != s.content_hash ORDER BY s.rowid"
+    ).fetchall()
+    return [(int(line), str(event_id)) for line, event_id in rows]
+
+
+def unstage(store: Store, ids: list[str]) -> None:
+    for part in _chunks(ids):
+        store.db.conn.execute(f"DELETE FROM stage.events WHERE id IN ({', '.join('?' * len(part))})", part)
+
+
+_PUBLISH_CACHE_KIB = 32 * 1024  # page cache while publishing: the indexes' pages stay in memory
+
+
+def publish_staged(store: Store) -> int:
+    """Copy the staged events into `feedback`, in line order; how many were new (inside a write transaction).
+
+    Events are staged in line order, so rowid order is line order, and no sort holds up the writer.
     """
     conn = store.db.conn
-    conn.execute("SAVEPOINT ingest_batch")
-    before = conn.total_changes
-    conn.executemany(_INSERT_EVENT, batch)
-    if conn.total_changes - before == len(batch):
-        conn.execute("RELEASE ingest_batch")
-        return True
-    conn.execute("ROLLBACK TO ingest_batch")
-    conn.execute("RELEASE ingest_batch")
-    return False
-
-
-def insert_event(store: Store, values: EventValues) -> bool:
-    """Insert one event; False when an event with its id is already stored."""
-    return bool(store.db.conn.execute(_INSERT_EVENT, values).rowcount)
-
-
-def stored_content_hash(store: Store, event_id: str) -> str | None:
-    """The content hash of the stored event `event_id`, or None when there is none."""
-    row = store.db.conn.execute("SELECT content_hash FROM feedback WHERE id = ?", (event_id,)).fetchone()
-    return None if row is None else str(row[0])
+    columns = ", ".join(FEEDBACK_COLUMNS)
+    cache = conn.execute("PRAGMA main.cache_size").fetchone()[0]
+    conn.execute(f"PRAGMA main.cache_size = -{_PUBLISH_CACHE_KIB}")
+    try:
+        cursor = conn.execute(
+            f"INSERT OR IGNORE INTO main.feedback ({columns}) SELECT {columns} FROM stage.events ORDER BY rowid"
+        )
+        return int(cursor.rowcount)
+    finally:
+        conn.execute(f"PRAGMA main.cache_size = {int(cache)}")
 
 
 def feedback_candidates(

@@ -13,11 +13,18 @@ the AI's work was kept, and `added_chars` reports the rest.
 
 Edit operations are the diff's non-matching blocks: each says what was deleted
 from the draft and what was added in its place, with character offsets.
+
+The diff runs on the edited middle (the common head and tail are cut off
+first). Its cost grows with the product of the two middles' word counts, so
+beyond `MAX_DIFF_CELLS` (two rewritten texts of well over a thousand words each)
+the middle counts as one replacement: acceptance then credits only the common
+head and tail, and no input can make an ingest stall on one event.
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from difflib import SequenceMatcher
 from itertools import accumulate
 
@@ -25,6 +32,7 @@ from pydantic import BaseModel
 
 _PIECE = re.compile(r"\s*\S+")
 MAX_OP_TEXT = 500  # keep stored spans bounded; offsets locate the full text
+MAX_DIFF_CELLS = 2_000_000  # draft words × final words diffed exactly (about 0.3 s at worst)
 
 
 class EditOp(BaseModel):
@@ -94,6 +102,15 @@ def _words(text: str, base: int) -> tuple[list[str], list[int]]:
     return text.split(), offsets
 
 
+def _opcodes(a_words: list[str], b_words: list[str]) -> Sequence[tuple[str, int, int, int, int]]:
+    """The word diff's blocks; one replacement of everything when an exact diff would cost too much."""
+    if not a_words and not b_words:
+        return []
+    if len(a_words) * len(b_words) > MAX_DIFF_CELLS:
+        return [("replace", 0, len(a_words), 0, len(b_words))]
+    return SequenceMatcher(None, a_words, b_words, autojunk=False).get_opcodes()
+
+
 def compare(draft: str, final: str | None) -> EditSummary:
     """Acceptance and edit operations of `final` against `draft`."""
     if final is None or final == draft:
@@ -108,7 +125,7 @@ def compare(draft: str, final: str | None) -> EditSummary:
     kept = head + tail + (len(a_mid) if not a_words else 0)  # a whitespace-only change keeps everything
     deleted = added = 0
     ops: list[EditOp] = []
-    opcodes = SequenceMatcher(None, a_words, b_words, autojunk=False).get_opcodes() if a_words or b_words else []
+    opcodes = _opcodes(a_words, b_words)
     for tag, i1, i2, j1, j2 in opcodes:
         a_span, b_span = (a_off[i1], a_off[i2]), (b_off[j1], b_off[j2])
         if tag == "equal":

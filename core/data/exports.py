@@ -27,6 +27,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from core.catalog import pricing
 from core.catalog.models import Catalog
 from core.catalog.pricing import CostEstimate, estimate_cost
 from core.data import datasets, db, formats, tokens
@@ -44,6 +45,7 @@ from core.platform.timeutil import iso
 from core.vocabulary import ExportTarget
 
 CHUNK = 1000
+MAX_EPOCHS = pricing.MAX_EPOCHS
 PARALLEL_FROM_EXAMPLES = 5000
 Target = ExportTarget
 DEFAULT_MODELS: dict[str, str] = {spec.name.value: spec.default_model for spec in TARGETS.values()}
@@ -132,6 +134,7 @@ def export_dataset(
     on_progress: Callable[[int], None] | None = None,
 ) -> ExportResult:
     """Export version `version` for `target` (and `model`, default the target's), redacted; the export is stored."""
+    check_epochs(epochs)
     dataset_version = datasets.get_version(store, version)
     spec = require_target(target)
     model = model or spec.default_model
@@ -182,6 +185,19 @@ def export_dataset(
             detail=str(final_dir),
         )
     return export
+
+
+def check_epochs(epochs: int | None) -> None:
+    """InvalidInput unless `epochs` is None (one epoch) or a whole number from 1 to MAX_EPOCHS."""
+    if epochs is None:
+        return
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or not 1 <= epochs <= MAX_EPOCHS:
+        shown = repr(epochs) if len(repr(epochs)) <= 40 else repr(epochs)[:40] + "…"
+        raise InvalidInput(
+            f"`epochs` must be a whole number from 1 to {MAX_EPOCHS}, got {shown}.",
+            hint="Pass the epoch count the job will run (Bedrock allows at most 10, Nova 5), or leave it out for 1.",
+            field="epochs",
+        )
 
 
 def _safe(model: str) -> str:

@@ -32,6 +32,11 @@ target; `core.data.validation` runs them over files.
 - ``bedrock-llama``: exactly ``prompt`` and ``completion``, non-empty strings.
 - ``hf-chat``: as ``openai`` with top-level keys ``messages`` and ``tools``, no
   minimum example count, and a token limit only when a model is given.
+
+For every target, an answer the model trains on must hold text: an assistant
+message (unless it carries tool calls), a DPO output, a Nova or Claude turn or
+a Llama completion that is empty or only white space is an ``empty_content``
+error, since it would teach the model to answer with nothing.
 """
 
 from __future__ import annotations
@@ -272,6 +277,8 @@ def _check_openai_message(
 
 def _check_openai_content(content: object, role: str, calls: bool, field: str, issues: Issues) -> None:
     if type(content) is str:
+        if role == "assistant" and not calls and not content.strip():
+            _empty_answer(field, issues)
         return
     if content is None:
         if not calls:
@@ -308,6 +315,20 @@ def _check_openai_content(content: object, role: str, calls: bool, field: str, i
                     f"`{part_field}.image_url.detail` is {image['detail']!r}.",
                     f"Use one of {', '.join(_IMAGE_DETAILS)}, or leave it out.",
                 )
+
+    texts = [part.get("text") for part in content if type(part) is dict and part.get("type") == "text"]
+    only_text = bool(texts) and len(texts) == len(content)
+    if role == "assistant" and not calls and only_text and all(type(t) is str and not t.strip() for t in texts):
+        _empty_answer(field, issues)
+
+
+def _empty_answer(field: str, issues: Issues) -> None:
+    issues.add(
+        "empty_content",
+        field,
+        f"`{field}` is empty or only white space: the model would learn to answer with nothing.",
+        "Give the assistant's answer text, or leave the example out.",
+    )
 
 
 def _check_openai_tools(row: Row, prefix: str, issues: Issues) -> None:
@@ -497,14 +518,14 @@ class NovaRules(TargetRules):
                 if type(text) is not str:
                     issues.wrong_type(f"{block_field}.text", text, "a string")
                 else:
-                    text_length += len(text)
+                    text_length += len(text.strip())
                     _check_reserved(text, f"{block_field}.text", issues)
             else:
                 has_media = True
                 media[kinds[0]] += 1
                 self._check_media(block[kinds[0]], kinds[0], role, f"{block_field}.{kinds[0]}", issues, model)
         if not has_media and text_length == 0:
-            issues.add("empty_content", field, f"`{field}` has no text.", "Give every turn non-empty text.")
+            issues.add("empty_content", field, f"`{field}` has no text (or only white space).", "Give every turn text.")
 
     def _check_media(self, item: object, kind: str, role: str, field: str, issues: Issues, model: str | None) -> None:
         if role == "assistant" or (model and "micro" in model):

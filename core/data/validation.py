@@ -15,7 +15,8 @@ come from the caller's catalog, resolved once per run into a `ModelInfo` and a
 Speed: `validate_file` streams the file in blocks of lines, so memory stays flat
 whatever its size, and spreads the blocks over worker processes (tokenizing is
 the expensive part), merging their results in file order. Reports are the same
-for any number of workers.
+for any number of workers, and the workers die with the process that started
+them (`core.platform.parallel.die_with_parent`).
 """
 
 from __future__ import annotations
@@ -41,6 +42,7 @@ from core.data.rules import Issue, Issues, TargetRules, json_type
 from core.data.targets import TARGETS, require_target, targets_of_family
 from core.data.tokens import Tokenizer, TokenStats, TokenStatsBuilder, resolve, tokenizer_for
 from core.errors import InvalidInput
+from core.platform.parallel import die_with_parent
 from core.vocabulary import ExportTarget
 
 MAX_KEPT_ERRORS = 1000
@@ -341,8 +343,9 @@ def _blocks(stream: IO[bytes], size: int) -> Iterator[tuple[int, bytes]]:
 _worker_run: _Run | None = None
 
 
-def _start_worker(run: _Run) -> None:
+def _start_worker(run: _Run, caller_pid: int) -> None:
     global _worker_run
+    die_with_parent(caller_pid)
     _worker_run = run
     run.tokenizer.warm()
 
@@ -361,7 +364,7 @@ def _check_in_workers(run: _Run, blocks: Iterator[tuple[int, bytes]], workers: i
         run.tokenizer.warm()  # forked workers inherit the loaded tokenizer instead of each loading one
     gc.freeze()  # keep the collector from touching, and so copying, pages workers share
     try:
-        pool = context.Pool(workers, initializer=_start_worker, initargs=(run,))
+        pool = context.Pool(workers, initializer=_start_worker, initargs=(run, os.getpid()))
     finally:
         gc.unfreeze()
     tally = _Tally(run)

@@ -1,29 +1,36 @@
 """Approvals: costly or irreversible actions wait for an authorised human.
 
 An approval names an action (`launch`, later `deploy`, `rollback`, ...) and its
-subject. Deciding checks that the decider is an approver (an admin), is not the
-requester when four-eyes is on, and that the request is still pending and not
+subject. Deciding checks that the policy lets the decider decide (approvers and
+admins, never over MCP), that they are not the requester (the same person, on
+any face) when four-eyes is on, and that the request is still pending and not
 expired; the decision and the action's state change commit in one transaction
-(the action's handler runs inside it). Every step is audited and announced
-through the outbox.
+(the action's handler runs inside it). A request past its deadline is expired
+for good, by the scheduler every minute or by the first attempt to decide it:
+its action hears "no" (a waiting job is cancelled) in the same transaction.
+Every step is audited and announced through the outbox.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import uuid
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel
 
 from core.errors import Conflict, NotFound, PermissionDenied
 from core.platform import audit, events, outbox
-from core.platform.actors import Actor
+from core.platform.actors import SCHEDULER, Actor
+from core.platform.policy import authorize
 from core.platform.store import Store
 from core.platform.timeutil import iso, parse_iso, utcnow
-from core.vocabulary import Action, ApprovalState, Face
+from core.vocabulary import Action, ApprovalState, Face, Operation
+
+log = logging.getLogger(__name__)
 
 
 class Approval(BaseModel):
@@ -34,6 +41,7 @@ class Approval(BaseModel):
     estimated_cost_usd: float | None
     status: ApprovalState
     requested_by: str
+    requested_by_identity: str | None = None  # slack:U1, os:alice, ...: what four eyes compares
     requested_via: Face
     decided_by: str | None
     decided_at: str | None
@@ -66,6 +74,7 @@ def request(
             {
                 "id": approval_id, "action": action, "subject_id": subject_id, "payload": json.dumps(payload or {}),
                 "estimated_cost_usd": cost_usd, "status": ApprovalState.PENDING, "requested_by": actor.id,
+                "requested_by_identity": actor.identity,
                 "requested_via": actor.face, "expires_at": iso(now + timedelta(hours=ttl_hours)), "created_at": iso(now),
             }
         )  # fmt: skip
@@ -121,43 +130,104 @@ def decide(
     four_eyes: bool,
     on_decided: DecisionHandler,
     reason: str | None = None,
+    now: datetime | None = None,
 ) -> Approval:
-    """Approve or reject; the action's own state change commits with the decision."""
-    if not actor.is_admin:
-        raise PermissionDenied(
-            f"{actor} may not decide approvals.", hint="Ask an approver, or add your Slack user id to FINETUNE_ADMINS."
-        )
-    with store.write() as db:
+    """Approve or reject; the action's own state change commits with the decision.
+
+    A request past its deadline is expired for good first (its action hears
+    "no" and Slack is told, all committed) and then refused with a Conflict.
+    """
+    authorize(actor, Operation.DECIDE)
+    now = now or utcnow()
+    with store.write():
         approval = get(store, approval_id)
         if approval.status != ApprovalState.PENDING:
             raise Conflict(
                 f"approval {approval_id} is already {approval.status} (by {approval.decided_by or 'expiry'}).",
                 hint="Nothing to do; request a new one if the action is still wanted.",
             )
-        if approval.expires_at and parse_iso(approval.expires_at) < utcnow():
-            db.execute("UPDATE approvals SET status = ? WHERE id = ?", (ApprovalState.EXPIRED, approval_id))
-            on_decided(store, approval.model_copy(update={"status": ApprovalState.EXPIRED}), False)
-            raise Conflict(
-                f"approval {approval_id} expired at {approval.expires_at}.", hint="Request the action again."
-            )
-        if four_eyes and approval.requested_by == actor.id:
-            raise PermissionDenied(
-                f"{actor} requested {approval_id} and may not approve it too (four eyes).",
-                hint="Ask another approver.",
-            )
-        status = ApprovalState.APPROVED if approve else ApprovalState.REJECTED
-        db.execute(
-            "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, reason = ? WHERE id = ?",
-            (status, str(actor), iso(), reason, approval_id),
+        if not _overdue(approval, now):
+            return _decide_pending(
+                store, approval, actor=actor, approve=approve, four_eyes=four_eyes, on_decided=on_decided,
+                reason=reason, now=now,
+            )  # fmt: skip
+        _expire(store, approval, on_decided=on_decided, now=now)
+    # Raised only now, after the expiry above has committed.
+    raise Conflict(f"approval {approval_id} expired at {approval.expires_at}.", hint="Request the action again.")
+
+
+def _decide_pending(
+    store: Store, approval: Approval, *, actor: Actor, approve: bool, four_eyes: bool, on_decided: DecisionHandler,
+    reason: str | None, now: datetime,
+) -> Approval:  # fmt: skip
+    """Record the decision, run the action's state change, announce and audit it. Inside the caller's transaction."""
+    if four_eyes and actor.is_same_person(approval.requested_by_identity):
+        raise PermissionDenied(
+            f"{actor} requested {approval.id} and may not approve it too (four eyes).", hint="Ask another approver."
         )
-        decided = get(store, approval_id)
-        on_decided(store, decided, approve)
-        outbox.enqueue(
-            store,
-            events.ApprovalDecided(
-                approval_id=approval_id, action=approval.action, subject_id=approval.subject_id, status=status,
-                decided_by=str(actor), reason=reason,
-            ),
-        )  # fmt: skip
-        audit.record(store, actor, "approve" if approve else "reject", {"approval": approval_id, "reason": reason})
+    status = ApprovalState.APPROVED if approve else ApprovalState.REJECTED
+    store.db.execute(
+        "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, reason = ? WHERE id = ?",
+        (status, str(actor), iso(now), reason, approval.id),
+    )
+    decided = get(store, approval.id)
+    on_decided(store, decided, approve)
+    outbox.enqueue(
+        store,
+        events.ApprovalDecided(
+            approval_id=approval.id, action=approval.action, subject_id=approval.subject_id, status=status,
+            decided_by=str(actor), reason=reason,
+        ),
+    )  # fmt: skip
+    audit.record(store, actor, "approve" if approve else "reject", {"approval": approval.id, "reason": reason})
     return decided
+
+
+def _overdue(approval: Approval, now: datetime) -> bool:
+    return approval.expires_at is not None and parse_iso(approval.expires_at) < now
+
+
+def _expire(store: Store, approval: Approval, *, on_decided: DecisionHandler, now: datetime) -> bool:
+    """Mark a pending request expired, let its action hear "no", announce it. Inside the caller's transaction.
+
+    False when the request was no longer pending (decided or expired by someone else meanwhile).
+    """
+    cursor = store.db.execute(
+        "UPDATE approvals SET status = ?, decided_at = ?, reason = ? WHERE id = ? AND status = ?",
+        (ApprovalState.EXPIRED, iso(now), f"no decision by {approval.expires_at}", approval.id, ApprovalState.PENDING),
+    )
+    if cursor.rowcount != 1:
+        return False
+    expired = get(store, approval.id)
+    on_decided(store, expired, False)
+    outbox.enqueue(
+        store,
+        events.ApprovalDecided(
+            approval_id=approval.id, action=approval.action, subject_id=approval.subject_id,
+            status=ApprovalState.EXPIRED, decided_by=None, reason=expired.reason,
+        ),
+    )  # fmt: skip
+    audit.record(store, SCHEDULER, "expire_approval", {"approval": approval.id, "action": approval.action})
+    return True
+
+
+def expire_overdue(
+    store: Store, *, on_decided: Callable[[Approval], DecisionHandler], now: datetime | None = None
+) -> int:
+    """Expire every pending request past its deadline, each in its own transaction; returns how many.
+
+    `on_decided(approval)` names the handler of the approval's action (the registry in `core.actions`).
+    """
+    now = now or utcnow()
+    rows = store.query(
+        "SELECT * FROM approvals WHERE status = ? AND expires_at < ? ORDER BY expires_at",
+        (ApprovalState.PENDING, iso(now)),
+    )
+    expired = 0
+    for approval in (_row(row) for row in rows):
+        try:
+            with store.write():
+                expired += _expire(store, approval, on_decided=on_decided(approval), now=now)
+        except Exception:  # one request that cannot expire must not keep the others waiting
+            log.exception("approval %s could not expire; trying again on the next run", approval.id)
+    return expired

@@ -14,26 +14,35 @@ from typing import Any
 from pydantic import BaseModel
 
 from core.data import pii
-from core.errors import InvalidInput, PermissionDenied
+from core.errors import InvalidInput
 from core.platform.actors import Actor
+from core.platform.policy import authorize
 from core.platform.store import Store
 from core.platform.timeutil import iso
-from core.vocabulary import Face, values
+from core.vocabulary import Face, Operation, values
 
 _SECRET_KEY = re.compile(r"token|secret|password|passwd|api[_-]?key|authorization|credential", re.I)
 MASK = "***"
+MAX_TEXT = 500  # characters kept of one text: the row is evidence of the input, not a copy of it
+MAX_ITEMS = 50  # items kept of one list
 
 
 def scrub(value: Any, key: str = "") -> Any:
-    """Mask secrets in audit arguments: values under secret-sounding keys, and PII and tokens in any text."""
+    """Mask secrets in audit arguments: values under secret-sounding keys, and PII and tokens in any text.
+
+    Long texts are cut to MAX_TEXT characters once redacted, and long lists to MAX_ITEMS items: a
+    megabyte argument costs the log a line.
+    """
     if key and _SECRET_KEY.search(key):
         return MASK
     if isinstance(value, dict):
         return {k: scrub(v, str(k)) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
-        return [scrub(v) for v in value]
+        kept = [scrub(v) for v in value[:MAX_ITEMS]]
+        return [*kept, f"... {len(value) - MAX_ITEMS} more"] if len(value) > MAX_ITEMS else kept
     if isinstance(value, str):
-        return pii.redact(value).text
+        text = pii.redact(value[: 4 * MAX_TEXT]).text
+        return text if len(text) <= MAX_TEXT else text[: MAX_TEXT - 3] + "..."
     return value
 
 
@@ -79,11 +88,8 @@ def recorded(store: Store, actor: Actor) -> bool:
 
 
 def recent(store: Store, *, actor: Actor, limit: int = 20, face: str | None = None) -> list[AuditEntry]:
-    """The latest audit rows, newest first. Admins only: the log says who did what."""
-    if not actor.is_admin:
-        raise PermissionDenied(
-            f"{actor} may not read the audit log.", hint="Ask an admin, or add your Slack user id to FINETUNE_ADMINS."
-        )
+    """The latest audit rows, newest first. The policy keeps it to admins: the log says who did what."""
+    authorize(actor, Operation.AUDIT)
     if not 1 <= limit <= 1000:
         raise InvalidInput(f"`limit` must be between 1 and 1000, got {limit}.", hint="Use e.g. --limit 50.")
     if face is not None and face not in values(Face):

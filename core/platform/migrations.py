@@ -303,7 +303,60 @@ COUNTERS = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (INFRASTRUCTURE, DOMAIN, TYPED_EVENTS, COUNTERS)
+DELIVERY_STATES = Migration(
+    5,
+    "outbox delivery states (superseded, dead letters, discarded), the attempt in flight, the heartbeat interval",
+    (
+        # SQLite cannot change a CHECK constraint in place: rebuild the table, keeping every row and id.
+        """CREATE TABLE outbox_rebuilt (
+            id INTEGER PRIMARY KEY,
+            created_at TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            message_key TEXT,
+            channel TEXT,
+            text TEXT NOT NULL,
+            blocks TEXT,
+            status TEXT NOT NULL DEFAULT 'pending'
+                CHECK (status IN ('pending', 'delivered', 'superseded', 'dead', 'discarded')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            last_error TEXT,
+            delivered_at TEXT,
+            slack_channel TEXT,
+            slack_ts TEXT,
+            event TEXT,
+            sending_at TEXT
+        )""",
+        """INSERT INTO outbox_rebuilt (id, created_at, kind, message_key, channel, text, blocks, status, attempts,
+                                       next_attempt_at, last_error, delivered_at, slack_channel, slack_ts, event)
+           SELECT id, created_at, kind, message_key, channel, text, blocks, status, attempts,
+                  next_attempt_at, last_error, delivered_at, slack_channel, slack_ts, event FROM outbox""",
+        "DROP TABLE outbox",
+        "ALTER TABLE outbox_rebuilt RENAME TO outbox",
+        "CREATE INDEX outbox_due ON outbox (status, next_attempt_at)",
+        "CREATE INDEX outbox_key ON outbox (message_key, status)",
+        "ALTER TABLE scheduler_runs ADD COLUMN interval_seconds REAL",
+    ),
+)
+
+REQUESTER_IDENTITIES = Migration(
+    6,
+    "jobs and approvals keep who asked as an identity (slack:U1, os:alice, mcp:name), for four eyes and spend limits",
+    (
+        "ALTER TABLE jobs ADD COLUMN requested_by_identity TEXT",
+        # Until now `requested_by` held face:id, and the terminal's ids were OS users.
+        """UPDATE jobs SET requested_by_identity =
+               CASE WHEN requested_by LIKE 'cli:%' THEN 'os:' || substr(requested_by, 5) ELSE requested_by END""",
+        "CREATE INDEX jobs_created ON jobs (created_at)",
+        "ALTER TABLE approvals ADD COLUMN requested_by_identity TEXT",
+        """UPDATE approvals SET requested_by_identity =
+               CASE requested_via WHEN 'cli' THEN 'os:' ELSE requested_via || ':' END || requested_by""",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (
+    INFRASTRUCTURE, DOMAIN, TYPED_EVENTS, COUNTERS, DELIVERY_STATES, REQUESTER_IDENTITIES,
+)  # fmt: skip
 LATEST = MIGRATIONS[-1].version
 
 assert [m.version for m in MIGRATIONS] == list(range(1, LATEST + 1)), "migration versions must be 1..N"

@@ -4,10 +4,12 @@ from __future__ import annotations
 
 from pydantic import BaseModel
 
-from core.errors import InvalidInput, PermissionDenied
+from core.errors import InvalidInput
 from core.platform import audit, events, outbox
 from core.platform.actors import Actor
+from core.platform.policy import authorize
 from core.platform.store import Store
+from core.vocabulary import Operation
 
 MAX_TEXT = 3000  # Slack's limit for a section block's text
 
@@ -19,13 +21,8 @@ class Notice(BaseModel):
 
 
 def notify(store: Store, *, actor: Actor, text: str, channel: str | None = None) -> Notice:
-    """Queue `text` for delivery to Slack. Admins only."""
-    if not actor.is_admin:
-        raise PermissionDenied(
-            f"{actor} may not send notices.",
-            hint="Ask an admin, or add your Slack user id to FINETUNE_ADMINS.",
-            actor=actor.id,
-        )
+    """Queue `text` for delivery to Slack. The policy keeps it to admins."""
+    authorize(actor, Operation.NOTIFY)
     text = text.strip()
     if not text:
         raise InvalidInput("`text` is empty.", hint='Give the message to send, e.g. notify "Deploy at 5pm".')

@@ -15,11 +15,14 @@ from typing import Any
 
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
+from core.platform import approvals
 from core.platform.store import Store
 from core.platform.timeutil import iso
 from core.services import Services
 
 log = logging.getLogger(__name__)
+
+APPROVALS_SECONDS = 60  # how often overdue approval requests are expired
 
 JOB_DEFAULTS = {
     "coalesce": True,  # after a pause, run once, not once per missed slot
@@ -46,16 +49,22 @@ def add_interval_job(
     )
 
 
-def record_run(store: Store, job_id: str, *, outcome: str = "ok", detail: str | None = None) -> None:
+def record_run(
+    store: Store, job_id: str, *, outcome: str = "ok", detail: str | None = None, interval_seconds: float | None = None
+) -> None:
     with store.write() as db:
         db.table("scheduler_runs").upsert(
-            {"job_id": job_id, "last_run_at": iso(), "outcome": outcome, "detail": detail}, pk="job_id"
-        )
+            {
+                "job_id": job_id, "last_run_at": iso(), "outcome": outcome, "detail": detail,
+                "interval_seconds": interval_seconds,
+            },
+            pk="job_id",
+        )  # fmt: skip
 
 
-def heartbeat(store: Store) -> None:
-    """Proves the scheduler is alive; `status` shows the time of the last beat."""
-    record_run(store, "heartbeat")
+def heartbeat(svc: Services) -> None:
+    """Proves the scheduler is alive; `status` shows the last beat, stale after three missed intervals."""
+    record_run(svc.store, "heartbeat", interval_seconds=svc.settings.heartbeat_seconds)
 
 
 def poll_jobs(svc: Services) -> None:
@@ -64,3 +73,13 @@ def poll_jobs(svc: Services) -> None:
 
     polled = poll_active_jobs(svc)
     record_run(svc.store, "jobs", detail=f"polled {polled}")
+
+
+def expire_approvals(svc: Services) -> None:
+    """Expires approval requests past their deadline: each action hears "no" and Slack is told."""
+    from core.actions import HANDLERS
+
+    expired = approvals.expire_overdue(
+        svc.store, on_decided=lambda approval: HANDLERS[approval.action].on_decided, now=svc.clock()
+    )
+    record_run(svc.store, "approvals", detail=f"expired {expired}")

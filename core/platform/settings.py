@@ -3,17 +3,36 @@
 Every field is read from the environment (or a ``.env`` file in the working
 directory) under the name given as its alias. Nothing else in the project reads
 ``os.environ``. Secrets are ``SecretStr`` so they never print by accident.
+
+An empty value means unset, for every setting: a `.env` copied from
+`.env.example` with blanks left blank behaves like no `.env` at all.
 """
 
 from __future__ import annotations
 
+import difflib
 import ipaddress
+import os
+import re
 import zoneinfo
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Annotated, Any
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from dotenv import dotenv_values
+from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from core.platform.identity import canonical, parse_identities, parse_identity, parse_people, parse_tokens
+from core.vocabulary import Role
+
+DATA_DIR_NAME = ".finetune"  # the folder `finetune` looks for, walking up from the working directory
+DB_NAME = "finetune.db"
+USER_DATA_DIR_NAME = "finetune-ops"  # under $XDG_DATA_HOME, or ~/.local/share
+DEFAULT_MCP_TOKEN_NAME = "default"  # the name FINETUNE_MCP_TOKEN goes by
+MIN_PUBLIC_TOKEN_LENGTH = 32  # a token guarding /mcp off loopback is at least this long
+
+_HOST = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)(:[0-9]{1,5})?")
 
 
 def _env(name: str, doc: str, **kwargs: Any) -> Any:
@@ -24,6 +43,9 @@ def _env(name: str, doc: str, **kwargs: Any) -> Any:
         json_schema_extra={"env": name},
         **kwargs,
     )
+
+
+_ROLE_LIST_FORMS = "Slack user ids (U123 or slack:U123), slack-group:S123, os:NAME or mcp:TOKEN-NAME, comma-separated"
 
 
 class Settings(BaseSettings):
@@ -38,17 +60,63 @@ class Settings(BaseSettings):
     )
 
     data_dir: Path = _env(
-        "FINETUNE_DATA_DIR", "Directory holding finetune.db and artefacts.", default=Path(".finetune")
+        "FINETUNE_DATA_DIR",
+        "Directory holding finetune.db and artefacts. Unset: the nearest .finetune/ holding finetune.db in the "
+        "working directory or above it, else $XDG_DATA_HOME/finetune-ops (~/.local/share/finetune-ops).",
+        default=None,
+        validate_default=False,  # None until `_resolve_data_dir` finds the directory
     )
     host: str = _env("FINETUNE_HOST", "Interface `finetune serve` listens on.", default="127.0.0.1")
     port: int = _env("FINETUNE_PORT", "Port `finetune serve` listens on.", default=8080, ge=0, le=65535)
+    public_hosts: Annotated[list[str], NoDecode] = _env(
+        "FINETUNE_PUBLIC_HOSTS",
+        "Host names (optionally host:port) clients use to reach serve through a reverse proxy, comma-separated; "
+        "/mcp accepts requests for these names, and only these, besides loopback.",
+        default_factory=list,
+    )
     mcp_token: SecretStr | None = _env(
-        "FINETUNE_MCP_TOKEN", "Bearer token required on /mcp (mandatory off loopback).", default=None
+        "FINETUNE_MCP_TOKEN",
+        "Bearer token required on /mcp, named `default` (mandatory off loopback, at least 32 characters).",
+        default=None,
     )
-    timezone: str = _env("FINETUNE_TIMEZONE", "IANA time zone for schedules and digests.", default="UTC")
+    mcp_tokens: SecretStr | None = _env(
+        "FINETUNE_MCP_TOKENS",
+        "More /mcp bearer tokens, one per agent or host: NAME:TOKEN,NAME:TOKEN. A caller is mcp:NAME.",
+        default=None,
+    )
+    timezone: str = _env("FINETUNE_TIMEZONE", "IANA time zone for schedules, digests and spend periods.", default="UTC")
+
     admins: Annotated[list[str], NoDecode] = _env(
-        "FINETUNE_ADMINS", "Comma-separated Slack user ids allowed to run admin commands.", default_factory=list
+        "FINETUNE_ADMINS", f"Identities with the admin role: {_ROLE_LIST_FORMS}.", default_factory=list
     )
+    approvers: Annotated[list[str], NoDecode] = _env(
+        "FINETUNE_APPROVERS", "Identities with the approver role (decide approvals), same forms.", default_factory=list
+    )
+    operators: Annotated[list[str], NoDecode] = _env(
+        "FINETUNE_OPERATORS",
+        "Identities with the operator role (ingest, build, export, validate, launch, cancel their own jobs).",
+        default_factory=list,
+    )
+    viewers: Annotated[list[str], NoDecode] = _env(
+        "FINETUNE_VIEWERS",
+        "Identities with the viewer role (read only), e.g. to lower an OS user.",
+        default_factory=list,
+    )
+    default_slack_role: Role = _env(
+        "FINETUNE_DEFAULT_SLACK_ROLE", "Role of Slack users listed in no role list.", default=Role.VIEWER
+    )
+    cli_role: Role = _env(
+        "FINETUNE_CLI_ROLE",
+        "Role of OS users (CLI, stdio MCP) listed in no role list; whoever runs the CLI owns the database file.",
+        default=Role.ADMIN,
+    )
+    people: Annotated[dict[str, list[str]], NoDecode] = _env(
+        "FINETUNE_PEOPLE",
+        "One person's identities across faces, e.g. alice=slack:U1,os:alice,mcp:alice-laptop;bob=slack:U2. "
+        "Four eyes and the daily limit compare people.",
+        default_factory=dict,
+    )
+
     heartbeat_seconds: int = _env(
         "FINETUNE_HEARTBEAT_SECONDS", "How often the scheduler records its heartbeat.", default=30, ge=1
     )
@@ -73,6 +141,19 @@ class Settings(BaseSettings):
         "FINETUNE_AUTO_APPROVE_USD",
         "Jobs estimated at or below this cost launch at once; above it they wait for an approver.",
         default=10.0,
+        ge=0,
+    )
+    monthly_budget_usd: float | None = _env(
+        "FINETUNE_MONTHLY_BUDGET_USD",
+        "Estimated cost of the jobs launched this calendar month (FINETUNE_TIMEZONE) beyond which every launch "
+        "waits for an approver.",
+        default=None,
+        ge=0,
+    )
+    user_daily_limit_usd: float | None = _env(
+        "FINETUNE_USER_DAILY_LIMIT_USD",
+        "Estimated cost one person may launch per day beyond which their launches wait for an approver.",
+        default=None,
         ge=0,
     )
     four_eyes: bool = _env(
@@ -122,12 +203,56 @@ class Settings(BaseSettings):
         "FINETUNE_SLACK_CHANNEL", "Channel id that receives notifications and approvals.", default=None
     )
 
-    @field_validator("admins", mode="before")
+    _data_dir_source: str = PrivateAttr(default="FINETUNE_DATA_DIR")
+
+    @model_validator(mode="before")
     @classmethod
-    def _split_admins(cls, value: object) -> object:
+    def _empty_means_unset(cls, data: Any) -> Any:
+        """`NAME=` (or only spaces) leaves the setting at its default, whatever its type."""
+        if not isinstance(data, dict):
+            return data
+        return {key: value for key, value in data.items() if not _blank(value)}
+
+    @field_validator("admins", "approvers", "operators", "viewers", mode="before")
+    @classmethod
+    def _identity_list(cls, value: object) -> object:
         if isinstance(value, str):
-            return [part.strip() for part in value.split(",") if part.strip()]
+            return canonical(parse_identities(value))
+        if isinstance(value, (list, tuple)):
+            return canonical(parse_identity(str(item)) for item in value)
         return value
+
+    @field_validator("people", mode="before")
+    @classmethod
+    def _people(cls, value: object) -> object:
+        if isinstance(value, str):
+            return {name: canonical(ids) for name, ids in parse_people(value).items()}
+        if isinstance(value, dict):
+            text = ";".join(f"{name}={','.join(map(str, ids))}" for name, ids in value.items())
+            return {name: canonical(ids) for name, ids in parse_people(text).items()}
+        return value
+
+    @field_validator("mcp_tokens")
+    @classmethod
+    def _token_list(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            parse_tokens(value.get_secret_value())
+        return value
+
+    @field_validator("public_hosts", mode="before")
+    @classmethod
+    def _host_names(cls, value: object) -> object:
+        parts = value.split(",") if isinstance(value, str) else value
+        if not isinstance(parts, (list, tuple)):
+            return value
+        hosts = [str(part).strip().lower() for part in parts if str(part).strip()]
+        for host in hosts:
+            if not _HOST.fullmatch(host):
+                raise ValueError(
+                    f"{host!r} is not a host name; write the name clients use, e.g. finetune.example.com "
+                    "or finetune.example.com:8443 (no scheme, no path)"
+                )
+        return hosts
 
     @field_validator("timezone")
     @classmethod
@@ -143,9 +268,34 @@ class Settings(BaseSettings):
     def _trailing_slash(cls, value: str) -> str:
         return value if value.endswith("/") else value + "/"
 
+    @model_validator(mode="after")
+    def _one_default_token(self) -> Settings:
+        if self.mcp_token is not None and DEFAULT_MCP_TOKEN_NAME in self._named_tokens():
+            raise ValueError(
+                f"FINETUNE_MCP_TOKENS names a token {DEFAULT_MCP_TOKEN_NAME!r}, which is what FINETUNE_MCP_TOKEN "
+                "is called; rename that entry"
+            )
+        return self
+
+    @model_validator(mode="after")
+    def _resolve_data_dir(self) -> Settings:
+        given: Path | None = self.data_dir
+        if given is not None:
+            found, source = given.expanduser().absolute(), "FINETUNE_DATA_DIR"
+        else:
+            found, source = discover_data_dir(Path.cwd(), os.environ)
+        object.__setattr__(self, "data_dir", found)  # frozen: set once, while the model is being built
+        self._data_dir_source = source
+        return self
+
     @property
     def db_path(self) -> Path:
-        return self.data_dir / "finetune.db"
+        return self.data_dir / DB_NAME
+
+    @property
+    def data_dir_source(self) -> str:
+        """Where the data directory came from: FINETUNE_DATA_DIR, a .finetune/ found above, or the per-user default."""
+        return self._data_dir_source
 
     @property
     def slack_enabled(self) -> bool:
@@ -159,10 +309,24 @@ class Settings(BaseSettings):
     def host_is_loopback(self) -> bool:
         return is_loopback(self.host)
 
+    def mcp_tokens_by_name(self) -> dict[str, str]:
+        """Every /mcp bearer token by its name: FINETUNE_MCP_TOKEN as `default`, then FINETUNE_MCP_TOKENS."""
+        tokens = {DEFAULT_MCP_TOKEN_NAME: self.mcp_token.get_secret_value()} if self.mcp_token else {}
+        return {**tokens, **self._named_tokens()}
+
+    def _named_tokens(self) -> dict[str, str]:
+        return parse_tokens(self.mcp_tokens.get_secret_value()) if self.mcp_tokens else {}
+
     @classmethod
     def env_names(cls) -> dict[str, str]:
         """Field name -> environment variable name, for docs and `finetune config`."""
         return {name: _env_name(field.json_schema_extra) for name, field in cls.model_fields.items()}
+
+
+def _blank(value: object) -> bool:
+    if isinstance(value, SecretStr):
+        value = value.get_secret_value()
+    return isinstance(value, str) and not value.strip()
 
 
 def _env_name(extra: object) -> str:
@@ -179,3 +343,57 @@ def is_loopback(host: str) -> bool:
         return ipaddress.ip_address(host.strip("[]")).is_loopback
     except ValueError:
         return False
+
+
+# The data directory -------------------------------------------------------------------------------
+
+
+def discover_data_dir(cwd: Path, environ: Mapping[str, str]) -> tuple[Path, str]:
+    """(directory, where it came from) when FINETUNE_DATA_DIR is unset, the way git finds its repository.
+
+    The nearest `.finetune/` holding finetune.db in `cwd` or above it; else the per-user directory.
+    """
+    for folder in (cwd, *cwd.parents):
+        if (folder / DATA_DIR_NAME / DB_NAME).is_file():
+            return folder / DATA_DIR_NAME, f"found walking up from {cwd}"
+    return user_data_dir(environ), f"per-user default (no {DATA_DIR_NAME}/{DB_NAME} in {cwd} or above)"
+
+
+def user_data_dir(environ: Mapping[str, str]) -> Path:
+    """$XDG_DATA_HOME/finetune-ops, else ~/.local/share/finetune-ops."""
+    xdg = environ.get("XDG_DATA_HOME", "").strip()
+    if xdg and Path(xdg).is_absolute():
+        return Path(xdg) / USER_DATA_DIR_NAME
+    try:
+        home = Path.home()
+    except RuntimeError:
+        raise ValueError(
+            "FINETUNE_DATA_DIR is unset and this user has no home directory to keep the data in; "
+            "set FINETUNE_DATA_DIR (or XDG_DATA_HOME)"
+        ) from None
+    return home / ".local" / "share" / USER_DATA_DIR_NAME
+
+
+# Names that are no setting ------------------------------------------------------------------------
+
+
+def unknown_setting_warnings(*, env_file: Path = Path(".env")) -> list[str]:
+    """One line per FINETUNE_* name in the environment or `env_file` that is no setting, with the closest one."""
+    found = dict.fromkeys(os.environ, "environment")
+    if env_file.is_file():
+        found.update(dict.fromkeys(dotenv_values(env_file), str(env_file)))
+    return unknown_names(found)
+
+
+def unknown_names(found: Mapping[str, str]) -> list[str]:
+    """Warnings for the FINETUNE_* names in `found` (name -> where it was set) that no setting reads."""
+    known = sorted(Settings.env_names().values())
+    lines = []
+    for name, where in sorted(found.items()):
+        upper = name.upper()
+        if not upper.startswith("FINETUNE_") or upper in known:
+            continue
+        close = difflib.get_close_matches(upper, known, n=1, cutoff=0.6)
+        advice = f"did you mean {close[0]}?" if close else "`finetune config` lists every setting."
+        lines.append(f"{name} (in the {where}) is not a setting; {advice}")
+    return lines

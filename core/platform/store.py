@@ -3,8 +3,11 @@
 A `Store` is one database file shared by the serve process and any number of
 stdio MCP processes. WAL lets readers run beside the single writer; every write
 is a `BEGIN IMMEDIATE` transaction so writers queue on the busy timeout instead
-of failing half-way. Each thread gets its own connection (sqlite3 connections
-must not be shared across threads while in use).
+of failing half-way (threads of one process queue on a lock first, woken as soon
+as the writer before them commits). Each thread gets its own connection (sqlite3
+connections must not be shared across threads while in use). Opening a database
+whose schema is current takes no write lock; a full disk rolls the write back and
+says so (`StoreError`, "disk full"), leaving the file intact.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ class Store:
         self._local = threading.local()
         self._connections: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
+        # Threads of this process take turns here, woken as soon as the writer before them commits;
+        # SQLite's own busy handler (left for other processes) sleeps up to 100 ms between tries.
+        self._writer = threading.Lock()
 
     @property
     def db(self) -> sqlite_utils.Database:
@@ -71,15 +77,26 @@ class Store:
             with db.atomic():
                 yield db
             return
-        db.conn.execute("BEGIN IMMEDIATE")
+        if not self._writer.acquire(timeout=BUSY_TIMEOUT_MS / 1000):
+            raise sqlite3.OperationalError("database is locked (another thread of this process kept writing)")
         try:
-            yield db
-        except BaseException:
-            if db.conn.in_transaction:
+            db.conn.execute("BEGIN IMMEDIATE")
+            try:
+                yield db
+            except BaseException:
+                if db.conn.in_transaction:
+                    db.conn.execute("ROLLBACK")
+                raise
+            else:
+                db.conn.execute("COMMIT")
+        except sqlite3.OperationalError as exc:
+            if db.conn.in_transaction:  # a failed COMMIT leaves the transaction open
                 db.conn.execute("ROLLBACK")
+            if is_disk_full(exc):
+                raise disk_full(self.path) from exc
             raise
-        else:
-            db.conn.execute("COMMIT")
+        finally:
+            self._writer.release()
 
     def query(self, sql: str, params: Params = ()) -> list[dict[str, Any]]:
         return [dict(row) for row in self.db.query(sql, params)]
@@ -97,6 +114,20 @@ class Store:
         self._local = threading.local()
 
 
+def is_disk_full(exc: sqlite3.Error) -> bool:
+    """SQLITE_FULL: the disk (or the database's page limit) has no room for the write."""
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code == sqlite3.SQLITE_FULL or "database or disk is full" in str(exc)
+
+
+def disk_full(path: Path) -> StoreError:
+    return StoreError(
+        f"disk full: {path} could not grow, so the write was rolled back; the database is intact.",
+        hint=f"Free space on the disk holding {path.parent} (or move FINETUNE_DATA_DIR to a larger one), then retry.",
+        path=str(path),
+    )
+
+
 def open_store(path: Path | str, *, migrate: bool = True) -> Store:
     """Open (creating if needed) the database at `path`, in WAL mode, migrated to the latest schema."""
     path = Path(path)
@@ -111,6 +142,8 @@ def open_store(path: Path | str, *, migrate: bool = True) -> Store:
     try:
         store.db.conn.execute("PRAGMA journal_mode = WAL")
     except sqlite3.DatabaseError as exc:
+        if is_disk_full(exc):
+            raise disk_full(path) from exc
         raise StoreError(
             f"{path} is not a usable SQLite database: {exc}",
             hint="Point FINETUNE_DATA_DIR at another directory or restore the file from a backup.",
@@ -133,7 +166,7 @@ def migrate_store(store: Store, *, target: int | None = None) -> list[int]:
     latest = migrations.LATEST
     target = latest if target is None else target
     applied: list[int] = []
-    current = schema_version(store)
+    current = schema_version(store)  # a plain read: a current database takes no write lock at all
     if current > latest:
         raise SchemaTooNew(
             f"{store.path} has schema version {current}, newer than this finetune-ops knows ({latest}).",
@@ -143,6 +176,8 @@ def migrate_store(store: Store, *, target: int | None = None) -> list[int]:
     for migration in migrations.MIGRATIONS:
         if migration.version > target:
             break
+        if migration.version <= current:
+            continue
         with store.write() as db:
             if schema_version(store) >= migration.version:
                 continue

@@ -1,14 +1,18 @@
 """Fine-tuning providers: one package per provider, one base class, one registry.
 
-`REGISTRY` is an explicit dict from every `Provider` to a factory that builds
-it from settings; nothing registers itself on import. Factories import their
-SDK (boto3, openai, torch) when called, so a command that never trains never
-pays for it. Provider SDKs are imported only inside this package.
+`REGISTRY` is an explicit dict from every `Provider` to a `ProviderEntry`: a
+check that tells, from the settings alone (no network, no SDK import), whether
+the provider can be built, and the factory that builds it; nothing registers
+itself on import. A launch runs `check_configured` before it records anything.
+Factories import their SDK (boto3, openai, torch) when called, so a command
+that never trains never pays for it. Provider SDKs are imported only inside
+this package.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
 
 from core.errors import InvalidInput
 from core.platform.settings import Settings
@@ -23,6 +27,7 @@ from core.providers.base import (
     ProviderRefused,
     WebhookEvent,
 )
+from core.providers.checks import check_azure, check_bedrock, check_local, check_openai
 from core.vocabulary import Provider, one_of
 
 
@@ -45,36 +50,62 @@ def _bedrock(settings: Settings) -> FineTuneProvider:
 
 
 def _local(settings: Settings) -> FineTuneProvider:
-    raise ProviderNotConfigured(
-        "provider 'local' is not available here: local training is not part of this version of finetune-ops.",
-        hint="Train on openai, azure or bedrock for now.",
-    )
+    check_local(settings)
+    raise AssertionError("check_local refuses every build")
 
 
-REGISTRY: dict[Provider, ProviderFactory] = {
-    Provider.OPENAI: _openai,
-    Provider.AZURE: _azure,
-    Provider.BEDROCK: _bedrock,
-    Provider.LOCAL: _local,
+@dataclass(frozen=True)
+class ProviderEntry:
+    """One provider: whether the settings let it be built (checked without the network), and how to build it."""
+
+    check: Callable[[Settings], None]  # raises ProviderNotConfigured naming the settings to set
+    build: ProviderFactory
+
+    def __call__(self, settings: Settings) -> FineTuneProvider:
+        self.check(settings)
+        return self.build(settings)
+
+
+REGISTRY: dict[Provider, ProviderEntry] = {
+    Provider.OPENAI: ProviderEntry(check=check_openai, build=_openai),
+    Provider.AZURE: ProviderEntry(check=check_azure, build=_azure),
+    Provider.BEDROCK: ProviderEntry(check=check_bedrock, build=_bedrock),
+    Provider.LOCAL: ProviderEntry(check=check_local, build=_local),
 }
+
+
+def _factory(name: str, registry: Mapping[Provider, ProviderFactory] | None) -> ProviderFactory:
+    factories: Mapping[Provider, ProviderFactory] = REGISTRY if registry is None else registry
+    try:
+        return factories[Provider(name)]
+    except (ValueError, KeyError):
+        raise InvalidInput(f"unknown provider {name!r}.", hint=f"Use {one_of(Provider)}.") from None
 
 
 def build_provider(
     name: str, settings: Settings, registry: Mapping[Provider, ProviderFactory] | None = None
 ) -> FineTuneProvider:
     """The provider `name`, built from settings; ProviderNotConfigured names the settings it lacks."""
-    factories = REGISTRY if registry is None else registry
-    try:
-        factory = factories[Provider(name)]
-    except (ValueError, KeyError):
-        raise InvalidInput(f"unknown provider {name!r}.", hint=f"Use {one_of(Provider)}.") from None
-    return factory(settings)
+    return _factory(name, registry)(settings)
+
+
+def check_configured(name: str, settings: Settings, registry: Mapping[Provider, ProviderFactory] | None = None) -> None:
+    """ProviderNotConfigured (naming the settings to set) unless provider `name` can be built; no network.
+
+    A registry entry that is a bare factory (a test double) is simply built.
+    """
+    factory = _factory(name, registry)
+    if isinstance(factory, ProviderEntry):
+        factory.check(settings)
+    else:
+        factory(settings)
 
 
 __all__ = [
     "REGISTRY",
     "FineTuneProvider",
     "LaunchRequest",
+    "ProviderEntry",
     "ProviderError",
     "ProviderEvent",
     "ProviderFactory",
@@ -83,4 +114,5 @@ __all__ = [
     "ProviderRefused",
     "WebhookEvent",
     "build_provider",
+    "check_configured",
 ]

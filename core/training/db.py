@@ -83,14 +83,16 @@ def poll_failures(store: Store, job_id: str) -> int:
 def insert_job(
     store: Store, *, job_id: str, provider: Provider, dataset_version_id: str, base_model: str, method: Method,
     hyperparameters: dict[str, Any], status: JobState, estimated_cost_usd: float | None, idempotency_key: str,
-    requested_by: str, requested_via: str, now: str, next_poll_at: str,
+    requested_by: str, requested_via: str, now: str, next_poll_at: str, requested_by_identity: str | None = None,
 ) -> None:  # fmt: skip
+    """A new job; `requested_by_identity` (slack:U1, os:alice, ...) is what spend limits and ownership compare."""
     store.db.execute(
         "INSERT INTO jobs (id, provider, dataset_version_id, base_model, method, hyperparameters, status,"
-        " estimated_cost_usd, idempotency_key, requested_by, requested_via, created_at, updated_at, next_poll_at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        " estimated_cost_usd, idempotency_key, requested_by, requested_by_identity, requested_via, created_at,"
+        " updated_at, next_poll_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         (job_id, provider, dataset_version_id, base_model, method, json.dumps(hyperparameters), status,
-         estimated_cost_usd, idempotency_key, requested_by, requested_via, now, now, next_poll_at),
+         estimated_cost_usd, idempotency_key, requested_by, requested_by_identity, requested_via, now, now,
+         next_poll_at),
     )  # fmt: skip
 
 

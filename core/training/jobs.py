@@ -1,8 +1,13 @@
-"""Fine-tuning jobs: launch (with budget, pre-flight validation and idempotency), poll, cancel.
+"""Fine-tuning jobs: launch (with policy, budget, pre-flight checks and idempotency), poll, cancel.
 
-Launch records the job first, in one transaction with its audit row, its
-notification and, when the estimate exceeds FINETUNE_AUTO_APPROVE_USD, its
-approval request (the job then waits in `pending_approval`). Submission to the
+Launch first checks, writing nothing: the policy lets the caller launch, the
+provider is configured (settings, SDK), the export passes validation. It then
+records the job, in one transaction with its audit row, its notification and,
+when the estimate exceeds FINETUNE_AUTO_APPROVE_USD or would pass a spend limit
+(FINETUNE_MONTHLY_BUDGET_USD, FINETUNE_USER_DAILY_LIMIT_USD; see
+`core.platform.spend`), its approval request saying why (the job then waits in
+`pending_approval`). The limits are read inside that transaction, so two
+launches at once cannot both slip under one. Submission to the
 provider happens after commit and is safe to repeat: a job left in
 `submitting` (a crash, a transient provider error) is submitted again by the
 poller with the same idempotency key, so the provider never starts it twice.
@@ -27,7 +32,7 @@ import uuid
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -37,12 +42,14 @@ from core.catalog.models import Catalog
 from core.catalog.pricing import CostEstimate, estimate_cost
 from core.data import datasets, exports
 from core.errors import Conflict, InvalidInput, NotFound
-from core.platform import approvals, audit, events, outbox
+from core.platform import approvals, audit, events, outbox, spend
 from core.platform.actors import SCHEDULER, Actor
+from core.platform.policy import POLICY, authorize
 from core.platform.settings import Settings
 from core.platform.store import Store
 from core.platform.timeutil import iso, utcnow
 from core.providers import base as providers
+from core.providers import check_configured
 from core.services import Services
 from core.training import db
 from core.training.hyperparams import HyperparameterSuggestion, check_hyperparameters, suggest_hyperparameters
@@ -51,9 +58,11 @@ from core.vocabulary import (
     CATALOG_PROVIDER,
     FINAL_JOB_STATES,
     Action,
+    ApprovalNeed,
     CatalogProvider,
     JobState,
     Method,
+    Operation,
     Provider,
     one_of,
     values,
@@ -97,6 +106,7 @@ class Job(BaseModel):
     error: str | None
     approval_id: str | None
     requested_by: str
+    requested_by_identity: str | None = None
     created_at: str
     updated_at: str
     finished_at: str | None
@@ -107,6 +117,15 @@ class LaunchResult(BaseModel):
     created: bool = Field(description="False when this idempotency key had already launched the job.")
     approval: approvals.Approval | None = Field(description="The approval the job waits on, when over budget.")
     cost: CostEstimate | None
+
+    @property
+    def ok(self) -> bool:
+        """False when the job failed on its way to the provider: the launch did not happen."""
+        return self.job.status is not JobState.FAILED
+
+    @property
+    def message(self) -> str | None:
+        return None if self.ok else f"{self.job.id} failed: {self.job.error}"
 
 
 class JobList(BaseModel):
@@ -196,8 +215,9 @@ def launch_job(
     hyperparameters: dict[str, Any] | None = None,
     key: str | None = None,
 ) -> LaunchResult:
-    """Launch (or, over budget, request approval for) a fine-tuning job. Idempotent on `key`."""
+    """Launch (or, over budget or a spend limit, request approval for) a fine-tuning job. Idempotent on `key`."""
     store, settings, catalog = svc.store, svc.settings, svc.catalog
+    authorize(actor, Operation.LAUNCH)
     if key is not None and (earlier := _launched_with(store, key)) is not None:
         return earlier
     provider_name = _provider_name(provider)
@@ -207,6 +227,7 @@ def launch_job(
             f"{base_model} is a {info.provider} model; provider {provider!r} cannot train it.",
             hint=f"Use --provider {_providers_for(info.provider)}, or another base model.",
         )
+    check_configured(provider_name, settings, svc.providers)  # before anything is written, exports included
     version = datasets.get_version(store, dataset_version)
     target = info.export_target_for(method)
     check = exports.validate_dataset(
@@ -250,8 +271,7 @@ def launch_job(
     )  # fmt: skip
     plan = _Launch(
         job_id="job_" + uuid.uuid4().hex[:12], version_id=version.id, provider=provider_name, base_model=base_model,
-        method=Method(method), hyperparameters=chosen, cost=cost, key=key, actor=actor,
-        over_budget=cost.usd is None or cost.usd > settings.auto_approve_usd,
+        method=Method(method), hyperparameters=chosen, cost=cost, key=key, actor=actor, now=svc.clock(),
     )  # fmt: skip
     try:
         approval = _record_launch(store, settings, plan)
@@ -260,7 +280,7 @@ def launch_job(
         if earlier is None:
             raise
         return earlier
-    if not plan.over_budget:
+    if approval is None:
         submit_job(svc, plan.job_id)
     return LaunchResult(job=get_job(store, plan.job_id), created=True, approval=approval, cost=cost)
 
@@ -282,7 +302,7 @@ class _Launch:
     cost: CostEstimate
     key: str | None
     actor: Actor
-    over_budget: bool
+    now: datetime
 
 
 def _launched_with(store: Store, key: str) -> LaunchResult | None:
@@ -295,27 +315,29 @@ def _launched_with(store: Store, key: str) -> LaunchResult | None:
 
 
 def _record_launch(store: Store, settings: Settings, plan: _Launch) -> approvals.Approval | None:
-    """The job row, its approval request when over budget, its notification and its audit row: one transaction."""
+    """The job row, its approval request when one is needed, its notification and its audit row: one transaction."""
     job_id, version, provider, base_model, cost = (
         plan.job_id, plan.version_id, plan.provider, plan.base_model, plan.cost,
     )  # fmt: skip
     with store.write():
+        reasons = _approval_reasons(store, settings, plan)  # inside the transaction: spend cannot change meanwhile
         db.insert_job(
             store, job_id=job_id, provider=provider, dataset_version_id=version, base_model=base_model,
             method=plan.method, hyperparameters=plan.hyperparameters,
-            status=JobState.PENDING_APPROVAL if plan.over_budget else JobState.SUBMITTING,
+            status=JobState.PENDING_APPROVAL if reasons else JobState.SUBMITTING,
             estimated_cost_usd=cost.usd, idempotency_key=plan.key or job_id, requested_by=str(plan.actor),
-            requested_via=plan.actor.face, now=iso(), next_poll_at=_after_submit_grace(),
+            requested_by_identity=plan.actor.identity, requested_via=plan.actor.face, now=iso(plan.now),
+            next_poll_at=_after_submit_grace(),
         )  # fmt: skip
         approval = None
-        if plan.over_budget:
-            price = f"${cost.usd:,.2f}" if cost.usd is not None else "an unknown cost (no price in the catalog)"
+        if reasons:
+            price = f"${cost.usd:,.2f}" if cost.usd is not None else "an unknown cost"
             approval = approvals.request(
                 store, action=Action.LAUNCH, subject_id=job_id, actor=plan.actor,
                 ttl_hours=settings.approval_ttl_hours, cost_usd=cost.usd,
-                payload={"job": job_id, "provider": provider, "base_model": base_model},
-                summary=f"launch {job_id}: {base_model} on {version} via {provider}, estimated {price} "
-                f"(auto-approve limit ${settings.auto_approve_usd:,.2f})",
+                payload={"job": job_id, "provider": provider, "base_model": base_model, "reasons": reasons},
+                summary=f"launch {job_id}: {base_model} on {version} via {provider}, estimated {price}; "
+                f"needs approval: {'; '.join(reasons)}",
             )  # fmt: skip
             db.set_approval(store, job_id, approval.id)
         _announce(store, job_id)
@@ -323,9 +345,26 @@ def _record_launch(store: Store, settings: Settings, plan: _Launch) -> approvals
             store, plan.actor, "launch_job",
             {"job": job_id, "version": version, "provider": provider, "base_model": base_model,
              "method": plan.method, "hyperparameters": plan.hyperparameters, "key": plan.key},
-            detail="waiting for approval" if plan.over_budget else "submitting",
+            detail="waiting for approval: " + "; ".join(reasons) if reasons else "submitting",
         )  # fmt: skip
     return approval
+
+
+def _approval_reasons(store: Store, settings: Settings, plan: _Launch) -> list[str]:
+    """Why this launch must wait for an approver (none: it starts at once), by the policy's rule for launches."""
+    need = POLICY[Operation.LAUNCH].approval
+    if need is ApprovalNeed.NEVER:
+        return []
+    if need is ApprovalNeed.ALWAYS:
+        return ["the policy asks an approval for every launch"]
+    usd = plan.cost.usd
+    reasons = []
+    if usd is None:
+        reasons.append("its cost is unknown (the catalog has no price for it)")
+    elif usd > settings.auto_approve_usd:
+        reasons.append(f"${usd:,.2f} is above FINETUNE_AUTO_APPROVE_USD=${settings.auto_approve_usd:,.2f}")
+    breaches = spend.limit_breaches(store, settings, identities=plan.actor.identities, cost_usd=usd, now=plan.now)
+    return reasons + breaches
 
 
 def _hyperparameters(suggestion: HyperparameterSuggestion, given: dict[str, Any]) -> dict[str, Any]:
@@ -508,8 +547,12 @@ def poll_active_jobs(svc: Services, *, concurrency: int = 4) -> int:
 
 
 def cancel_job(svc: Services, *, job_id: str, actor: Actor) -> Job:
+    """Cancel a job; operators cancel their own, approvers anyone's (the policy's CANCEL and CANCEL_ANY)."""
     store = svc.store
+    authorize(actor, Operation.CANCEL)
     job = get_job(store, job_id)
+    if not actor.is_same_person(job.requested_by_identity):
+        authorize(actor, Operation.CANCEL_ANY)
     if job.status in FINAL_JOB_STATES:
         raise Conflict(f"{job_id} is already {job.status}.", hint="Nothing to cancel.")
     if job.provider_job_id:

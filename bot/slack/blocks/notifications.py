@@ -4,7 +4,14 @@ from __future__ import annotations
 
 from bot.slack.blocks.kit import SlackMessage, render, section
 from core.platform import events, outbox
+from core.vocabulary import ApprovalState
 
+APPROVAL_VERBS = {
+    ApprovalState.APPROVED: ":white_check_mark: approved",
+    ApprovalState.REJECTED: ":no_entry: rejected",
+    ApprovalState.EXPIRED: ":hourglass: expired",
+    ApprovalState.CANCELLED: ":no_entry_sign: withdrawn",
+}
 JOB_ICONS = {
     "succeeded": ":white_check_mark:",
     "failed": ":x:",
@@ -50,9 +57,9 @@ def _(event: events.ApprovalRequested) -> SlackMessage:
 
 @render.register
 def _(event: events.ApprovalDecided) -> SlackMessage:
-    verb = {"approved": ":white_check_mark: approved", "rejected": ":no_entry: rejected"}.get(
-        event.status, event.status
-    )
+    verb = APPROVAL_VERBS.get(event.status, event.status)
     who = f" by {event.decided_by}" if event.decided_by else ""
     text = f"{verb}{who}: {event.action} {event.subject_id}" + (f" ({event.reason})" if event.reason else "")
+    if event.status == ApprovalState.EXPIRED:
+        text += f". Nobody decided {event.approval_id} in time; request the action again if it is still wanted."
     return SlackMessage(text, [section(text)])

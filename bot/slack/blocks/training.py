@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from bot.commands.training import limit_text, price_text
 from bot.slack.blocks.kit import Attachment, SlackMessage, context, header, render, section
+from core.catalog import BaseModelList
 from core.platform import Approval, ApprovalList
 from core.training import Job, JobDetail, JobEvents, JobList, LaunchResult
 from reports.charts import loss_curve_png
@@ -94,3 +96,16 @@ def _loss_curve(detail: JobDetail) -> list[Attachment]:
     if png is None:
         return []
     return [Attachment(filename=f"{job.id}-loss.png", title=f"Loss curve of {job.id}", content=png)]
+
+
+@render.register
+def _(result: BaseModelList) -> SlackMessage:
+    lines = [
+        f"`{m.id}`{' (legacy)' if m.status != 'live' else ''}: {', '.join(m.providers)} · {', '.join(m.methods)}"
+        f" · {', '.join(dict.fromkeys(m.export_targets.values()))} · {limit_text(m)} tokens/example · {price_text(m)}"
+        for m in result.models
+    ]
+    chunks = ["\n".join(lines[i : i + 10]) for i in range(0, len(lines), 10)]  # a section holds 3,000 characters
+    sections = [section(chunk) for chunk in chunks] or [section("No base models for that provider in the catalog.")]
+    blocks = [header("Base models"), *sections, context(f"Catalog of {result.as_of}; prices per 1M training tokens.")]
+    return SlackMessage(f"{len(result.models)} base model(s)", blocks)

@@ -1,13 +1,17 @@
-"""Slack listeners, one module per kind, each with `register(app, services)`."""
+"""Slack listeners, one module per kind, each with `register(app, services)`.
+
+Every listener acks at once, without touching the database, and answers from a
+lazy worker; `redelivery.first_delivery` lets only the first worker of a user
+action act.
+"""
 
 from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.slack.listeners import commands, middleware
+from bot.slack.listeners import commands
 from core.services import Services
 
 
 def register(app: App, services: Services) -> None:
-    middleware.register(app, services)  # before any listener: redeliveries stop here
     commands.register(app, services)

@@ -1,8 +1,10 @@
 """`/finetune TEXT`: acked at once, then run through the shared grammar by a lazy listener.
 
-Slack wants an answer within 3 seconds, so the ack comes first and the work
-answers later through the command's response_url (ephemeral), then uploads any
-files the rendered result carries to the channel the command came from.
+Slack wants an answer within 3 seconds, so the ack comes first (it touches
+nothing, not even the database) and the work answers later through the
+command's response_url (ephemeral), then uploads any files the rendered result
+carries to the channel the command came from. Only the first worker of a
+redelivered command acts.
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from bot.commands import Invocation, Outcome, run_text
 from bot.commands.groups import SLACK
 from bot.invoke import slack_actor
 from bot.slack.blocks import Attachment, render_outcome
+from bot.slack.listeners.redelivery import first_delivery
 from core.services import Services
 
 log = logging.getLogger(__name__)
@@ -37,11 +40,14 @@ def register(app: App, services: Services) -> None:
         ack()
 
     def run_slash_command(body: dict[str, Any], respond: Callable[..., Any], client: WebClient) -> None:
+        user_id, text, trigger = body.get("user_id"), body.get("text", ""), body.get("trigger_id")
+        if not isinstance(user_id, str) or not user_id or not isinstance(text, str):
+            log.warning("ignoring a /finetune request without a user id or text")
+            return
+        if not first_delivery(services, body):
+            return
         outcome = run_slack_text(
-            services,
-            user_id=body["user_id"],
-            text=body.get("text", ""),
-            request_key=f"slack:{body.get('trigger_id')}",
+            services, user_id=user_id, text=text, request_key=f"slack:{trigger}" if trigger else None
         )
         message = render_outcome(outcome)
         respond(text=message.text, blocks=message.blocks, response_type="ephemeral")

@@ -65,6 +65,7 @@ from core.providers.base import (
     ProviderNotConfigured,
     ProviderRefused,
 )
+from core.providers.checks import bedrock_role, bedrock_storage, check_bedrock
 from core.vocabulary import FINAL_JOB_STATES, CatalogProvider, JobState, Method, Provider
 
 log = logging.getLogger(__name__)
@@ -78,8 +79,6 @@ NAME_LIMIT = 63  # Bedrock's limit for job and custom model names
 _CLIENT_CONFIG = Config(
     retries={"mode": "standard", "total_max_attempts": MAX_ATTEMPTS}, connect_timeout=10, read_timeout=60
 )
-_BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
-_ROLE_ARN = re.compile(r"arn:aws[a-z-]*:iam::\d{12}:role/.+")
 _TOKEN = re.compile(r"[a-zA-Z0-9]([-a-zA-Z0-9]{0,254}[a-zA-Z0-9])?")  # Bedrock's clientRequestToken pattern
 # statusDetails key, its label for people, the unified state while that stage is the first one unfinished.
 _STAGES: tuple[tuple[str, str, JobState], ...] = (
@@ -122,8 +121,9 @@ class BedrockProvider(FineTuneProvider):
     }
 
     def __init__(self, settings: Settings, *, session: boto3.Session | None = None) -> None:
-        self.bucket, self.prefix = _storage(settings)
-        self.role_arn = _role(settings)
+        check_bedrock(settings)
+        self.bucket, self.prefix = bedrock_storage(settings)
+        self.role_arn = bedrock_role(settings)
         self.catalog: Catalog = load_catalog(settings.catalog_file)
         options: dict[str, Any] = {"region_name": settings.aws_region, "config": _CLIENT_CONFIG}
         if settings.aws_endpoint_url:
@@ -278,39 +278,6 @@ class BedrockProvider(FineTuneProvider):
 
 
 # Settings ---------------------------------------------------------------------------------------
-
-
-def _storage(settings: Settings) -> tuple[str, str]:
-    """(bucket, prefix) from FINETUNE_BEDROCK_BUCKET: ``bucket``, ``bucket/prefix`` or ``s3://bucket/prefix``."""
-    if not settings.bedrock_bucket:
-        raise ProviderNotConfigured(
-            "Bedrock needs an S3 bucket for training data: FINETUNE_BEDROCK_BUCKET is not set.",
-            hint="Set FINETUNE_BEDROCK_BUCKET to a bucket in AWS_REGION, optionally with a prefix: my-bucket/finetune.",
-        )
-    text = settings.bedrock_bucket.strip().removeprefix("s3://").strip("/")
-    bucket, _, prefix = text.partition("/")
-    if not _BUCKET.fullmatch(bucket):
-        raise ProviderNotConfigured(
-            f"FINETUNE_BEDROCK_BUCKET={settings.bedrock_bucket!r} does not start with an S3 bucket name.",
-            hint="Use a bucket name (3-63 lower-case letters, digits, dots, hyphens), optionally followed by /prefix.",
-        )
-    return bucket, prefix.strip("/")
-
-
-def _role(settings: Settings) -> str:
-    role = (settings.bedrock_role_arn or "").strip()
-    if not role:
-        raise ProviderNotConfigured(
-            "Bedrock needs an IAM role to read training data and write output: FINETUNE_BEDROCK_ROLE_ARN is not set.",
-            hint="Set FINETUNE_BEDROCK_ROLE_ARN to the ARN of a role that trusts bedrock.amazonaws.com "
-            "and can read and write FINETUNE_BEDROCK_BUCKET.",
-        )
-    if not _ROLE_ARN.fullmatch(role):
-        raise ProviderNotConfigured(
-            f"FINETUNE_BEDROCK_ROLE_ARN={role!r} is not an IAM role ARN.",
-            hint="It looks like arn:aws:iam::123456789012:role/BedrockFineTuning.",
-        )
-    return role
 
 
 # Requests ---------------------------------------------------------------------------------------

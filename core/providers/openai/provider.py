@@ -53,10 +53,10 @@ from core.providers.base import (
     ProviderError,
     ProviderEvent,
     ProviderJob,
-    ProviderNotConfigured,
     ProviderRefused,
     WebhookEvent,
 )
+from core.providers.checks import check_azure, check_openai
 from core.vocabulary import JobState, Method, Provider
 
 log = logging.getLogger(__name__)
@@ -487,11 +487,8 @@ def _is_refusal(exc: openai.APIStatusError, message: str) -> bool:
 
 
 def openai_provider(settings: Settings) -> OpenAIProvider:
-    if settings.openai_api_key is None:
-        raise ProviderNotConfigured(
-            "OpenAI is not configured: OPENAI_API_KEY is not set.",
-            hint="Set OPENAI_API_KEY (and OPENAI_BASE_URL for a compatible endpoint), or use provider 'azure'.",
-        )
+    check_openai(settings)
+    assert settings.openai_api_key is not None  # check_openai says so otherwise
     client = openai.OpenAI(
         api_key=settings.openai_api_key.get_secret_value(),
         base_url=settings.openai_base_url or OPENAI_BASE_URL,
@@ -502,14 +499,9 @@ def openai_provider(settings: Settings) -> OpenAIProvider:
 
 
 def azure_provider(settings: Settings) -> OpenAIProvider:
+    check_azure(settings)
     endpoint, key = settings.azure_openai_endpoint, settings.azure_openai_api_key
-    missing = [env for env, value in (("AZURE_OPENAI_ENDPOINT", endpoint), ("AZURE_OPENAI_API_KEY", key)) if not value]
-    if missing or endpoint is None or key is None:
-        raise ProviderNotConfigured(
-            f"Azure OpenAI is not configured: {' and '.join(missing)} {'is' if len(missing) == 1 else 'are'} not set.",
-            hint="Set AZURE_OPENAI_ENDPOINT (https://NAME.openai.azure.com) and AZURE_OPENAI_API_KEY; "
-            "AZURE_OPENAI_API_VERSION picks the API version.",
-        )
+    assert endpoint is not None and key is not None  # check_azure says so otherwise
     client = openai.AzureOpenAI(
         azure_endpoint=endpoint,
         api_key=key.get_secret_value(),
