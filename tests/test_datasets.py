@@ -1,3 +1,5 @@
+import json
+
 import pytest
 
 from core.data import datasets, feedback
@@ -194,3 +196,14 @@ def test_every_version_built_reads_back(loaded):
     )
     version = datasets.build_dataset(loaded, name="d", actor=ACTOR, recipe=recipe)
     assert datasets.get_version(loaded, version.id).recipe == recipe
+
+
+def test_versions_recorded_before_the_rejected_default_still_say_they_kept_rejected_drafts(loaded):
+    store = loaded
+    version = datasets.build_dataset(store, name="history", actor=cli_actor(), recipe=Recipe(seed=3))
+    assert version.recipe.filters.include_rejected is False
+    stored = json.loads(store.scalar("SELECT filters FROM dataset_versions WHERE id = ?", (version.id,)))
+    del stored["filters"]["include_rejected"]  # how a version built by an earlier release was stored
+    with store.write() as db:
+        db.execute("UPDATE dataset_versions SET filters = ? WHERE id = ?", (json.dumps(stored), version.id))
+    assert datasets.get_version(store, version.id).recipe.filters.include_rejected is True

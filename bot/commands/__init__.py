@@ -25,7 +25,7 @@ import click
 from pydantic import BaseModel
 
 from bot.invoke import Failure, Verdict, guard_commands, invoke
-from core.platform import Actor, Settings, Store
+from core.platform import Actor, Settings, Store, lone_surrogate
 from core.services import Services
 
 ProgressFactory = Callable[[str], AbstractContextManager[Callable[[int], None]]]
@@ -197,13 +197,10 @@ def _refuse(inv: Invocation, argv: list[str], problem: UsageProblem) -> Outcome:
     return _run(inv, "unknown", argv, lambda: Outcome(problem, 2))
 
 
-_SURROGATE = re.compile("[\ud800-\udfff]")
-
-
 def _not_text(argv: list[str], prog: str) -> UsageProblem | None:
     """A lone surrogate (a terminal's undecodable bytes) is not text: it can be neither stored nor shown."""
     for number, arg in enumerate(argv, start=1):
-        if (found := _SURROGATE.search(arg)) is not None:
+        if (found := lone_surrogate(arg)) is not None:
             message = (
                 f"word {number} of the command contains U+{ord(found.group()):04X}, a lone surrogate (bytes that "
                 "are not UTF-8), which is not text. Type it again as plain text."

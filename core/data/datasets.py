@@ -402,11 +402,22 @@ def resolve_version(store: Store, ref: str) -> str:
     )
 
 
+def stored_recipe(text: str) -> Recipe:
+    """A version's recipe as it was built. Versions recorded before rejected drafts were left out by
+    default kept them, so a stored recipe without `include_rejected` says True: provenance is never
+    rewritten by a later default."""
+    data = json.loads(text)
+    filters = data.setdefault("filters", {})
+    if isinstance(filters, dict):
+        filters.setdefault("include_rejected", True)
+    return Recipe.model_validate(data)
+
+
 def get_version(store: Store, ref: str) -> DatasetVersion:
     row = db.version_row(store, resolve_version(store, ref))
     return DatasetVersion(
         id=row["id"], dataset=row["dataset_id"], version=row["version"],
-        recipe=Recipe.model_validate_json(row["filters"]), counts=json.loads(row["counts"]),
+        recipe=stored_recipe(row["filters"]), counts=json.loads(row["counts"]),
         stats=json.loads(row["token_stats"]), redaction_report=RedactionReport.model_validate_json(row["redaction_report"]),
         content_hash=row["content_hash"], created_by=row["created_by"], created_at=row["created_at"],
     )  # fmt: skip

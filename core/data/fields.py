@@ -33,6 +33,7 @@ from typing import Any, Literal, overload
 
 from core.data.pii import Redactor, redact_into
 from core.data.rules import json_type
+from core.platform.text import lone_surrogate
 from core.platform.timeutil import iso
 
 FIELDS = (
@@ -134,13 +135,7 @@ def _check_scalar(path: str, value: object) -> None:
 
 
 def _has_surrogate(text: str) -> bool:
-    if text.isascii():
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+    return lone_surrogate(text) is not None
 
 
 # Known fields ----------------------------------------------------------------------------------------

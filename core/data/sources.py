@@ -27,6 +27,7 @@ from typing import IO, Any, Final
 from pydantic import BaseModel
 
 from core.errors import InvalidInput
+from core.platform.text import lone_surrogate
 
 MAX_LINE_BYTES = 16 * 2**20
 """The longest JSONL line read; a longer one is refused (texts are bounded well below it)."""
@@ -209,13 +210,7 @@ def _csv_record(number: int, row: dict[Any, Any], encoding: str) -> tuple[int, A
 
 def _undecodable(text: str) -> bool:
     """Whether decoding left bytes it could not read (as lone surrogates, see `_mark_undecodable`)."""
-    if text.isascii():
-        return False
-    try:
-        text.encode("utf-8")
-    except UnicodeEncodeError:
-        return True
-    return False
+    return lone_surrogate(text) is not None
 
 
 def _csv_cell(name: str, value: str) -> Any:

@@ -8,6 +8,7 @@ from core.platform.notifications import Notice, notify
 from core.platform.settings import Settings
 from core.platform.status import StatusReport, get_status
 from core.platform.store import Store, open_store
+from core.platform.text import lone_surrogate
 
 __all__ = [
     "SCHEDULER",
@@ -26,6 +27,7 @@ __all__ = [
     "describe_settings",
     "events",
     "get_status",
+    "lone_surrogate",
     "notify",
     "open_store",
     "outbox",

@@ -24,6 +24,7 @@ from pydantic import ConfigDict, ValidationError
 
 from bot.commands import bounded, clip
 from core.errors import InvalidInput
+from core.platform import lone_surrogate
 from mcp_server.tools import call_core
 
 MAX_DEPTH = 32  # feedback events nest a few levels; nothing legitimate comes near this
@@ -143,15 +144,12 @@ def check_text_and_depth(arguments: dict[str, Any]) -> None:
                 f"argument `{location(loc[:1])}` is nested more than {MAX_DEPTH} levels deep.",
                 hint="Send the plain values, lists and objects the tool's input schema describes.",
             )
-        if isinstance(value, str) and (found := _SURROGATE.search(value)) is not None:
+        if isinstance(value, str) and (found := lone_surrogate(value)) is not None:
             raise InvalidInput(
                 f"argument `{location(loc)}` contains U+{ord(found.group()):04X} at position {found.start() + 1}, "
                 "a lone surrogate, which is not text.",
                 hint="Send valid Unicode text (escape binary data, e.g. as base64).",
             )
-
-
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def walk(value: Any) -> Iterator[tuple[tuple[str | int, ...], Any]]:
