@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from core import registry
 from core.platform import approvals
 from core.platform.actors import Actor
 from core.platform.policy import authorize
@@ -30,6 +31,11 @@ class ActionHandler:
 
 HANDLERS: dict[Action, ActionHandler] = {
     Action.LAUNCH: ActionHandler(on_decided=jobs.on_launch_decided, after_approved=jobs.after_launch_approved),
+    Action.DEPLOY: ActionHandler(on_decided=registry.on_alias_decided),
+    Action.CANARY: ActionHandler(on_decided=registry.on_alias_decided),
+    Action.PROMOTE: ActionHandler(on_decided=registry.on_alias_decided),
+    Action.ROLLBACK: ActionHandler(on_decided=registry.on_alias_decided),
+    Action.RETIRE: ActionHandler(on_decided=registry.on_retire_decided),
 }
 
 

@@ -87,6 +87,28 @@ class Action(StrEnum):
     """Actions that may wait for a human approval; each has an approval handler."""
 
     LAUNCH = "launch"
+    DEPLOY = "deploy"  # point a protected alias at a version
+    CANARY = "canary"  # start a canary behind a protected alias, or change its share
+    PROMOTE = "promote"  # make a protected alias's canary its stable version
+    ROLLBACK = "rollback"  # put a protected alias back on its previous version (or end its canary)
+    RETIRE = "retire"  # retire a model version for good
+
+
+class AliasMove(StrEnum):
+    """How an alias came to point where it does: the kind of a promotions ledger row."""
+
+    REGISTER = "register"  # a trained version took the `candidate` alias
+    DEPLOY = "deploy"
+    CANARY = "canary"
+    PROMOTE = "promote"
+    ROLLBACK = "rollback"
+
+
+class Arm(StrEnum):
+    """Which version of an alias served a resolution."""
+
+    STABLE = "stable"
+    CANARY = "canary"
 
 
 class Role(StrEnum):
@@ -129,6 +151,9 @@ class Operation(StrEnum):
     OUTBOX = "outbox"
     CONFIG = "config"
     SERVE = "serve"
+    MOVE_ALIAS = "move_alias"
+    MOVE_PROTECTED_ALIAS = "move_protected_alias"
+    RETIRE_VERSION = "retire_version"
 
 
 class ApprovalNeed(StrEnum):

@@ -166,6 +166,12 @@ class FakeSlack:
                 return 200, {"ok": True, "channel": data.get("channel"), "ts": data.get("ts")}
             if method == "conversations.history":
                 return 200, self.history(data)
+            if method == "conversations.open":
+                return 200, {"ok": True, "channel": {"id": "D" + str(data.get("users", "")).split(",")[0]}}
+            if method == "chat.postEphemeral":
+                return 200, {"ok": True, "message_ts": f"{int(time.time())}.000000"}
+            if method == "views.open":
+                return 200, {"ok": True, "view": {"id": "V1", **(data.get("view") or {})}}
             if method == "files.getUploadURLExternal":
                 return 200, {"ok": True, "upload_url": f"{self.url}/upload/F1", "file_id": "F1"}
             if method == "files.completeUploadExternal":
@@ -196,7 +202,7 @@ def _parse_body(handler: BaseHTTPRequestHandler) -> dict:
     if "json" in (handler.headers.get("Content-Type") or ""):
         return json.loads(raw or "{}")
     data = {k: v[0] for k, v in urllib.parse.parse_qs(raw).items()}
-    for key in ("blocks",):
+    for key in ("blocks", "view"):
         if key in data:
             data[key] = json.loads(data[key])
     return data

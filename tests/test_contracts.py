@@ -21,7 +21,7 @@ from core.providers import REGISTRY, FineTuneProvider
 from core.providers.bedrock import BedrockProvider
 from core.providers.openai import OpenAIProvider
 from core.training import db as training_db
-from core.vocabulary import Action, ApprovalState, Face, JobState, Method, Provider, values
+from core.vocabulary import Action, AliasMove, ApprovalState, Face, JobState, Method, Provider, values
 from tests.conftest import ROOT
 
 SPEC = ROOT.parent / "shared" / "specs" / "openai-fine-tuning-subset.json"
@@ -139,6 +139,24 @@ SAMPLES: dict[type, events.Event] = {
         status=ApprovalState.REJECTED,
         decided_by="slack:U1",
         reason="too big",
+    ),
+    events.ApprovalAnswered: events.ApprovalAnswered(
+        approval_id="ap_1",
+        action=Action.LAUNCH,
+        subject_id="job_1",
+        status=ApprovalState.APPROVED,
+        decided_by="slack:U2",
+    ),
+    events.AliasMoved: events.AliasMoved(
+        model_name="support",
+        alias="production",
+        move=AliasMove.CANARY,
+        from_version_id="support:v1",
+        to_version_id="support:v1",
+        canary_version_id="support:v2",
+        canary_share=10,
+        actor="cli:ann",
+        approval_id="ap_1",
     ),
 }
 

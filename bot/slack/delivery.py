@@ -11,7 +11,9 @@ the channel's history around the attempt time before it is posted again.
 
 Every row fails on its own: Slack down or throttling (HTTP 429, Retry-After
 honoured) backs that row off; a refusal, an unrenderable event or a surprising
-reply costs it one of a few attempts before it becomes a dead letter. Posts
+reply costs it one of a few attempts before it becomes a dead letter. A row
+addressed to a user (the requester of an approval) goes to the app's direct
+messages with them. Posts
 are paced per channel (about one a second, as Slack asks): what is allowed now
 goes out, the rest stays due for a later run, so the scheduler never waits.
 """
@@ -118,7 +120,7 @@ def _deliver(
 ) -> bool:
     target: outbox.MessageRef | None = None
     try:
-        target = _target(store, message, default_channel)
+        target = _direct_channel(client, _target(store, message, default_channel))
         if not pacer.take(target.channel):
             return False  # still due: a later run sends it
         where = _send(store, client, message, target)
@@ -147,6 +149,22 @@ def _target(store: Store, message: outbox.OutboxMessage, default_channel: str | 
             "no channel: set FINETUNE_SLACK_CHANNEL (a channel id such as C0123456789)", transient=False
         )
     return outbox.MessageRef(channel=channel, ts="")
+
+
+def _direct_channel(client: WebClient, target: outbox.MessageRef) -> outbox.MessageRef:
+    """A post to a user (U..., W...) goes to the app's direct messages with them (conversations.open, im:write)."""
+    if target.ts or not (target.channel[:1] in "UW" and target.channel.isalnum()):
+        return target
+    try:
+        reply = client.conversations_open(users=target.channel)
+    except SlackApiError as exc:
+        raise _refused(exc) from exc
+    except (SlackClientError, OSError) as exc:
+        raise DeliveryFailed(f"Slack unreachable: {exc.__class__.__name__}: {exc}", transient=True) from exc
+    opened = reply.get("channel")
+    if not isinstance(opened, dict) or not isinstance(opened.get("id"), str):
+        raise DeliveryFailed("Slack's reply to conversations.open carries no channel id", transient=False)
+    return outbox.MessageRef(channel=opened["id"], ts="")
 
 
 def _send(

@@ -28,7 +28,7 @@ from core.platform.actors import SCHEDULER, Actor
 from core.platform.policy import authorize
 from core.platform.store import Store
 from core.platform.timeutil import iso, parse_iso, utcnow
-from core.vocabulary import Action, ApprovalState, Face, Operation
+from core.vocabulary import Action, ApprovalState, Face, IdentityKind, Operation
 
 log = logging.getLogger(__name__)
 
@@ -64,25 +64,26 @@ def _row(row: dict[str, Any]) -> Approval:
 
 def request(
     store: Store, *, action: Action, subject_id: str, summary: str, actor: Actor, ttl_hours: float,
-    payload: dict[str, Any] | None = None, cost_usd: float | None = None,
+    payload: dict[str, Any] | None = None, cost_usd: float | None = None, facts: dict[str, str] | None = None,
 ) -> Approval:  # fmt: skip
-    """Open an approval request (inside the caller's transaction) and announce it."""
+    """Open an approval request (inside the caller's transaction) and announce it with `facts` for deciders."""
     approval_id = "ap_" + uuid.uuid4().hex[:12]
     now = utcnow()
+    expires_at = iso(now + timedelta(hours=ttl_hours))
     with store.write() as db:
         db.table("approvals").insert(
             {
                 "id": approval_id, "action": action, "subject_id": subject_id, "payload": json.dumps(payload or {}),
                 "estimated_cost_usd": cost_usd, "status": ApprovalState.PENDING, "requested_by": actor.id,
                 "requested_by_identity": actor.identity,
-                "requested_via": actor.face, "expires_at": iso(now + timedelta(hours=ttl_hours)), "created_at": iso(now),
+                "requested_via": actor.face, "expires_at": expires_at, "created_at": iso(now),
             }
         )  # fmt: skip
         outbox.enqueue(
             store,
             events.ApprovalRequested(
                 approval_id=approval_id, action=action, subject_id=subject_id, description=summary,
-                requested_by=str(actor), cost_usd=cost_usd,
+                requested_by=str(actor), cost_usd=cost_usd, expires_at=expires_at, facts=facts or {},
             ),
         )  # fmt: skip
         audit.record(
@@ -172,8 +173,8 @@ def _decide_pending(
     )
     decided = get(store, approval.id)
     on_decided(store, decided, approve)
-    outbox.enqueue(
-        store,
+    _announce_decision(
+        store, approval,
         events.ApprovalDecided(
             approval_id=approval.id, action=approval.action, subject_id=approval.subject_id, status=status,
             decided_by=str(actor), reason=reason,
@@ -181,6 +182,14 @@ def _decide_pending(
     )  # fmt: skip
     audit.record(store, actor, "approve" if approve else "reject", {"approval": approval.id, "reason": reason})
     return decided
+
+
+def _announce_decision(store: Store, approval: Approval, decided: events.ApprovalDecided) -> None:
+    """Tell the channel (its request message is edited) and, when they asked in Slack, the requester directly."""
+    outbox.enqueue(store, decided)
+    kind, _, user_id = (approval.requested_by_identity or "").partition(":")
+    if kind == IdentityKind.SLACK and user_id:
+        outbox.enqueue(store, events.ApprovalAnswered(**decided.model_dump(exclude={"kind"})), channel=user_id)
 
 
 def _overdue(approval: Approval, now: datetime) -> bool:
@@ -200,8 +209,8 @@ def _expire(store: Store, approval: Approval, *, on_decided: DecisionHandler, no
         return False
     expired = get(store, approval.id)
     on_decided(store, expired, False)
-    outbox.enqueue(
-        store,
+    _announce_decision(
+        store, approval,
         events.ApprovalDecided(
             approval_id=approval.id, action=approval.action, subject_id=approval.subject_id,
             status=ApprovalState.EXPIRED, decided_by=None, reason=expired.reason,

@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from core.vocabulary import Action, ApprovalState, JobState, Provider
+from core.vocabulary import Action, AliasMove, ApprovalState, JobState, Provider
 
 
 class _Event(BaseModel):
@@ -70,6 +70,8 @@ class ApprovalRequested(_Event):
     description: str
     requested_by: str
     cost_usd: float | None = None
+    expires_at: str | None = None
+    facts: dict[str, str] = Field(default_factory=dict, description="What a decider needs: base model, provider, ...")
 
     @property
     def message_key(self) -> str:
@@ -100,8 +102,52 @@ class ApprovalDecided(_Event):
         return f"{self.action} {self.subject_id} {self.status}{who}{why}"
 
 
-Event = Annotated[Notice | JobChanged | ApprovalRequested | ApprovalDecided, Field(discriminator="kind")]
-EVENT_KINDS: tuple[type[_Event], ...] = (Notice, JobChanged, ApprovalRequested, ApprovalDecided)
+class ApprovalAnswered(_Event):
+    """The requester of an approval hears how it ended (a direct message: the outbox row's channel is theirs)."""
+
+    kind: Literal["approval_answered"] = "approval_answered"
+    approval_id: str
+    action: Action
+    subject_id: str | None
+    status: ApprovalState
+    decided_by: str | None
+    reason: str | None = None
+
+    def summary(self) -> str:
+        who = f" by {self.decided_by}" if self.decided_by else ""
+        return f"Your request {self.approval_id} ({self.action} {self.subject_id}) was {self.status}{who}"
+
+
+class AliasMoved(_Event):
+    """A model alias now points elsewhere, or its canary or canary share changed (one promotions ledger row)."""
+
+    kind: Literal["alias_moved"] = "alias_moved"
+    model_name: str
+    alias: str
+    move: AliasMove
+    from_version_id: str | None
+    to_version_id: str
+    canary_version_id: str | None = None
+    canary_share: int = 0
+    actor: str
+    approval_id: str | None = None
+
+    def summary(self) -> str:
+        text = (
+            f"{self.model_name}@{self.alias} ({self.move}): {self.from_version_id or 'nothing'} -> {self.to_version_id}"
+        )
+        if self.canary_version_id:
+            text += f", canary {self.canary_version_id} at {self.canary_share}%"
+        return text + f" by {self.actor}" + (f" (approval {self.approval_id})" if self.approval_id else "")
+
+
+Event = Annotated[
+    Notice | JobChanged | ApprovalRequested | ApprovalDecided | ApprovalAnswered | AliasMoved,
+    Field(discriminator="kind"),
+]
+EVENT_KINDS: tuple[type[_Event], ...] = (
+    Notice, JobChanged, ApprovalRequested, ApprovalDecided, ApprovalAnswered, AliasMoved,
+)  # fmt: skip
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 
 

@@ -354,8 +354,47 @@ REQUESTER_IDENTITIES = Migration(
     ),
 )
 
+MODEL_REGISTRY = Migration(
+    7,
+    "model registry: registered models, version cost, canaries behind aliases, a ledger naming face and approval,"
+    " versions and ledger rows that cannot be rewritten",
+    (
+        """CREATE TABLE registered_models (
+            name TEXT PRIMARY KEY,
+            description TEXT,
+            created_by TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+        """INSERT INTO registered_models (name, created_by, created_at)
+           SELECT name, 'migration', min(created_at) FROM model_versions GROUP BY name""",
+        "ALTER TABLE model_versions ADD COLUMN cost_usd REAL",
+        "ALTER TABLE model_versions ADD COLUMN retired_at TEXT",
+        "ALTER TABLE model_aliases ADD COLUMN canary_version_id TEXT REFERENCES model_versions (id)",
+        """ALTER TABLE model_aliases ADD COLUMN canary_share INTEGER NOT NULL DEFAULT 0
+               CHECK (canary_share BETWEEN 0 AND 100)""",
+        "ALTER TABLE promotions ADD COLUMN move TEXT",
+        "ALTER TABLE promotions ADD COLUMN face TEXT",
+        "ALTER TABLE promotions ADD COLUMN approval_id TEXT REFERENCES approvals (id)",
+        "ALTER TABLE promotions ADD COLUMN canary_version_id TEXT REFERENCES model_versions (id)",
+        "ALTER TABLE promotions ADD COLUMN canary_share INTEGER NOT NULL DEFAULT 0",
+        "CREATE INDEX promotions_alias ON promotions (model_name, alias, at)",
+        # Provenance is never overwritten: a version's lineage is fixed once written (only its status moves),
+        # and the ledger only grows.
+        """CREATE TRIGGER model_versions_immutable
+           BEFORE UPDATE OF id, name, version, provider, provider_model_id, job_id, dataset_version_id, base_model,
+                            metrics, cost_usd, created_at ON model_versions
+           BEGIN SELECT RAISE(ABORT, 'model versions are immutable: register a new version instead'); END""",
+        """CREATE TRIGGER model_versions_kept BEFORE DELETE ON model_versions
+           BEGIN SELECT RAISE(ABORT, 'model versions are never deleted: retire them instead'); END""",
+        """CREATE TRIGGER promotions_no_update BEFORE UPDATE ON promotions
+           BEGIN SELECT RAISE(ABORT, 'the promotions ledger is append-only'); END""",
+        """CREATE TRIGGER promotions_no_delete BEFORE DELETE ON promotions
+           BEGIN SELECT RAISE(ABORT, 'the promotions ledger is append-only'); END""",
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
-    INFRASTRUCTURE, DOMAIN, TYPED_EVENTS, COUNTERS, DELIVERY_STATES, REQUESTER_IDENTITIES,
+    INFRASTRUCTURE, DOMAIN, TYPED_EVENTS, COUNTERS, DELIVERY_STATES, REQUESTER_IDENTITIES, MODEL_REGISTRY,
 )  # fmt: skip
 LATEST = MIGRATIONS[-1].version
 

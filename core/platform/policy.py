@@ -47,6 +47,9 @@ POLICY: dict[Operation, Rule] = {
     Operation.OUTBOX: Rule(Role.ADMIN, "administer the outbox"),
     Operation.CONFIG: Rule(Role.ADMIN, "read the settings"),
     Operation.SERVE: Rule(Role.ADMIN, "run the server"),
+    Operation.MOVE_ALIAS: Rule(Role.OPERATOR, "move model aliases"),
+    Operation.MOVE_PROTECTED_ALIAS: Rule(Role.OPERATOR, "change protected model aliases", approval=ApprovalNeed.ALWAYS),
+    Operation.RETIRE_VERSION: Rule(Role.OPERATOR, "retire model versions", approval=ApprovalNeed.ALWAYS),
 }
 
 

@@ -1,13 +1,12 @@
-"""Training's storage: every statement on `jobs` and `job_events`, and the registration rows a trained job writes.
+"""Training's storage: every statement on `jobs` and `job_events`.
 
 Functions take the store and plain values and return plain rows. They open no
 transactions: the write functions run inside the caller's `store.write()`
 block, so a job's change commits together with its audit row and its
 notification (see `core.training.jobs`).
 
-A succeeded job registers its model here too (`model_versions`, the
-`model_aliases` it moves and the `promotions` ledger row for that move), in the
-same transaction as the job's final state.
+A succeeded job registers its model through `core.registry`, in the same
+transaction as the job's final state.
 """
 
 from __future__ import annotations
@@ -170,43 +169,4 @@ def add_provider_events(store: Store, job_id: str, provider_events: Iterable[Pro
 def add_status_event(store: Store, job_id: str, *, message: str, at: str) -> None:
     store.db.execute(
         "INSERT INTO job_events (job_id, at, kind, message) VALUES (?, ?, 'status', ?)", (job_id, at, message)
-    )
-
-
-# Model registration ------------------------------------------------------------------------------------
-
-
-def register_model_version(
-    store: Store, *, name: str, provider: Provider, provider_model_id: str | None, job_id: str,
-    dataset_version_id: str, base_model: str, metrics: dict[str, float], now: str,
-) -> str:  # fmt: skip
-    """Add the next version of model `name`; its id (`name:vN`)."""
-    number = int(store.scalar("SELECT max(version) FROM model_versions WHERE name = ?", (name,)) or 0) + 1
-    version_id = f"{name}:v{number}"
-    store.db.execute(
-        "INSERT INTO model_versions (id, name, version, provider, provider_model_id, job_id, dataset_version_id,"
-        " base_model, status, metrics, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'registered', ?, ?)",
-        (version_id, name, number, provider, provider_model_id, job_id, dataset_version_id, base_model,
-         json.dumps(metrics), now),
-    )  # fmt: skip
-    return version_id
-
-
-def move_alias(
-    store: Store, *, model_name: str, alias: str, version_id: str, actor: str, reason: str, now: str
-) -> None:
-    """Point `model_name@alias` at `version_id`, with the move's row in the promotions ledger."""
-    previous = store.scalar(
-        "SELECT model_version_id FROM model_aliases WHERE model_name = ? AND alias = ?", (model_name, alias)
-    )
-    store.db.execute(
-        "INSERT INTO model_aliases (model_name, alias, model_version_id, updated_at) VALUES (?, ?, ?, ?)"
-        " ON CONFLICT (model_name, alias) DO UPDATE SET model_version_id = excluded.model_version_id,"
-        " updated_at = excluded.updated_at",
-        (model_name, alias, version_id, now),
-    )
-    store.db.execute(
-        "INSERT INTO promotions (model_name, alias, from_version_id, to_version_id, actor, reason, at)"
-        " VALUES (?, ?, ?, ?, ?, ?, ?)",
-        (model_name, alias, previous, version_id, actor, reason, now),
     )

@@ -38,6 +38,7 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from core import registry
 from core.catalog.models import Catalog
 from core.catalog.pricing import CostEstimate, estimate_cost
 from core.data import datasets, exports
@@ -85,9 +86,6 @@ def release_submissions(svc: Services) -> int:
     """At serve start: submissions interrupted by a crash are due now, not after the grace period."""
     with svc.store.write():
         return db.release_submissions(svc.store, now=iso())
-
-
-CANDIDATE_ALIAS = "candidate"  # the alias a newly trained model version takes
 
 
 class Job(BaseModel):
@@ -336,6 +334,7 @@ def _record_launch(store: Store, settings: Settings, plan: _Launch) -> approvals
                 store, action=Action.LAUNCH, subject_id=job_id, actor=plan.actor,
                 ttl_hours=settings.approval_ttl_hours, cost_usd=cost.usd,
                 payload={"job": job_id, "provider": provider, "base_model": base_model, "reasons": reasons},
+                facts={"Base model": base_model, "Dataset version": version, "Provider": str(provider)},
                 summary=f"launch {job_id}: {base_model} on {version} via {provider}, estimated {price}; "
                 f"needs approval: {'; '.join(reasons)}",
             )  # fmt: skip
@@ -487,14 +486,10 @@ def _backoff(store: Store, job: Job, error: str) -> None:
 
 def _register_candidate(store: Store, job: Job, reply: providers.ProviderJob) -> None:
     """Register the trained model as the next version of the dataset's model, aliased `candidate`."""
-    name, now = job.dataset_version.split("@")[0], iso()
-    version_id = db.register_model_version(
-        store, name=name, provider=job.provider, provider_model_id=reply.model_id, job_id=job.id,
-        dataset_version_id=job.dataset_version, base_model=job.base_model, metrics=reply.metrics, now=now,
-    )  # fmt: skip
-    db.move_alias(
-        store, model_name=name, alias=CANDIDATE_ALIAS, version_id=version_id, actor=str(SCHEDULER),
-        reason=f"trained by {job.id}", now=now,
+    registry.register_version(
+        store, name=job.dataset_version.split("@")[0], provider=job.provider, provider_model_id=reply.model_id,
+        job_id=job.id, dataset_version_id=job.dataset_version, base_model=job.base_model, metrics=reply.metrics,
+        cost_usd=job.estimated_cost_usd, actor=SCHEDULER, reason=f"trained by {job.id}", now=iso(),
     )  # fmt: skip
 
 

@@ -1,10 +1,27 @@
-"""Typed notification events from the outbox, in Slack."""
+"""Typed notification events from the outbox, in Slack, and the approval buttons and modal.
+
+An approval request carries Approve and Reject buttons (`bot.slack.listeners.actions`
+answers them); its decision edits the same message, without buttons.
+"""
 
 from __future__ import annotations
 
-from bot.slack.blocks.kit import SlackMessage, render, section
+from bot.slack.blocks.kit import Block, SlackMessage, context, fields, header, render, section
 from core.platform import events, outbox
-from core.vocabulary import ApprovalState
+from core.platform.timeutil import parse_iso
+from core.vocabulary import ApprovalState, Face
+
+APPROVE_ACTION = "approval_approve"
+REJECT_ACTION = "approval_reject"
+REJECT_VIEW = "approval_reject_reason"  # the modal's callback_id
+REASON_BLOCK, REASON_INPUT = "reason", "reason_input"
+REASON_MAX = 500  # characters of a rejection reason
+FACE_NAMES: dict[str, str] = {
+    Face.SLACK: "Slack",
+    Face.CLI: "the terminal",
+    Face.MCP: "an agent (MCP)",
+    Face.SCHEDULER: "the scheduler",
+}
 
 APPROVAL_VERBS = {
     ApprovalState.APPROVED: ":white_check_mark: approved",
@@ -48,18 +65,113 @@ def _(event: events.JobChanged) -> SlackMessage:
 
 @render.register
 def _(event: events.ApprovalRequested) -> SlackMessage:
-    text = (
-        f":raised_hand: Approval needed ({event.approval_id}): {event.description}. Requested by {event.requested_by}. "
-        f"Approve with `/finetune approve {event.approval_id}` or `finetune approve {event.approval_id}`."
-    )
-    return SlackMessage(text, [section(text)])
+    requester = f"{mention(event.requested_by)} via {face_of(event.requested_by)}"
+    text = f":raised_hand: Approval needed ({event.approval_id}): {event.description}. Requested by {requester}."
+    facts = [
+        ("Action", str(event.action)),
+        ("Subject", f"`{event.subject_id}`" if event.subject_id else "none"),
+        *event.facts.items(),
+        ("Estimated cost", f"${event.cost_usd:,.2f}" if event.cost_usd is not None else "unknown"),
+        ("Requested by", requester),
+        ("Expires", slack_date(event.expires_at) if event.expires_at else "never"),
+    ]
+    blocks = [
+        header(f"Approval needed: {event.action} {event.subject_id or ''}".strip()),
+        section(event.description),
+        *fields(facts),
+        decision_buttons(event.approval_id),
+        context(
+            f"`{event.approval_id}` · from a terminal: `finetune approve {event.approval_id}`"
+            f" or `finetune reject {event.approval_id} --reason TEXT`"
+        ),
+    ]
+    return SlackMessage(text, blocks)
 
 
 @render.register
 def _(event: events.ApprovalDecided) -> SlackMessage:
-    verb = APPROVAL_VERBS.get(event.status, event.status)
-    who = f" by {event.decided_by}" if event.decided_by else ""
-    text = f"{verb}{who}: {event.action} {event.subject_id}" + (f" ({event.reason})" if event.reason else "")
+    text = decision_text(event)
     if event.status == ApprovalState.EXPIRED:
         text += f". Nobody decided {event.approval_id} in time; request the action again if it is still wanted."
+    return SlackMessage(text, [section(text)])  # no buttons: nothing is left to decide
+
+
+@render.register
+def _(event: events.ApprovalAnswered) -> SlackMessage:
+    text = f"Your request `{event.approval_id}` was {decision_text(event)}"
     return SlackMessage(text, [section(text)])
+
+
+def decision_text(event: events.ApprovalDecided | events.ApprovalAnswered) -> str:
+    verb = APPROVAL_VERBS.get(event.status, event.status)
+    who = f" by {mention(event.decided_by)}" if event.decided_by else ""
+    return f"{verb}{who}: {event.action} {event.subject_id}" + (f" ({event.reason})" if event.reason else "")
+
+
+def decision_buttons(approval_id: str) -> Block:
+    """Approve (primary) and Reject (danger); each button's value is the approval id."""
+    return {
+        "type": "actions",
+        "block_id": f"decide:{approval_id}"[:255],
+        "elements": [
+            _button("Approve", APPROVE_ACTION, approval_id, style="primary"),
+            _button("Reject", REJECT_ACTION, approval_id, style="danger"),
+        ],
+    }
+
+
+def _button(label: str, action_id: str, value: str, *, style: str) -> Block:
+    return {
+        "type": "button",
+        "text": {"type": "plain_text", "text": label},
+        "action_id": action_id,
+        "value": value[:2000],
+        "style": style,
+    }
+
+
+def reject_modal(approval_id: str, *, private_metadata: str) -> Block:
+    """The modal that asks why an approval is rejected; its submission carries `private_metadata` back."""
+    return {
+        "type": "modal",
+        "callback_id": REJECT_VIEW,
+        "private_metadata": private_metadata[:3000],
+        "title": {"type": "plain_text", "text": "Reject request"},
+        "submit": {"type": "plain_text", "text": "Reject"},
+        "close": {"type": "plain_text", "text": "Cancel"},
+        "blocks": [
+            section(f"Rejecting `{approval_id}`. The requester sees your reason."),
+            {
+                "type": "input",
+                "block_id": REASON_BLOCK,
+                "label": {"type": "plain_text", "text": "Reason"},
+                "element": {
+                    "type": "plain_text_input",
+                    "action_id": REASON_INPUT,
+                    "multiline": True,
+                    "min_length": 1,
+                    "max_length": REASON_MAX,
+                },
+            },
+        ],
+    }
+
+
+def mention(actor: str) -> str:
+    """`slack:U123` (how an actor is written) as a Slack mention; any other actor as it is written."""
+    face, _, user_id = actor.partition(":")
+    return f"<@{user_id}>" if face == Face.SLACK and user_id else f"`{actor}`"
+
+
+def face_of(actor: str) -> str:
+    face = actor.partition(":")[0]
+    return FACE_NAMES.get(face, face)
+
+
+def slack_date(iso_time: str) -> str:
+    """A UTC ISO time that each reader's Slack shows in their own time zone (the ISO text as fallback)."""
+    try:
+        epoch = int(parse_iso(iso_time).timestamp())
+    except ValueError:
+        return iso_time
+    return f"<!date^{epoch}^{{date_short_pretty}} {{time}}|{iso_time}>"

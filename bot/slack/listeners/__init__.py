@@ -9,9 +9,11 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.slack.listeners import commands
+from bot.slack.listeners import actions, commands, views
 from core.services import Services
 
 
 def register(app: App, services: Services) -> None:
     commands.register(app, services)
+    actions.register(app, services)
+    views.register(app, services)
