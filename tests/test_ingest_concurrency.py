@@ -16,10 +16,12 @@ import time
 from functools import partial
 from pathlib import Path
 
+import pytest
+
 from core.data import feedback
 from core.platform import audit, counters, get_status
 from core.platform.actors import cli_actor
-from tests.conftest import ROOT, finetune_env, wait_until
+from tests.conftest import BOT_TOKEN, ROOT, SIGNING_SECRET, finetune_env, make_settings, sign, slash_body, wait_until
 from tests.feedback_samples import WORDS, make_events
 
 ACTOR = cli_actor()
@@ -52,7 +54,41 @@ def timed(action) -> float:
     return time.monotonic() - started
 
 
-def test_a_long_ingest_leaves_reads_and_writes_quick_and_publishes_at_once(settings, store, cli, tmp_path):
+@pytest.fixture
+def faces(tmp_path, fake_slack, store):
+    """The real serve app (signed Slack requests, MCP over streamable HTTP) on the test's database."""
+    from starlette.testclient import TestClient
+
+    from bot.serve import build_app
+    from core.services import build_services
+
+    slack_settings = make_settings(
+        tmp_path, slack_bot_token=BOT_TOKEN, slack_signing_secret=SIGNING_SECRET, slack_api_url=fake_slack.api_url
+    )
+    with TestClient(build_app(build_services(slack_settings, store=store)), base_url="http://127.0.0.1") as client:
+        yield client, fake_slack
+
+
+def slack_status(client, fake_slack) -> None:
+    body = slash_body("status", response_url=fake_slack.response_url())
+    assert client.post("/slack/events", content=body, headers=sign(body)).status_code == 200
+
+
+def mcp_get_status(client) -> None:
+    headers = {"Accept": "application/json, text/event-stream", "Content-Type": "application/json"}
+    init = {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
+        "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "probe", "version": "1"}}}  # fmt: skip
+    opened = client.post("/mcp", json=init, headers=headers)
+    assert opened.status_code == 200, opened.text
+    session = {**headers, "mcp-session-id": opened.headers["mcp-session-id"]}
+    client.post("/mcp", json={"jsonrpc": "2.0", "method": "notifications/initialized"}, headers=session)
+    call = {"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": "get_status", "arguments": {}}}
+    answered = client.post("/mcp", json=call, headers=session)
+    assert answered.status_code == 200 and "feedback_events" in answered.text, answered.text
+
+
+def test_a_long_ingest_leaves_reads_and_writes_quick_and_publishes_at_once(settings, store, cli, tmp_path, faces):
+    client, fake_slack = faces
     path = write_big_file(tmp_path / "big.jsonl", BIG)
     staging = settings.data_dir / "staging"
     ingest = subprocess.Popen(
@@ -67,6 +103,8 @@ def test_a_long_ingest_leaves_reads_and_writes_quick_and_publishes_at_once(setti
             small = make_events(1, start=10_000 + len(seen))
             for name, action in (
                 ("status", lambda: get_status(store)),
+                ("signed /finetune status", lambda: slack_status(client, fake_slack)),
+                ("MCP get_status", lambda: mcp_get_status(client)),
                 ("finetune status", lambda: cli("status", "--json")),
                 ("audit row", lambda: _audit_row(store)),
                 ("small ingest", partial(feedback.ingest_batch, store, small, actor=ACTOR)),

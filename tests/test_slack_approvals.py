@@ -327,3 +327,19 @@ def test_a_terminal_requester_gets_no_direct_message(services, settings, fake_sl
     deliver_due(services.store, slack_client(fake_slack), default_channel=CHANNEL)
     assert fake_slack.method_calls("conversations.open") == []
     assert services.store.scalar("SELECT count(*) FROM outbox WHERE kind = 'approval_answered'") == 0
+
+
+def test_an_alias_move_reads_as_a_sentence_with_the_mover_mentioned():
+    from bot.slack.blocks.kit import render
+    from core.platform.events import AliasMoved
+    from core.vocabulary import AliasMove
+
+    moved = AliasMoved(
+        model_name="support", alias="production", move=next(iter(AliasMove)), from_version_id="support:v1",
+        to_version_id="support:v2", canary_version_id="support:v3", canary_share=10, actor="slack:UALICE",
+        approval_id="ap_1",
+    )  # fmt: skip
+    message = render(moved)
+    assert "`support@production`" in message.text and "support:v1 → *support:v2*" in message.text
+    assert "canary *support:v3* at 10%" in message.text
+    assert "<@UALICE>" in json.dumps(message.blocks) and "ap_1" in json.dumps(message.blocks)

@@ -120,6 +120,17 @@ def decision_buttons(approval_id: str) -> Block:
     }
 
 
+@render.register
+def _(event: events.AliasMoved) -> SlackMessage:
+    where = f"`{event.model_name}@{event.alias}`"
+    moved = f"{event.from_version_id or 'nothing'} → *{event.to_version_id}*"
+    text = f":twisted_rightwards_arrows: {where} ({event.move}): {moved}"
+    if event.canary_version_id:
+        text += f", canary *{event.canary_version_id}* at {event.canary_share}%"
+    by = f"By {mention(event.actor)}" + (f" (approval `{event.approval_id}`)" if event.approval_id else "")
+    return SlackMessage(text, [section(text), context(by)])
+
+
 def _button(label: str, action_id: str, value: str, *, style: str) -> Block:
     return {
         "type": "button",
