@@ -8,15 +8,27 @@ each with two versions: v1 on `production` and v2 as its canary at 10%. Then
 resolves M (model, key) pairs, drawn from a fixed seed, in one thread, and
 prints calls per second and the share that reached the canary. A final pass
 moves one alias between calls to show that the cache sees the move.
+
+Then the HTTP figure: `finetune serve` starts as a subprocess on a free
+loopback port with an application token, on the same database, and
+--clients concurrent keep-alive connections (default 50) send
+--requests GET /v1/models/NAME/resolve calls between them (default 20,000);
+prints p50 and p99 latency and requests per second. Serve is stopped by PID.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import os
 import random
+import socket
+import statistics
+import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
@@ -51,6 +63,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--models", type=int, default=1000)
     parser.add_argument("--calls", type=int, default=200_000)
+    parser.add_argument("--clients", type=int, default=50, help="concurrent HTTP connections")
+    parser.add_argument("--requests", type=int, default=20_000, help="HTTP resolve calls in all")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         store = open_store(Path(tmp) / "finetune.db")
@@ -71,6 +85,79 @@ def main() -> None:
             )  # fmt: skip
         print(f"after a move, {names[0]}@production -> {resolve_model(store, names[0], 'any').version_id}")
         store.close()
+        http_figure(Path(tmp), names, clients=args.clients, requests=args.requests)
+
+
+# Over HTTP ---------------------------------------------------------------------------------------------
+
+APP_TOKEN = "bench-app-token-0123456789abcdef0123456789"
+
+
+def http_figure(data_dir: Path, names: list[str], *, clients: int, requests: int) -> None:
+    """p50/p99 of GET /v1/models/NAME/resolve against a real `finetune serve` on loopback."""
+    proc, port = start_serve(data_dir)
+    try:
+        rng = random.Random(11)
+        paths = [f"/v1/models/{rng.choice(names)}/resolve?key=user-{rng.randrange(10**9)}" for _ in range(requests)]
+        started = time.perf_counter()
+        latencies = asyncio.run(load(port, paths, clients))
+        elapsed = time.perf_counter() - started
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+    cuts = statistics.quantiles(latencies, n=100)
+    print(
+        f"HTTP resolve, {clients} clients, {requests:,} requests: p50 {cuts[49] * 1000:.1f} ms, "
+        f"p99 {cuts[98] * 1000:.1f} ms, {requests / elapsed:,.0f} requests/s"
+    )
+
+
+def start_serve(data_dir: Path) -> tuple[subprocess.Popen[bytes], int]:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("FINETUNE_", "SLACK_"))}
+    env |= {
+        "FINETUNE_DATA_DIR": str(data_dir), "FINETUNE_PORT": str(port), "FINETUNE_LOG_LEVEL": "WARNING",
+        "FINETUNE_APP_TOKENS": f"bench:{APP_TOKEN}",
+    }  # fmt: skip
+    command = [sys.executable, "-m", "bot", "serve"]
+    root = Path(__file__).resolve().parents[1]
+    proc = subprocess.Popen(command, env=env, cwd=root, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise SystemExit(f"finetune serve exited with {proc.returncode}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/healthz", timeout=1):
+                return proc, port
+        except OSError:
+            time.sleep(0.1)
+    proc.kill()
+    raise SystemExit("finetune serve did not answer /healthz within 60 s")
+
+
+async def load(port: int, paths: list[str], clients: int) -> list[float]:
+    """Seconds per request, from `clients` keep-alive connections sending the paths between them."""
+    queue = iter(paths)
+    latencies: list[float] = []
+
+    async def client() -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        for path in queue:
+            request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: Bearer {APP_TOKEN}\r\n\r\n"
+            started = time.perf_counter()
+            writer.write(request.encode())
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = int(next(line for line in head.split(b"\r\n") if line.lower().startswith(b"content-length:"))[15:])
+            await reader.readexactly(length)
+            latencies.append(time.perf_counter() - started)
+            if not head.startswith(b"HTTP/1.1 200"):
+                raise SystemExit(f"resolve answered {head.splitlines()[0]!r}")
+        writer.close()
+
+    await asyncio.gather(*(client() for _ in range(clients)))
+    return latencies
 
 
 if __name__ == "__main__":

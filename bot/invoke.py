@@ -157,6 +157,18 @@ COMMANDS: dict[str, Operation] = {
     "approve": Operation.DECIDE,
     "reject": Operation.DECIDE,
     "catalog": Operation.READ,
+    "models": Operation.READ,
+    "models list": Operation.READ,
+    "models show": Operation.READ,
+    "models history": Operation.READ,
+    "models resolve": Operation.READ,
+    "models deploy": Operation.MOVE_ALIAS,  # the core asks again: MOVE_PROTECTED_ALIAS for protected aliases
+    "models canary": Operation.MOVE_ALIAS,
+    "models promote": Operation.MOVE_ALIAS,
+    "models rollback": Operation.MOVE_ALIAS,
+    "models retire": Operation.RETIRE_VERSION,
+    "deploy": Operation.MOVE_ALIAS,
+    "rollback": Operation.MOVE_ALIAS,
     "data": Operation.READ,
     "data ingest": Operation.INGEST,
     "data list": Operation.READ,
@@ -186,6 +198,14 @@ TOOLS: dict[str, Operation] = {
     "list_jobs": Operation.READ,
     "job_events": Operation.READ,
     "cancel_job": Operation.CANCEL,
+    "list_models": Operation.READ,
+    "get_model": Operation.READ,
+    "request_deployment": Operation.MOVE_ALIAS,  # the core asks again for a protected alias
+    "request_rollback": Operation.MOVE_ALIAS,
+    "resolve_model": Operation.READ,
+    "model_history": Operation.READ,
+    "list_approvals": Operation.READ,
+    "get_approval": Operation.READ,
 }
 
 

@@ -36,6 +36,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.commands import Message
+from bot.http_api import resolve_route
 from bot.invoke import MCP_TOKEN_NAME_KEY
 from core import __version__
 from core.errors import Conflict, InvalidInput
@@ -236,6 +237,7 @@ def build_app(services: Services) -> Starlette:
         routes.append(Route("/slack/events", slack.http_handler, methods=["POST"]))
     if settings.openai_webhook_secret is not None:
         routes.append(Route("/webhooks/openai", _openai_webhook(services), methods=["POST"]))
+    routes.append(resolve_route(services))  # application tokens only; /mcp's bearer check stays on /mcp
     routes.append(Mount("/", app=mcp_app))
 
     @contextlib.asynccontextmanager

@@ -7,15 +7,16 @@ ones (the long-running server commands last).
 
 from __future__ import annotations
 
-from bot.commands import data, make_grammar, platform, training
+from bot.commands import data, make_grammar, platform, registry, training
 
-SHARED = (*platform.SHARED, *data.SHARED, *training.SHARED)
+SHARED = (*platform.SHARED, *data.SHARED, *training.SHARED, *registry.SHARED)
 
 SLACK = make_grammar(*SHARED, help_text="finetune-ops in Slack.")
 TERMINAL = make_grammar(
     *SHARED,
     *data.TERMINAL,
     *training.TERMINAL,
+    *registry.TERMINAL,
     *platform.TERMINAL,
     help_text="finetune-ops: feedback to fine-tuned models, with a human in the loop.",
 )

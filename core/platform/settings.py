@@ -84,6 +84,11 @@ class Settings(BaseSettings):
         "More /mcp bearer tokens, one per agent or host: NAME:TOKEN,NAME:TOKEN. A caller is mcp:NAME.",
         default=None,
     )
+    app_tokens: SecretStr | None = _env(
+        "FINETUNE_APP_TOKENS",
+        "Bearer tokens of applications resolving models over /v1 (never valid on /mcp): NAME:TOKEN,NAME:TOKEN.",
+        default=None,
+    )
     timezone: str = _env("FINETUNE_TIMEZONE", "IANA time zone for schedules, digests and spend periods.", default="UTC")
 
     admins: Annotated[list[str], NoDecode] = _env(
@@ -232,7 +237,7 @@ class Settings(BaseSettings):
             return {name: canonical(ids) for name, ids in parse_people(text).items()}
         return value
 
-    @field_validator("mcp_tokens")
+    @field_validator("mcp_tokens", "app_tokens")
     @classmethod
     def _token_list(cls, value: SecretStr | None) -> SecretStr | None:
         if value is not None:
@@ -313,6 +318,10 @@ class Settings(BaseSettings):
         """Every /mcp bearer token by its name: FINETUNE_MCP_TOKEN as `default`, then FINETUNE_MCP_TOKENS."""
         tokens = {DEFAULT_MCP_TOKEN_NAME: self.mcp_token.get_secret_value()} if self.mcp_token else {}
         return {**tokens, **self._named_tokens()}
+
+    def app_tokens_by_name(self) -> dict[str, str]:
+        """Every application's /v1 bearer token by its name (FINETUNE_APP_TOKENS)."""
+        return parse_tokens(self.app_tokens.get_secret_value()) if self.app_tokens else {}
 
     def _named_tokens(self) -> dict[str, str]:
         return parse_tokens(self.mcp_tokens.get_secret_value()) if self.mcp_tokens else {}

@@ -175,6 +175,11 @@ def get_version(store: Store, version_id: str) -> ModelVersion:
     return _version(row)
 
 
+def list_models(store: Store) -> list[str]:
+    """The name of every registered model, in alphabetical order."""
+    return db.model_names(store)
+
+
 def list_versions(store: Store, name: str) -> list[ModelVersion]:
     _require_model(store, name)
     return [_version(row) for row in db.versions(store, name)]

@@ -1,0 +1,264 @@
+"""Registry commands: registered models and their versions, deploys, canaries, promotions, rollbacks,
+retirements, the ledger's history and sticky resolution.
+
+`models ...` holds them all; `deploy` and `rollback` are the short forms a
+person types most (`/finetune deploy support v3 --canary 10`,
+`/finetune rollback support`). The registry core checks the policy of every
+change itself (an unprotected alias moves at once, `production` waits for an
+approval, a retirement always does), so these callbacks only parse and call.
+"""
+
+from __future__ import annotations
+
+import copy
+import re
+
+import click
+from pydantic import BaseModel, Field
+
+from bot.commands import CONTEXT, Invocation, json_option
+from core import registry
+from core.registry import AliasAt, AliasState, History, ModelVersion, RegistryChange
+from core.vocabulary import Arm
+
+SHARE = click.IntRange(0, 100)  # percent of callers a canary serves
+
+# `support:v3` or `support:3`: one version of a model, as `models show` reads it.
+_VERSION_ID = re.compile(r"(?P<name>.+):v?(?P<number>[0-9]{1,9})")
+
+
+class ModelSummary(BaseModel):
+    name: str
+    versions: int = Field(description="How many versions the model has.")
+    latest: str | None = Field(description="Its newest version's id.")
+    aliases: list[AliasState]
+
+
+class ModelList(BaseModel):
+    models: list[ModelSummary]
+
+
+class ModelDetail(BaseModel):
+    name: str
+    versions: list[ModelVersion] = Field(description="Oldest first.")
+    aliases: list[AliasState]
+
+
+class ResolvedVersion(BaseModel):
+    """The version that serves one caller key of `model_name@alias`, and through which arm."""
+
+    model_name: str
+    alias: str
+    key: str
+    version_id: str
+    provider: str
+    provider_model_id: str | None
+    arm: Arm
+    bucket: int = Field(description="The key's place in 0-99; the canary serves places below its share.")
+
+
+# Text shared by the terminal and Slack ---------------------------------------------------------
+
+
+def serving_text(version_id: str, canary_version_id: str | None, canary_share: int) -> str:
+    """`support:v2`, or `support:v2 with canary support:v3 at 10%`."""
+    if canary_version_id:
+        return f"{version_id} with canary {canary_version_id} at {canary_share}%"
+    return version_id
+
+
+def alias_text(alias: AliasState | AliasAt) -> str:
+    return f"{alias.alias} -> {serving_text(alias.version_id, alias.canary_version_id, alias.canary_share)}"
+
+
+def put_by_text(entry: AliasAt) -> str:
+    """`since 2026-11-23 10:00:00 by slack:U1, approved by cli:ann (ap_1)`."""
+    text = f"since {entry.since[:19].replace('T', ' ')} by {entry.put_by}"
+    if entry.approval_id:
+        text += f", approved by {entry.approved_by or 'an approver'} ({entry.approval_id})"
+    return text
+
+
+def waiting_text(change: RegistryChange) -> str | None:
+    """What a change that waits for an approval waits for, or None when it was applied."""
+    if change.approval is None:
+        return None
+    approval = change.approval
+    return f"Waiting for approval {approval.id} ({approval.action} {approval.subject_id}); nothing has moved yet."
+
+
+# Reading ------------------------------------------------------------------------------------------
+
+
+def _model_list(inv: Invocation) -> ModelList:
+    summaries = []
+    for name in registry.list_models(inv.store):
+        versions = registry.list_versions(inv.store, name)
+        summaries.append(
+            ModelSummary(
+                name=name,
+                versions=len(versions),
+                latest=versions[-1].id if versions else None,
+                aliases=registry.list_aliases(inv.store, name),
+            )
+        )
+    return ModelList(models=summaries)
+
+
+@click.group(
+    "models",
+    context_settings=CONTEXT,
+    invoke_without_command=True,
+    short_help="Registered models: list, show, deploy, canary, promote, rollback, retire, history, resolve.",
+)
+@json_option
+@click.pass_context
+def models_group(ctx: click.Context) -> ModelList | None:
+    """Without a subcommand, list registered models with their aliases."""
+    if ctx.invoked_subcommand is None:
+        return _model_list(ctx.obj)
+    return None
+
+
+@models_group.command("list", context_settings=CONTEXT, short_help="Registered models and what each alias serves.")
+@json_option
+@click.pass_obj
+def models_list(inv: Invocation) -> ModelList:
+    """List every registered model: its number of versions, its latest, and what each alias serves."""
+    return _model_list(inv)
+
+
+@models_group.command("show", context_settings=CONTEXT, short_help="A model's versions and aliases, or one version.")
+@click.argument("model")
+@json_option
+@click.pass_obj
+def models_show(inv: Invocation, model: str) -> ModelDetail | ModelVersion:
+    """Show MODEL (its versions with their lineage, and its aliases), or one version as MODEL:vN."""
+    match = _VERSION_ID.fullmatch(model)
+    if match and model not in registry.list_models(inv.store):  # a model named `x:1` is shown as a model
+        return registry.get_version(inv.store, f"{match['name']}:v{int(match['number'])}")
+    return ModelDetail(
+        name=model,
+        versions=registry.list_versions(inv.store, model),
+        aliases=registry.list_aliases(inv.store, model),
+    )
+
+
+@models_group.command("history", context_settings=CONTEXT, short_help="What served each alias when, and who put it.")
+@click.argument("model")
+@click.option("--at", "at", metavar="TIME", help="An ISO-8601 time (UTC unless it says): what served then.")
+@json_option
+@click.pass_obj
+def models_history(inv: Invocation, model: str, at: str | None) -> History:
+    """Show what served each alias of MODEL at TIME (default: now), who put it there and who approved it,
+    and every move of the ledger until then."""
+    return registry.history(inv.store, model, at=at)
+
+
+@models_group.command("resolve", context_settings=CONTEXT, short_help="The version that serves one caller key.")
+@click.argument("model")
+@click.option("--key", required=True, help="The caller's stable id (user, conversation or tenant).")
+@click.option("--alias", default=registry.PRODUCTION, show_default=True, help="The alias to resolve.")
+@json_option
+@click.pass_obj
+def models_resolve(inv: Invocation, model: str, key: str, alias: str) -> ResolvedVersion:
+    """Show which version of MODEL@ALIAS serves the caller KEY: the same key keeps its version while the canary
+    share is unchanged."""
+    found = registry.resolve_model(inv.store, model, key, alias)
+    return ResolvedVersion(
+        model_name=found.model_name, alias=found.alias, key=key, version_id=found.version_id,
+        provider=found.provider, provider_model_id=found.provider_model_id, arm=found.arm, bucket=found.bucket,
+    )  # fmt: skip
+
+
+# Changing aliases ---------------------------------------------------------------------------------
+
+_alias_option = click.option(
+    "--alias",
+    default=registry.PRODUCTION,
+    show_default=True,
+    help="The alias to change (production waits for approval).",
+)
+_reason_option = click.option("--reason", help="Why, for the ledger.")
+
+
+@models_group.command("deploy", context_settings=CONTEXT, short_help="Point an alias at a version, or canary it.")
+@click.argument("model")
+@click.argument("version")
+@_alias_option
+@click.option("--canary", "canary", type=SHARE, metavar="PCT", help="Run VERSION as a canary for PCT% of callers.")
+@_reason_option
+@json_option
+@click.pass_obj
+def models_deploy(
+    inv: Invocation, model: str, version: str, alias: str, canary: int | None, reason: str | None
+) -> RegistryChange:
+    """Point MODEL@ALIAS at VERSION (3, v3 or MODEL:v3), ending any canary; with --canary PCT, run VERSION beside
+    the alias's stable version for PCT% of callers instead. Protected aliases (production) wait for an approver."""
+    return registry.request_deploy(
+        inv.services, actor=inv.actor, name=model, version=version, alias=alias, canary_share=canary, reason=reason
+    )
+
+
+@models_group.command("canary", context_settings=CONTEXT, short_help="Change the share a running canary serves.")
+@click.argument("model")
+@click.argument("pct", type=SHARE)
+@_alias_option
+@_reason_option
+@json_option
+@click.pass_obj
+def models_canary(inv: Invocation, model: str, pct: int, alias: str, reason: str | None) -> RegistryChange:
+    """Send PCT% (0-100) of MODEL@ALIAS's callers to its canary: 0 pauses it, raising it only moves more callers."""
+    return registry.set_canary_share(inv.services, actor=inv.actor, name=model, alias=alias, share=pct, reason=reason)
+
+
+@models_group.command("promote", context_settings=CONTEXT, short_help="Make an alias's canary its stable version.")
+@click.argument("model")
+@_alias_option
+@_reason_option
+@json_option
+@click.pass_obj
+def models_promote(inv: Invocation, model: str, alias: str, reason: str | None) -> RegistryChange:
+    """Make MODEL@ALIAS's canary its stable version, for every caller."""
+    return registry.promote_canary(inv.services, actor=inv.actor, name=model, alias=alias, reason=reason)
+
+
+@models_group.command("rollback", context_settings=CONTEXT, short_help="Undo an alias's latest change.")
+@click.argument("model")
+@_alias_option
+@click.option("--to", "to", metavar="VERSION", help="Go back to this version instead of the previous one.")
+@_reason_option
+@json_option
+@click.pass_obj
+def models_rollback(inv: Invocation, model: str, alias: str, to: str | None, reason: str | None) -> RegistryChange:
+    """Undo MODEL@ALIAS's latest change: end its canary if one runs, else go back to the version it served before
+    (by the ledger), or to --to VERSION."""
+    return registry.rollback(inv.services, actor=inv.actor, name=model, alias=alias, to=to, reason=reason)
+
+
+@models_group.command("retire", context_settings=CONTEXT, short_help="Retire a version for good (approval).")
+@click.argument("model")
+@click.argument("version")
+@_reason_option
+@json_option
+@click.pass_obj
+def models_retire(inv: Invocation, model: str, version: str, reason: str | None) -> RegistryChange:
+    """Retire VERSION of MODEL for good, once an approver agrees: no alias may point at it again. Refused while an
+    alias serves it."""
+    return registry.retire(inv.services, actor=inv.actor, name=model, version=version, reason=reason)
+
+
+def _short_form(command: click.Command, name: str, short_help: str) -> click.Command:
+    """`deploy ...` is `models deploy ...`, one level up."""
+    short = copy.copy(command)
+    short.name = name
+    short.short_help = short_help
+    return short
+
+
+deploy_command = _short_form(models_deploy, "deploy", "Deploy: deploy MODEL VERSION [--canary PCT] [--alias A].")
+rollback_command = _short_form(models_rollback, "rollback", "Roll back: rollback MODEL [--alias A] [--to VERSION].")
+
+
+SHARED: tuple[click.Command, ...] = (models_group, deploy_command, rollback_command)
+TERMINAL: tuple[click.Command, ...] = ()

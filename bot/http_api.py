@@ -1,0 +1,136 @@
+"""The application API of `finetune serve`: which model version serves a caller, for the applications that call it.
+
+    GET /v1/models/{name}/resolve?key=K[&alias=A]
+    Authorization: Bearer <an application token from FINETUNE_APP_TOKENS>
+
+answers `{model, alias, version, provider, provider_model_id, arm}` (see
+`core.registry.resolve`: the same key keeps its version while the alias and its
+canary share stay put). Application tokens are kept apart from MCP tokens: an
+MCP token does not open /v1 and an application token opens nothing else. The
+answer carries an `ETag` (a hash of the answer, so it changes exactly when the
+alias moves for this caller) and `Cache-Control: max-age=5`; `If-None-Match`
+with that tag is answered 304. Resolution is a read of the registry's cache,
+run off the event loop. Calls are not audited one by one: they only read, at
+an application's request rate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import logging
+from collections.abc import Mapping
+from typing import Any
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Route
+
+from core import registry
+from core.errors import FinetuneError, InvalidInput, NotFound
+from core.services import Services
+from mcp_server.tools import ID_LIMIT
+from mcp_server.tools.registry import ResolvedModel
+
+log = logging.getLogger(__name__)
+
+RESOLVE_PATH = "/v1/models/{name}/resolve"
+MAX_AGE_SECONDS = 5
+_BEARER = 'Bearer realm="finetune-ops applications"'
+
+
+def resolve_route(services: Services) -> Route:
+    """The route of GET /v1/models/{name}/resolve, checking FINETUNE_APP_TOKENS as they are when serve starts."""
+    tokens = {name: f"Bearer {token}".encode() for name, token in services.settings.app_tokens_by_name().items()}
+
+    async def resolve(request: Request) -> Response:
+        refused = _unauthorised(request, tokens)
+        if refused is not None:
+            return refused
+        try:
+            name, key, alias = _arguments(request)
+            found = await asyncio.to_thread(registry.resolve_model, services.store, name, key, alias)
+        except FinetuneError as exc:
+            return _error(exc)
+        except Exception:
+            log.exception("resolving %r for an application failed", request.path_params.get("name"))
+            return JSONResponse({"error": "internal", "message": "internal error; the server log has details."}, 500)
+        return _answer(request, ResolvedModel.of(found).model_dump(mode="json"))
+
+    return Route(RESOLVE_PATH, resolve, methods=["GET"])
+
+
+def _unauthorised(request: Request, tokens: Mapping[str, bytes]) -> Response | None:
+    """None for a request bearing an application token; otherwise the 401 that says how to get one."""
+    if not tokens:
+        message = (
+            "no application token is configured on this server: set FINETUNE_APP_TOKENS=NAME:TOKEN "
+            "(e.g. NAME:$(openssl rand -hex 32)) and restart finetune serve, then send Authorization: Bearer TOKEN."
+        )
+    elif _token_name(request.headers.get("authorization", "").encode(), tokens) is None:
+        message = (
+            "Send Authorization: Bearer <an application token from FINETUNE_APP_TOKENS> (MCP tokens do not work here)."
+        )
+    else:
+        return None
+    return JSONResponse(
+        {"error": "unauthorized", "message": message}, status_code=401, headers={"WWW-Authenticate": _BEARER}
+    )
+
+
+def _token_name(given: bytes, tokens: Mapping[str, bytes]) -> str | None:
+    """The name of the token `given` carries; every token is compared, in constant time each."""
+    found = None
+    for name, expected in tokens.items():
+        if hmac.compare_digest(given, expected):
+            found = name
+    return found
+
+
+def _arguments(request: Request) -> tuple[str, str, str]:
+    """(name, key, alias) from the path and query, or InvalidInput naming the one that is wrong."""
+    name = request.path_params["name"]
+    key = request.query_params.get("key")
+    alias = request.query_params.get("alias", registry.PRODUCTION)
+    if len(name) > ID_LIMIT:
+        raise InvalidInput(f"the model name is {len(name)} characters long; names are at most {ID_LIMIT}.")
+    if not key:
+        raise InvalidInput(
+            "query parameter `key` is missing or empty.",
+            hint="Pass a stable id of the caller (user, conversation or tenant), e.g. ?key=user-42.",
+        )
+    if len(key) > ID_LIMIT:
+        raise InvalidInput(
+            f"query parameter `key` is {len(key)} characters long; at most {ID_LIMIT} are allowed.",
+            hint="Pass a short stable id of the caller, or a hash of a longer one.",
+        )
+    if not alias or len(alias) > ID_LIMIT:
+        raise InvalidInput(
+            f"query parameter `alias` must be 1-{ID_LIMIT} characters.",
+            hint=f"Leave it out for {registry.PRODUCTION}, or name an alias such as staging.",
+        )
+    return name, key, alias
+
+
+def _error(exc: FinetuneError) -> JSONResponse:
+    status = 404 if isinstance(exc, NotFound) else 400 if isinstance(exc, InvalidInput) else 503
+    body: dict[str, Any] = {"error": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+    if isinstance(exc, NotFound):
+        body |= {key: str(value) for key, value in exc.ids.items() if key in ("model", "alias")}
+    return JSONResponse(body, status_code=status)
+
+
+def _answer(request: Request, body: dict[str, Any]) -> Response:
+    etag = '"' + hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:32] + '"'
+    headers = {"ETag": etag, "Cache-Control": f"max-age={MAX_AGE_SECONDS}"}
+    if _matches(request.headers.get("if-none-match", ""), etag):
+        return Response(status_code=304, headers=headers)
+    return JSONResponse(body, headers=headers)
+
+
+def _matches(if_none_match: str, etag: str) -> bool:
+    """RFC 9110's weak comparison: any listed tag (with or without W/) equal to ours, or `*`."""
+    tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
+    return etag in tags or "*" in tags
