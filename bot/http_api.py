@@ -31,8 +31,6 @@ from starlette.routing import Route
 from core import registry
 from core.errors import FinetuneError, InvalidInput, NotFound
 from core.services import Services
-from mcp_server.tools import ID_LIMIT
-from mcp_server.tools.registry import ResolvedModel
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +55,7 @@ def resolve_route(services: Services) -> Route:
         except Exception:
             log.exception("resolving %r for an application failed", request.path_params.get("name"))
             return JSONResponse({"error": "internal", "message": "internal error; the server log has details."}, 500)
-        return _answer(request, ResolvedModel.of(found).model_dump(mode="json"))
+        return _answer(request, registry.ResolvedModel.of(found).model_dump(mode="json"))
 
     return Route(RESOLVE_PATH, resolve, methods=["GET"])
 
@@ -94,21 +92,21 @@ def _arguments(request: Request) -> tuple[str, str, str]:
     name = request.path_params["name"]
     key = request.query_params.get("key")
     alias = request.query_params.get("alias", registry.PRODUCTION)
-    if len(name) > ID_LIMIT:
-        raise InvalidInput(f"the model name is {len(name)} characters long; names are at most {ID_LIMIT}.")
+    if len(name) > registry.KEY_LIMIT:
+        raise InvalidInput(f"the model name is {len(name)} characters long; names are at most {registry.KEY_LIMIT}.")
     if not key:
         raise InvalidInput(
             "query parameter `key` is missing or empty.",
             hint="Pass a stable id of the caller (user, conversation or tenant), e.g. ?key=user-42.",
         )
-    if len(key) > ID_LIMIT:
+    if len(key) > registry.KEY_LIMIT:
         raise InvalidInput(
-            f"query parameter `key` is {len(key)} characters long; at most {ID_LIMIT} are allowed.",
+            f"query parameter `key` is {len(key)} characters long; at most {registry.KEY_LIMIT} are allowed.",
             hint="Pass a short stable id of the caller, or a hash of a longer one.",
         )
-    if not alias or len(alias) > ID_LIMIT:
+    if not alias or len(alias) > registry.KEY_LIMIT:
         raise InvalidInput(
-            f"query parameter `alias` must be 1-{ID_LIMIT} characters.",
+            f"query parameter `alias` must be 1-{registry.KEY_LIMIT} characters.",
             hint=f"Leave it out for {registry.PRODUCTION}, or name an alias such as staging.",
         )
     return name, key, alias

@@ -4,7 +4,7 @@ Faces import from here; `service` holds the actions and their policy, `resolve`
 the sticky canary resolution, `db` every statement on the registry's tables.
 """
 
-from core.registry.resolve import Resolution, bucket, resolve_model
+from core.registry.resolve import KEY_LIMIT, Resolution, ResolvedModel, bucket, resolve_model
 from core.registry.service import (
     CANDIDATE,
     PRODUCTION,
@@ -32,6 +32,7 @@ from core.registry.service import (
 
 __all__ = [
     "CANDIDATE",
+    "KEY_LIMIT",
     "PRODUCTION",
     "PROTECTED_ALIASES",
     "AliasAt",
@@ -41,6 +42,7 @@ __all__ = [
     "ModelVersion",
     "RegistryChange",
     "Resolution",
+    "ResolvedModel",
     "bucket",
     "get_version",
     "history",

@@ -26,6 +26,8 @@ import weakref
 from dataclasses import dataclass
 from typing import Any
 
+from pydantic import BaseModel, Field
+
 from core.errors import InvalidInput, NotFound
 from core.platform.store import Store
 from core.registry import db
@@ -130,3 +132,26 @@ def _unknown(store: Store, name: str, alias: str) -> NotFound:
         model=name,
         alias=str(alias),
     )
+
+
+# The answer faces give ------------------------------------------------------------------------------
+
+KEY_LIMIT = 200  # characters of a caller key (a user, conversation or tenant id) a face accepts
+
+
+class ResolvedModel(BaseModel):
+    """The version that serves one caller: what an application sends its requests to."""
+
+    model: str
+    alias: str
+    version: str = Field(description="The version id, name:vN.")
+    provider: str
+    provider_model_id: str | None = Field(description="The model id to call at the provider.")
+    arm: Arm = Field(description="stable, or canary when the caller falls in the alias's canary share.")
+
+    @classmethod
+    def of(cls, found: Resolution) -> ResolvedModel:
+        return cls(
+            model=found.model_name, alias=found.alias, version=found.version_id, provider=found.provider,
+            provider_model_id=found.provider_model_id, arm=found.arm,
+        )  # fmt: skip

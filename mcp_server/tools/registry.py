@@ -13,9 +13,8 @@ from pydantic import BaseModel, Field
 
 from core import registry
 from core.platform import Actor, Approval, ApprovalList, approvals
-from core.registry import PRODUCTION, AliasState, History, ModelVersion, RegistryChange, Resolution
+from core.registry import PRODUCTION, AliasState, History, ModelVersion, RegistryChange, ResolvedModel
 from core.services import Services
-from core.vocabulary import Arm
 from mcp_server.tools import ID_LIMIT, READS, Effect, Toolbox, call_core
 
 TOOLS = Toolbox()
@@ -52,24 +51,6 @@ class ModelDetail(BaseModel):
     name: str
     versions: list[ModelVersion] = Field(description="Every version, oldest first, with its lineage.")
     aliases: list[AliasState]
-
-
-class ResolvedModel(BaseModel):
-    """The version that serves one caller: what an application sends its requests to."""
-
-    model: str
-    alias: str
-    version: str = Field(description="The version id, name:vN.")
-    provider: str
-    provider_model_id: str | None = Field(description="The model id to call at the provider.")
-    arm: Arm = Field(description="stable, or canary when the caller falls in the alias's canary share.")
-
-    @classmethod
-    def of(cls, found: Resolution) -> ResolvedModel:
-        return cls(
-            model=found.model_name, alias=found.alias, version=found.version_id, provider=found.provider,
-            provider_model_id=found.provider_model_id, arm=found.arm,
-        )  # fmt: skip
 
 
 @TOOLS.tool(title="List models", effect=READS)
