@@ -24,8 +24,14 @@ from pathlib import Path
 
 import pytest
 
+from core import providers
+from core.data import datasets, feedback
+from core.platform.actors import cli_actor
 from core.platform.settings import Settings
 from core.platform.store import open_store
+from core.vocabulary import Provider
+from tests.fake_provider import FakeProvider
+from tests.feedback_samples import make_events
 
 ROOT = Path(__file__).resolve().parents[1]
 SIGNING_SECRET = "test-signing-secret"
@@ -329,3 +335,21 @@ def start_serve(tmp_path):
     yield start
     for server in started:
         server.stop(signal.SIGKILL)
+
+
+# Jobs: a fake provider standing in for OpenAI, and a dataset version to train on --------------------
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    """A FakeProvider that every OpenAI launch in the test reaches (modules may define their own `fake`)."""
+    provider = FakeProvider()
+    monkeypatch.setitem(providers.REGISTRY, Provider.OPENAI, lambda settings: provider)
+    return provider
+
+
+@pytest.fixture
+def version(store):
+    """`support@1`, built from 60 sample events."""
+    feedback.ingest_batch(store, make_events(60), actor=cli_actor())
+    return datasets.build_dataset(store, name="support", actor=cli_actor())

@@ -11,16 +11,13 @@ from starlette.testclient import TestClient
 
 from bot.invoke import MCP_TOKEN_NAME_KEY, mcp_actor
 from bot.serve import build_app
-from core import actions, providers
-from core.data import datasets, feedback
+from core import actions
 from core.errors import PermissionDenied
-from core.platform.actors import cli_actor, os_user
+from core.platform.actors import os_user
 from core.platform.identity import Identity, actor_for, parse_identities, parse_identity, parse_people, parse_tokens
 from core.platform.store import Store, migrate_store, open_store
-from core.vocabulary import Face, IdentityKind, Provider, Role
+from core.vocabulary import Face, IdentityKind, Role
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, make_settings, sign, slash_body, svc, wait_until
-from tests.fake_provider import FakeProvider
-from tests.feedback_samples import make_events
 
 MODEL = "gpt-4o-mini-2024-07-18"
 AGENT_TOKEN = "agent-token-" + "a" * 40
@@ -123,19 +120,6 @@ def test_an_mcp_caller_is_its_token_over_http_and_the_os_user_over_stdio(tmp_pat
 
 
 # Four eyes between people, through the faces ------------------------------------------------------------
-
-
-@pytest.fixture
-def fake(monkeypatch):
-    provider = FakeProvider()
-    monkeypatch.setitem(providers.REGISTRY, Provider.OPENAI, lambda settings: provider)
-    return provider
-
-
-@pytest.fixture
-def version(store):
-    feedback.ingest_batch(store, make_events(60), actor=cli_actor())
-    return datasets.build_dataset(store, name="support", actor=cli_actor())
 
 
 def slack_says(client, fake_slack, text, *, user_id, name):

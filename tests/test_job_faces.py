@@ -4,36 +4,17 @@ import json
 import time
 
 import anyio
-import pytest
 from mcp import Client
 from starlette.testclient import TestClient
 
 from bot.serve import build_app
-from core import providers
-from core.data import datasets, feedback
 from core.platform.actors import cli_actor
 from core.platform.store import open_store
 from core.training.jobs import poll_active_jobs
-from core.vocabulary import Provider
 from mcp_server.server import build_server
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, make_settings, sign, slash_body, svc, wait_until
-from tests.fake_provider import FakeProvider
-from tests.feedback_samples import make_events
 
 MODEL = "gpt-4o-mini-2024-07-18"
-
-
-@pytest.fixture
-def fake(monkeypatch):
-    provider = FakeProvider()
-    monkeypatch.setitem(providers.REGISTRY, Provider.OPENAI, lambda settings: provider)
-    return provider
-
-
-@pytest.fixture
-def version(store):
-    feedback.ingest_batch(store, make_events(60), actor=cli_actor())
-    return datasets.build_dataset(store, name="support", actor=cli_actor())
 
 
 def test_cli_launch_watch_and_cancel(cli, fake, version, store, settings):

@@ -15,25 +15,16 @@ from bot.serve import build_app
 from bot.slack.blocks.notifications import APPROVE_ACTION, REASON_BLOCK, REASON_INPUT, REASON_MAX, REJECT_ACTION
 from bot.slack.delivery import deliver_due
 from bot.slack.listeners.views import reason_of
-from core import providers
 from core.data import datasets, feedback
 from core.platform import approvals
 from core.platform.actors import cli_actor
 from core.training import jobs
-from core.vocabulary import ApprovalState, JobState, Provider
+from core.vocabulary import ApprovalState, JobState
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, make_settings, sign, svc, wait_until
-from tests.fake_provider import FakeProvider
 from tests.feedback_samples import make_events
 
 MODEL = "gpt-4o-mini-2024-07-18"
 CHANNEL = "CNOTIFY"
-
-
-@pytest.fixture
-def fake(monkeypatch):
-    provider = FakeProvider()
-    monkeypatch.setitem(providers.REGISTRY, Provider.OPENAI, lambda settings: provider)
-    return provider
 
 
 @pytest.fixture

@@ -7,9 +7,8 @@ import pytest
 
 from bot.slack.blocks import render_outcome
 from bot.slack.listeners.commands import run_slack_text
-from core.data import datasets, feedback
 from core.platform import spend
-from core.platform.actors import Actor, cli_actor
+from core.platform.actors import Actor
 from core.platform.identity import Identity, actor_for
 from core.services import build_services
 from core.training import db as training_db
@@ -17,7 +16,6 @@ from core.training import jobs
 from core.vocabulary import Face, IdentityKind, JobState, Method, Provider, Role
 from tests.conftest import make_settings
 from tests.fake_provider import FakeProvider
-from tests.feedback_samples import make_events
 
 MODEL = "gpt-4o-mini-2024-07-18"
 NOW = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)
@@ -27,12 +25,6 @@ ALICE = Actor(id="UALICE", face=Face.SLACK, role=Role.OPERATOR)
 @pytest.fixture
 def fake():
     return FakeProvider()
-
-
-@pytest.fixture
-def version(store):
-    feedback.ingest_batch(store, make_events(60), actor=cli_actor())
-    return datasets.build_dataset(store, name="support", actor=cli_actor())
 
 
 def services(store, settings, fake, now=NOW):

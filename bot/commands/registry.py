@@ -27,23 +27,6 @@ SHARE = click.IntRange(0, 100)  # percent of callers a canary serves
 _VERSION_ID = re.compile(r"(?P<name>.+):v?(?P<number>[0-9]{1,9})")
 
 
-class ModelSummary(BaseModel):
-    name: str
-    versions: int = Field(description="How many versions the model has.")
-    latest: str | None = Field(description="Its newest version's id.")
-    aliases: list[AliasState]
-
-
-class ModelList(BaseModel):
-    models: list[ModelSummary]
-
-
-class ModelDetail(BaseModel):
-    name: str
-    versions: list[ModelVersion] = Field(description="Oldest first.")
-    aliases: list[AliasState]
-
-
 class ResolvedVersion(BaseModel):
     """The version that serves one caller key of `model_name@alias`, and through which arm."""
 
@@ -90,21 +73,6 @@ def waiting_text(change: RegistryChange) -> str | None:
 # Reading ------------------------------------------------------------------------------------------
 
 
-def _model_list(inv: Invocation) -> ModelList:
-    summaries = []
-    for name in registry.list_models(inv.store):
-        versions = registry.list_versions(inv.store, name)
-        summaries.append(
-            ModelSummary(
-                name=name,
-                versions=len(versions),
-                latest=versions[-1].id if versions else None,
-                aliases=registry.list_aliases(inv.store, name),
-            )
-        )
-    return ModelList(models=summaries)
-
-
 @click.group(
     "models",
     context_settings=CONTEXT,
@@ -113,35 +81,31 @@ def _model_list(inv: Invocation) -> ModelList:
 )
 @json_option
 @click.pass_context
-def models_group(ctx: click.Context) -> ModelList | None:
+def models_group(ctx: click.Context) -> registry.ModelList | None:
     """Without a subcommand, list registered models with their aliases."""
     if ctx.invoked_subcommand is None:
-        return _model_list(ctx.obj)
+        return registry.models_overview(ctx.obj.store)
     return None
 
 
 @models_group.command("list", context_settings=CONTEXT, short_help="Registered models and what each alias serves.")
 @json_option
 @click.pass_obj
-def models_list(inv: Invocation) -> ModelList:
+def models_list(inv: Invocation) -> registry.ModelList:
     """List every registered model: its number of versions, its latest, and what each alias serves."""
-    return _model_list(inv)
+    return registry.models_overview(inv.store)
 
 
 @models_group.command("show", context_settings=CONTEXT, short_help="A model's versions and aliases, or one version.")
 @click.argument("model")
 @json_option
 @click.pass_obj
-def models_show(inv: Invocation, model: str) -> ModelDetail | ModelVersion:
+def models_show(inv: Invocation, model: str) -> registry.ModelDetail | ModelVersion:
     """Show MODEL (its versions with their lineage, and its aliases), or one version as MODEL:vN."""
     match = _VERSION_ID.fullmatch(model)
     if match and model not in registry.list_models(inv.store):  # a model named `x:1` is shown as a model
         return registry.get_version(inv.store, f"{match['name']}:v{int(match['number'])}")
-    return ModelDetail(
-        name=model,
-        versions=registry.list_versions(inv.store, model),
-        aliases=registry.list_aliases(inv.store, model),
-    )
+    return registry.describe_model(inv.store, model)
 
 
 @models_group.command("history", context_settings=CONTEXT, short_help="What served each alias when, and who put it.")

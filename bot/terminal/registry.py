@@ -5,8 +5,6 @@ from __future__ import annotations
 from rich.console import Console
 
 from bot.commands.registry import (
-    ModelDetail,
-    ModelList,
     ResolvedVersion,
     alias_text,
     put_by_text,
@@ -14,7 +12,7 @@ from bot.commands.registry import (
     waiting_text,
 )
 from bot.terminal.output import render
-from core.registry import AliasState, History, ModelVersion, RegistryChange
+from core.registry import AliasState, History, ModelDetail, ModelList, ModelVersion, RegistryChange
 
 
 def _print(console: Console, text: str) -> None:

@@ -190,6 +190,44 @@ def list_aliases(store: Store, name: str) -> list[AliasState]:
     return [_alias(row) for row in db.aliases(store, name)]
 
 
+class ModelSummary(BaseModel):
+    name: str
+    versions: int = Field(description="How many versions the model has.")
+    latest: str | None = Field(description="Its newest version's id.")
+    aliases: list[AliasState] = Field(description="Its aliases and the versions each serves.")
+
+
+class ModelList(BaseModel):
+    models: list[ModelSummary]
+
+
+class ModelDetail(BaseModel):
+    name: str
+    versions: list[ModelVersion] = Field(description="Every version, oldest first, with its lineage.")
+    aliases: list[AliasState]
+
+
+def models_overview(store: Store) -> ModelList:
+    """Every registered model with its number of versions, its newest one and its aliases."""
+    summaries = []
+    for name in list_models(store):
+        versions = list_versions(store, name)
+        summaries.append(
+            ModelSummary(
+                name=name,
+                versions=len(versions),
+                latest=versions[-1].id if versions else None,
+                aliases=list_aliases(store, name),
+            )
+        )
+    return ModelList(models=summaries)
+
+
+def describe_model(store: Store, name: str) -> ModelDetail:
+    """One model: every version with its lineage, and its aliases."""
+    return ModelDetail(name=name, versions=list_versions(store, name), aliases=list_aliases(store, name))
+
+
 def history(store: Store, name: str, at: datetime | str | None = None) -> History:
     """What served each alias of `name` at `at` (default: now), who put it there, and every move until then."""
     _require_model(store, name)

@@ -9,12 +9,18 @@ from __future__ import annotations
 from typing import Annotated
 
 from mcp.server.mcpserver import Context
-from pydantic import BaseModel, Field
+from pydantic import Field
 
 from core import registry
-from core.platform import Actor, Approval, ApprovalList, approvals
-from core.registry import PRODUCTION, AliasState, History, ModelVersion, RegistryChange, ResolvedModel
-from core.services import Services
+from core.platform import Approval, ApprovalList, approvals
+from core.registry import (
+    PRODUCTION,
+    History,
+    ModelDetail,
+    ModelList,
+    RegistryChange,
+    ResolvedModel,
+)
 from mcp_server.tools import ID_LIMIT, READS, Effect, Toolbox, call_core
 
 TOOLS = Toolbox()
@@ -38,40 +44,19 @@ VersionRef = Annotated[
 Reason = Annotated[str | None, Field(description="Why, for the ledger and the approver (optional).", max_length=1000)]
 
 
-class ModelSummary(BaseModel):
-    name: str
-    aliases: list[AliasState] = Field(description="Its aliases and the versions each serves.")
-
-
-class ModelList(BaseModel):
-    models: list[ModelSummary]
-
-
-class ModelDetail(BaseModel):
-    name: str
-    versions: list[ModelVersion] = Field(description="Every version, oldest first, with its lineage.")
-    aliases: list[AliasState]
-
-
 @TOOLS.tool(title="List models", effect=READS)
 def list_models(ctx: Context) -> ModelList:
     """Every registered model (one per agent or use case) with its aliases (production, candidate, ...), the
     version each serves and any canary with its share."""
 
-    def listed(svc: Services, _: Actor) -> ModelList:
-        names = registry.list_models(svc.store)
-        return ModelList(models=[ModelSummary(name=n, aliases=registry.list_aliases(svc.store, n)) for n in names])
-
-    return call_core(ctx, "list_models", {}, listed)
+    return call_core(ctx, "list_models", {}, lambda svc, actor: registry.models_overview(svc.store))
 
 
 @TOOLS.tool(title="Get model", effect=READS)
 def get_model(ctx: Context, name: ModelName) -> ModelDetail:
     """One registered model: every version with its lineage (dataset version, job, provider model id, cost,
     metrics, retired or not) and its aliases."""
-    return call_core(ctx, "get_model", {"name": name}, lambda svc, actor: ModelDetail(
-        name=name, versions=registry.list_versions(svc.store, name), aliases=registry.list_aliases(svc.store, name),
-    ))  # fmt: skip
+    return call_core(ctx, "get_model", {"name": name}, lambda svc, actor: registry.describe_model(svc.store, name))
 
 
 @TOOLS.tool(title="Request deployment", effect=REQUESTS)

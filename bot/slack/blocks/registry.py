@@ -3,8 +3,6 @@
 from __future__ import annotations
 
 from bot.commands.registry import (
-    ModelDetail,
-    ModelList,
     ResolvedVersion,
     alias_text,
     put_by_text,
@@ -12,7 +10,7 @@ from bot.commands.registry import (
     waiting_text,
 )
 from bot.slack.blocks.kit import SlackMessage, context, header, render, section
-from core.registry import AliasState, History, ModelVersion, RegistryChange
+from core.registry import AliasState, History, ModelDetail, ModelList, ModelVersion, RegistryChange
 
 _LINES = 20  # lines per section: a section holds 3,000 characters
 
