@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
 """Set up and run finetune-ops with nothing but Python 3.11+.
 
-    python3 dev.py serve [ARGS]   create .venv, install finetune-ops, run `finetune serve`
-    python3 dev.py test [ARGS]    create .venv with the test extras (and the pinned Node tools when
-                                  npm is available), then run pytest
+    python3 dev.py serve [ARGS]   create .venv, install finetune-ops with local training (the `local`
+                                  extra), run `finetune serve`
+    python3 dev.py test [ARGS]    create .venv with the test and local-training extras (and the pinned
+                                  Node tools when npm is available), then run pytest
     python3 dev.py lint           the quality gates: ruff (lint and format check) and mypy
     python3 dev.py docs [--check] regenerate the README's command, MCP tool and settings tables
     python3 dev.py finetune ARGS  run any `finetune` command inside .venv
@@ -27,6 +28,8 @@ ROOT = Path(__file__).resolve().parent
 VENV = ROOT / ".venv"
 BIN = VENV / ("Scripts" if os.name == "nt" else "bin")
 NODE_TOOLS = ROOT / "tools" / "node"
+SERVE_EXTRAS = "local"  # training needs no cloud key: the product's first path trains locally
+TEST_EXTRAS = "dev,local"  # CI runs the local-training tests too; this install includes the serve one
 
 
 def fingerprint(*paths: Path, extra: str = "") -> str:
@@ -49,7 +52,7 @@ def _installed(extras: str) -> bool:
 def ensure_python(extras: str) -> None:
     if not (BIN / "python").exists():
         venv.create(VENV, with_pip=True)
-    if _installed(extras) or (not extras and _installed("dev")):  # the test install includes the base one
+    if _installed(extras) or (extras == SERVE_EXTRAS and _installed(TEST_EXTRAS)):  # the test install has it all
         return
     stamp = VENV / f".installed-{extras or 'base'}"
     wanted = fingerprint(ROOT / "pyproject.toml", extra=extras + sys.version)
@@ -96,16 +99,16 @@ def main(argv: list[str]) -> int:
         return 2
     command, rest = argv[0], argv[1:]
     if command == "test":
-        ensure_python("dev")
+        ensure_python(TEST_EXTRAS)
         ensure_node_tools()
         return subprocess.call([str(BIN / "pytest"), *rest], cwd=ROOT)
     if command == "lint":
-        ensure_python("dev")
+        ensure_python(TEST_EXTRAS)
         return lint()
     if command == "docs":
-        ensure_python("dev")
+        ensure_python(TEST_EXTRAS)
         return subprocess.call([str(BIN / "python"), str(ROOT / "tools" / "readme.py"), *rest], cwd=ROOT)
-    ensure_python("")
+    ensure_python(SERVE_EXTRAS)
     args = ["serve", *rest] if command == "serve" else rest
     return run_forwarding_signals([str(BIN / "finetune"), *args], env=checkout_environment())
 

@@ -142,6 +142,9 @@ COMMANDS: dict[str, Operation] = {
     "outbox": Operation.OUTBOX,
     "outbox retry": Operation.OUTBOX,
     "outbox discard": Operation.OUTBOX,
+    "webhooks": Operation.WEBHOOKS,
+    "webhooks retry": Operation.WEBHOOKS,
+    "webhooks discard": Operation.WEBHOOKS,
     "datasets": Operation.READ,
     "dataset": Operation.READ,
     "validate": Operation.VALIDATE,
@@ -167,6 +170,7 @@ COMMANDS: dict[str, Operation] = {
     "models promote": Operation.MOVE_ALIAS,
     "models rollback": Operation.MOVE_ALIAS,
     "models retire": Operation.RETIRE_VERSION,
+    "models rollout": Operation.READ,  # the core asks CONTROL_ROLLOUT itself to pause, resume or cancel
     "deploy": Operation.MOVE_ALIAS,
     "rollback": Operation.MOVE_ALIAS,
     "data": Operation.READ,

@@ -38,15 +38,20 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 from bot.commands import Message
 from bot.http_api import resolve_route
 from bot.invoke import MCP_TOKEN_NAME_KEY
+from bot.openai_api import openai_routes
 from core import __version__
 from core.errors import Conflict, InvalidInput
-from core.platform import Settings
+from core.inference import build_engine
+from core.platform import Settings, webhooks
 from core.platform.scheduler import (
     APPROVALS_SECONDS,
+    ROLLOUTS_SECONDS,
     add_interval_job,
+    advance_rollouts,
     build_scheduler,
     expire_approvals,
     heartbeat,
+    poll_deployments,
     poll_jobs,
 )
 from core.platform.settings import DEFAULT_MCP_TOKEN_NAME, MIN_PUBLIC_TOKEN_LENGTH
@@ -238,6 +243,7 @@ def build_app(services: Services) -> Starlette:
     if settings.openai_webhook_secret is not None:
         routes.append(Route("/webhooks/openai", _openai_webhook(services), methods=["POST"]))
     routes.append(resolve_route(services))  # application tokens only; /mcp's bearer check stays on /mcp
+    routes += openai_routes(services, build_engine(settings))  # the same tokens: chat with local versions
     routes.append(Mount("/", app=mcp_app))
 
     @contextlib.asynccontextmanager
@@ -245,7 +251,11 @@ def build_app(services: Services) -> Starlette:
         scheduler = build_scheduler(settings.timezone)
         add_interval_job(scheduler, heartbeat, job_id="heartbeat", seconds=settings.heartbeat_seconds, args=(services,))
         add_interval_job(scheduler, poll_jobs, job_id="jobs", seconds=settings.poll_seconds, args=(services,))
+        add_interval_job(
+            scheduler, poll_deployments, job_id="deployments", seconds=settings.poll_seconds, args=(services,)
+        )
         add_interval_job(scheduler, expire_approvals, job_id="approvals", seconds=APPROVALS_SECONDS, args=(services,))
+        add_interval_job(scheduler, advance_rollouts, job_id="rollouts", seconds=ROLLOUTS_SECONDS, args=(services,))
         if slack.client is not None:
             from bot.slack.delivery import ChannelPacer, deliver_outbox_job
 
@@ -262,6 +272,15 @@ def build_app(services: Services) -> Starlette:
             )
         async with mcp.session_manager.run():
             await asyncio.to_thread(jobs.release_submissions, services)
+            dispatcher = await asyncio.to_thread(webhooks.start, services)  # registers serve's endpoints
+            if dispatcher is not None:
+                add_interval_job(
+                    scheduler,
+                    webhooks.deliver_webhooks_job,
+                    job_id="webhooks",
+                    seconds=settings.outbox_seconds,
+                    args=(services, dispatcher),
+                )
             scheduler.start()
             _announce(settings, slack)
             # Everything built so far lives as long as serve: keep it out of the cyclic collector, whose full
@@ -272,6 +291,8 @@ def build_app(services: Services) -> Starlette:
                 yield
             finally:
                 scheduler.shutdown(wait=False)
+                if dispatcher is not None:
+                    dispatcher.close()
                 if slack.socket_handler is not None:
                     await asyncio.to_thread(slack.socket_handler.close)
                 log.info("finetune serve stopping")

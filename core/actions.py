@@ -16,9 +16,10 @@ from core import registry
 from core.platform import approvals
 from core.platform.actors import Actor
 from core.platform.policy import authorize
+from core.registry import deployments
 from core.services import Services
 from core.training import jobs
-from core.vocabulary import Action, Operation
+from core.vocabulary import Action, ApprovalState, Operation
 
 
 @dataclass(frozen=True)
@@ -29,13 +30,18 @@ class ActionHandler:
     after_approved: Callable[[Services, approvals.Approval], None] | None = None  # after commit, approved only
 
 
+# An approved move to a version without its provider deployment waits for it; the deployment is asked for after commit.
+_ALIAS_CHANGE = ActionHandler(on_decided=registry.on_alias_decided, after_approved=deployments.after_alias_approved)
+
 HANDLERS: dict[Action, ActionHandler] = {
     Action.LAUNCH: ActionHandler(on_decided=jobs.on_launch_decided, after_approved=jobs.after_launch_approved),
-    Action.DEPLOY: ActionHandler(on_decided=registry.on_alias_decided),
-    Action.CANARY: ActionHandler(on_decided=registry.on_alias_decided),
-    Action.PROMOTE: ActionHandler(on_decided=registry.on_alias_decided),
-    Action.ROLLBACK: ActionHandler(on_decided=registry.on_alias_decided),
-    Action.RETIRE: ActionHandler(on_decided=registry.on_retire_decided),
+    Action.DEPLOY: _ALIAS_CHANGE,
+    Action.CANARY: _ALIAS_CHANGE,
+    Action.PROMOTE: _ALIAS_CHANGE,
+    Action.ROLLBACK: _ALIAS_CHANGE,
+    Action.RETIRE: ActionHandler(
+        on_decided=registry.on_retire_decided, after_approved=deployments.after_retire_approved
+    ),  # the version's provider deployment is deleted after commit
 }
 
 
@@ -45,7 +51,8 @@ def decide(
     """Approve or reject an approval request; an approved action then runs.
 
     The policy decides who may decide (approvers, never over MCP); four eyes compares people, so a
-    requester's other identities (FINETUNE_PEOPLE) cannot approve either.
+    requester's other identities (FINETUNE_PEOPLE) cannot approve either. A request that needs more
+    approvers than it has stays pending (the answer says how many approved); its action runs with the last one.
     """
     authorize(actor, Operation.DECIDE)
     handler = HANDLERS[approvals.get(svc.store, approval_id).action]
@@ -58,6 +65,6 @@ def decide(
         reason=reason,
         on_decided=handler.on_decided,
     )
-    if approve and handler.after_approved is not None:
+    if decided.status == ApprovalState.APPROVED and handler.after_approved is not None:
         handler.after_approved(svc, decided)
     return decided

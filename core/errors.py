@@ -9,9 +9,12 @@ FinetuneError                 every error a user should read: message + fix hint
  │    └── SchemaTooNew        the database was written by a newer finetune-ops
  └── ProviderError            a provider refused or failed a call; `transient` ones are retried
       ├── ProviderNotConfigured   settings the provider needs are missing
-      └── ProviderRefused         the provider will not run this for this account
+      ├── ProviderRefused         the provider will not run this for this account
+      ├── InferenceBusy           too many chat calls wait for a model; retry shortly
+      └── ModelUnavailable        a model cannot be loaded or called here
 
-The ProviderError branch lives in `core.providers.base`, beside the contract it belongs to.
+The ProviderError branch lives in `core.providers.base`, beside the contract it belongs to; InferenceBusy and
+ModelUnavailable in `core.inference.base`, beside the chat contract.
 """
 
 from __future__ import annotations

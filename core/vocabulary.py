@@ -104,11 +104,68 @@ class AliasMove(StrEnum):
     ROLLBACK = "rollback"
 
 
+class RolloutState(StrEnum):
+    """Where a staged rollout of a version behind a model alias stands."""
+
+    WAITING_APPROVAL = "waiting_approval"  # its next stage waits for an approval
+    RUNNING = "running"  # a stage is live; the next one is due after the hold
+    PAUSED = "paused"
+    COMPLETED = "completed"  # its last stage promoted the version
+    CANCELLED = "cancelled"  # by an operator, or its stage's approval was rejected or expired
+    SUPERSEDED = "superseded"  # the alias moved outside the rollout
+    HALTED = "halted"  # a guard stopped it
+
+
+ACTIVE_ROLLOUT_STATES: frozenset[RolloutState] = frozenset(
+    {RolloutState.WAITING_APPROVAL, RolloutState.RUNNING, RolloutState.PAUSED}
+)
+
+
+class RolloutApproval(StrEnum):
+    """What approving a staged rollout on a protected alias approves."""
+
+    PLAN = "plan"  # approving its first stage approves every stage
+    STAGE = "stage"  # every stage waits for its own approval
+
+
+class GuardDecision(StrEnum):
+    """What a rollout guard says before the next stage: go on, wait and ask again later, or stop the rollout."""
+
+    PASS = "pass"
+    HOLD = "hold"
+    HALT = "halt"
+
+
 class Arm(StrEnum):
     """Which version of an alias served a resolution."""
 
     STABLE = "stable"
     CANARY = "canary"
+
+
+class DeploymentKind(StrEnum):
+    """How a provider serves a model version that needs a deployment of its own (Bedrock custom models)."""
+
+    ON_DEMAND = "on_demand"  # paid per token
+    PROVISIONED = "provisioned"  # model units paid per hour
+
+
+class DeploymentState(StrEnum):
+    """Where a version's provider deployment stands; every provider status maps to one of these."""
+
+    CREATING = "creating"
+    ACTIVE = "active"
+    FAILED = "failed"
+    DELETING = "deleting"
+    DELETED = "deleted"
+
+
+class Commitment(StrEnum):
+    """How long provisioned throughput is bought for: none is billed hourly and can be deleted at any time."""
+
+    NONE = "none"
+    ONE_MONTH = "1-month"
+    SIX_MONTHS = "6-months"
 
 
 class Role(StrEnum):
@@ -149,10 +206,12 @@ class Operation(StrEnum):
     NOTIFY = "notify"
     AUDIT = "audit"
     OUTBOX = "outbox"
+    WEBHOOKS = "webhooks"
     CONFIG = "config"
     SERVE = "serve"
     MOVE_ALIAS = "move_alias"
     MOVE_PROTECTED_ALIAS = "move_protected_alias"
+    CONTROL_ROLLOUT = "control_rollout"
     RETIRE_VERSION = "retire_version"
 
 

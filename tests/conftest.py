@@ -178,6 +178,8 @@ class FakeSlack:
                 return 200, {"ok": True, "message_ts": f"{int(time.time())}.000000"}
             if method == "views.open":
                 return 200, {"ok": True, "view": {"id": "V1", **(data.get("view") or {})}}
+            if method == "views.publish":  # a user's Home tab
+                return 200, {"ok": True, "view": {"id": "VHOME", **(data.get("view") or {})}}
             if method == "files.getUploadURLExternal":
                 return 200, {"ok": True, "upload_url": f"{self.url}/upload/F1", "file_id": "F1"}
             if method == "files.completeUploadExternal":

@@ -19,9 +19,10 @@ from core.platform.actors import FACES
 from core.platform.status import get_status
 from core.providers import REGISTRY, FineTuneProvider
 from core.providers.bedrock import BedrockProvider
+from core.providers.local import LocalProvider, RunStatus
 from core.providers.openai import OpenAIProvider
 from core.training import db as training_db
-from core.vocabulary import Action, AliasMove, ApprovalState, Face, JobState, Method, Provider, values
+from core.vocabulary import Action, AliasMove, ApprovalState, Face, JobState, Method, Provider, RolloutState, values
 from tests.conftest import ROOT
 
 SPEC = ROOT.parent / "shared" / "specs" / "openai-fine-tuning-subset.json"
@@ -47,6 +48,7 @@ def bedrock_documented() -> set[str]:
 DOCUMENTED: dict[type[FineTuneProvider], Callable[[], set[str]]] = {
     OpenAIProvider: lambda: openai_documented() | OPENAI_STATUSES_BESIDE_THE_ENUM,
     BedrockProvider: bedrock_documented,
+    LocalProvider: lambda: set(values(RunStatus)),  # the worker's own words (core.providers.local.runs)
 }
 
 
@@ -157,6 +159,18 @@ SAMPLES: dict[type, events.Event] = {
         canary_share=10,
         actor="cli:ann",
         approval_id="ap_1",
+    ),
+    events.RolloutChanged: events.RolloutChanged(
+        rollout_id="ro_1",
+        model_name="support",
+        alias="production",
+        version_id="support:v2",
+        status=RolloutState.RUNNING,
+        stage=1,
+        stages=3,
+        share=10,
+        next_at="2026-11-24T09:00:00.000000Z",
+        actor="slack:U2",
     ),
 }
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-import asyncio
+import sqlite3
+import time
 from urllib.parse import quote
 
 import pytest
@@ -170,22 +171,21 @@ def test_bytes_that_are_not_text_are_answered_too(app, query):
     assert reply.status_code == 404 and reply.json()["error"] == "NotFound"
 
 
-def test_resolution_runs_off_the_event_loop(app, monkeypatch):
-    client, _ = app
-    loops: list[bool] = []
-    real = registry.resolve_model
-
-    def recording(*args, **kwargs):
-        try:
-            asyncio.get_running_loop()
-            loops.append(True)
-        except RuntimeError:
-            loops.append(False)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(registry, "resolve_model", recording)
-    assert get(client).status_code == 200
-    assert loops == [False]
+def test_resolution_never_waits_for_a_writer_even_after_an_alias_move(app, settings):
+    """Resolve runs on the event loop: a write transaction held by another process must not stall it."""
+    client, services = app
+    assert get(client).status_code == 200  # cached
+    other = sqlite3.connect(settings.db_path, timeout=0)
+    try:
+        registry.request_deploy(services, actor=ANN, name="support", version=2, alias="beta")  # a move
+        other.execute("BEGIN IMMEDIATE")  # another process holds the write lock from here on
+        started = time.monotonic()
+        found = get(client, key="user-42", alias="beta")  # the cache is reread (the move), the lock still held
+        assert found.status_code == 200 and found.json()["version"] == "support:v2"
+        assert time.monotonic() - started < 1.0
+    finally:
+        other.rollback()
+        other.close()
 
 
 def test_a_malformed_app_token_list_is_refused_naming_the_setting(tmp_path):

@@ -292,16 +292,6 @@ def test_a_missing_sdk_is_named_with_the_package_to_install(tmp_path, store, ver
     assert "pip install" in (caught.value.hint or "") and store.scalar("SELECT count(*) FROM jobs") == 0
 
 
-def test_the_local_provider_is_not_available_in_this_version(store, settings, version):
-    before = written(store)
-    with pytest.raises(ProviderNotConfigured, match="not available"):
-        jobs.launch_job(
-            svc(store, settings), dataset_version=version.id, provider="local", base_model="HuggingFaceTB/SmolLM2-135M-Instruct",
-            actor=ALICE,
-        )  # fmt: skip
-    assert written(store) == before
-
-
 def test_a_failed_submission_is_a_failed_launch(store, settings, registry, version, fake):
     fake.fail_next = [ProviderError("this organization may not fine-tune", transient=False)]
     result = launch(store, settings, registry, version)

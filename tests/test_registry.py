@@ -23,6 +23,7 @@ from core.vocabulary import Action, AliasMove, ApprovalState, Face, Role
 ANN = Actor("ann", Face.CLI, role=Role.OPERATOR)  # os:ann
 ANN_IN_SLACK = Actor("U1", Face.SLACK, role=Role.APPROVER, person="ann", identities={"os:ann", "slack:U1"})
 BOB = Actor("U2", Face.SLACK, role=Role.APPROVER)
+CAROL = Actor("carol", Face.CLI, role=Role.APPROVER)  # os:carol
 VIEWER = Actor("U9", Face.SLACK, role=Role.VIEWER)
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -77,8 +78,21 @@ def register(store: Store, name: str = "support", count: int = 1) -> list[str]:
     return ids
 
 
-def approve(services, change: registry.RegistryChange, actor: Actor = BOB) -> Approval:
-    return actions.decide(services, approval_id=requested(change).id, actor=actor, approve=True)
+def approve(services, change: registry.RegistryChange, actor: Actor | None = None) -> Approval:
+    """Approve as `actor`; without one, as Bob then Carol until the request has the approvers it needs."""
+    approval_id = requested(change).id
+    if actor is not None:
+        return actions.decide(services, approval_id=approval_id, actor=actor, approve=True)
+    return approve_by_quorum(services, approval_id)
+
+
+def approve_by_quorum(services, approval_id: str) -> Approval:
+    """Approve as Bob, then Carol if it needs a second approver (production does by default)."""
+    for voter in (BOB, CAROL):
+        decided = actions.decide(services, approval_id=approval_id, actor=voter, approve=True)
+        if decided.status is not ApprovalState.PENDING:
+            return decided
+    raise AssertionError(f"{approval_id} is still pending after two approvals")
 
 
 def alias_of(store: Store, alias: str, name: str = "support") -> registry.AliasState:
@@ -191,23 +205,33 @@ def test_an_operator_moves_an_unprotected_alias_directly_with_a_ledger_row_an_ev
         registry.request_deploy(services, actor=ANN, name="support", version="v2", alias="staging")
 
 
-def test_a_protected_alias_moves_only_when_another_person_approves(store, services):
+def test_a_protected_alias_moves_only_when_two_other_people_approve(store, services):
     register(store)
     change = registry.request_deploy(services, actor=ANN, name="support", version="support:v1")
     assert requested(change).action is Action.DEPLOY and requested(change).subject_id == "support@production"
+    assert requested(change).approvals_needed == 2  # production needs two approvers by default
     assert not has_alias(store, "production")  # nothing moved yet
     with pytest.raises(PermissionDenied, match="four eyes"):  # ann again, from Slack: the same person
         approve(services, change, actor=ANN_IN_SLACK)
+    first = approve(services, change, actor=BOB)
+    assert (first.status, first.approved_by, first.progress()) == (
+        ApprovalState.PENDING, ["slack:U2"], "1 of 2 approvals",
+    )  # fmt: skip
+    assert not has_alias(store, "production")  # one approval of two moves nothing
+    bob_in_cli = Actor("bob", Face.CLI, role=Role.APPROVER, person="bob", identities={"os:bob", "slack:U2"})
+    for again in (BOB, bob_in_cli):  # the same person approving twice, on any face, does not count twice
+        with pytest.raises(PermissionDenied, match="already approved"):
+            approve(services, change, actor=again)
     assert not has_alias(store, "production")
-    decided = approve(services, change)
-    assert decided.status is ApprovalState.APPROVED
+    decided = approve(services, change, actor=CAROL)
+    assert decided.status is ApprovalState.APPROVED and decided.approved_by == ["slack:U2", "cli:carol"]
     assert alias_of(store, "production").version_id == "support:v1"
     row = ledger_rows(store)[-1]
     assert (row["actor"], row["face"], row["approval_id"], row["at"]) == (
         "cli:ann", "cli", requested(change).id, decided.decided_at,
     )  # fmt: skip
     [entry] = [a for a in registry.history(store, "support").aliases if a.alias == "production"]
-    assert (entry.put_by, entry.approved_by) == ("cli:ann", "slack:U2")
+    assert (entry.put_by, entry.approved_by) == ("cli:ann", "slack:U2, cli:carol")
 
 
 def test_a_rejected_or_expired_request_moves_nothing(store, services):

@@ -16,7 +16,7 @@ from core.platform.store import Store, open_store
 from core.platform.timeutil import iso
 from core.vocabulary import Face, Role
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, make_settings, sign, slash_body, svc, wait_until
-from tests.test_registry import lineage
+from tests.test_registry import approve_by_quorum, lineage
 
 ANN = Actor("ann", Face.CLI, role=Role.OPERATOR)
 BOB = Actor("U2", Face.SLACK, role=Role.APPROVER)
@@ -94,7 +94,7 @@ def test_a_deploy_to_an_unprotected_alias_applies_at_once(cli, store):
     assert (move.move, move.face, move.reason, move.approval_id) == ("deploy", "cli", "try it", None)
 
 
-def test_a_slack_deploy_to_production_waits_for_approval_then_another_approver_applies_it(tmp_path, cli, fake_slack):
+def test_a_slack_deploy_to_production_waits_for_two_approvers_then_applies(tmp_path, cli, fake_slack):
     settings = slack_settings(tmp_path, fake_slack)
     store = open_store(settings.db_path)
     register(store, 2)
@@ -108,13 +108,16 @@ def test_a_slack_deploy_to_production_waits_for_approval_then_another_approver_a
     assert f"Waiting for approval {approval['id']}" in shown and f"/finetune approve {approval['id']}" in shown
     assert serving(store, "production") is None  # nothing moved yet
 
-    code, _out, err = cli("approve", approval["id"], "--reason", "evaluated")  # the OS user: another person
+    code, out, err = cli("approve", approval["id"], "--reason", "evaluated")  # the OS user: another person
     assert code == 0, err
+    assert "pending, 1 of 2 approvals" in out and serving(store, "production") is None  # production needs two
+    actions.decide(svc(store, settings), approval_id=approval["id"], actor=BOB, approve=True)
     alias = serving(store, "production")
     assert alias is not None and alias.version_id == "support:v2"
     [entry] = [a for a in registry.history(store, "support").aliases if a.alias == "production"]
     assert (entry.put_by, entry.approval_id) == ("slack:U123", approval["id"])
     assert entry.approved_by is not None and entry.approved_by.startswith("cli:")
+    assert entry.approved_by.endswith(", slack:U2")  # both approvers, in the order they approved
     store.close()
 
 
@@ -158,14 +161,14 @@ def test_a_rollback_of_production_from_slack_waits_for_approval_then_restores_th
     for version in (1, 2):
         change = registry.request_deploy(services, actor=ANN, name="support", version=version)
         assert change.approval is not None
-        actions.decide(services, approval_id=change.approval.id, actor=BOB, approve=True)
+        approve_by_quorum(services, change.approval.id)
     outcome = run_slack_text(services, user_id="U123", text="rollback support")
     assert outcome.ok, outcome.result
     [approval_id] = [row["id"] for row in store.query("SELECT id FROM approvals WHERE action = 'rollback'")]
     message = render_outcome(outcome)
     assert approval_id in message.text and f"/finetune approve {approval_id}" in json.dumps(message.blocks)
     assert "Until then `support@production -> support:v2`" in json.dumps(message.blocks)
-    actions.decide(services, approval_id=approval_id, actor=BOB, approve=True)
+    approve_by_quorum(services, approval_id)
     alias = serving(store, "production")
     assert alias is not None and alias.version_id == "support:v1"
     store.close()

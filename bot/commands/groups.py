@@ -7,9 +7,9 @@ ones (the long-running server commands last).
 
 from __future__ import annotations
 
-from bot.commands import data, make_grammar, platform, registry, training
+from bot.commands import data, make_grammar, platform, registry, training, webhooks
 
-SHARED = (*platform.SHARED, *data.SHARED, *training.SHARED, *registry.SHARED)
+SHARED = (*platform.SHARED, *data.SHARED, *training.SHARED, *registry.SHARED, *webhooks.SHARED)
 
 SLACK = make_grammar(*SHARED, help_text="finetune-ops in Slack.")
 TERMINAL = make_grammar(

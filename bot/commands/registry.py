@@ -12,16 +12,39 @@ from __future__ import annotations
 
 import copy
 import re
+from collections.abc import Callable
+from datetime import timedelta
+from typing import Any
 
 import click
 from pydantic import BaseModel, Field
 
 from bot.commands import CONTEXT, Invocation, json_option
 from core import registry
-from core.registry import AliasAt, AliasState, History, ModelVersion, RegistryChange
-from core.vocabulary import Arm
+from core.errors import InvalidInput
+from core.registry import AliasAt, AliasState, History, ModelVersion, RegistryChange, Rollout
+from core.vocabulary import Arm, RolloutState
 
 SHARE = click.IntRange(0, 100)  # percent of callers a canary serves
+
+
+class _Parsed(click.ParamType):
+    """An option whose text a core parser reads (a plan, a hold); its refusal is click's, naming the option."""
+
+    def __init__(self, name: str, parse: Callable[..., Any]) -> None:
+        self.name, self.parse = name, parse
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        try:
+            return self.parse(value, argument=f"--{self.name}")
+        except InvalidInput as exc:
+            self.fail(f"{exc.message} {exc.hint or ''}".strip(), param, ctx)
+
+
+PLAN = _Parsed("plan", registry.parse_plan)  # canary shares of a staged rollout: 10,50,100
+HOLD = _Parsed("every", registry.parse_hold)  # the hold between its stages: 30m, 24h, 2d
 
 # `support:v3` or `support:3`: one version of a model, as `models show` reads it.
 _VERSION_ID = re.compile(r"(?P<name>.+):v?(?P<number>[0-9]{1,9})")
@@ -60,6 +83,28 @@ def put_by_text(entry: AliasAt) -> str:
     if entry.approval_id:
         text += f", approved by {entry.approved_by or 'an approver'} ({entry.approval_id})"
     return text
+
+
+def rollout_text(rollout: Rollout) -> str:
+    """`rollout ro_1 of support:v3 on production, running: stage 2 of 3 (50%) live; next stage at 2026-11-24 09:00
+    UTC`, or what its next stage waits for, and why it stopped."""
+    parts = [f"{rollout.progress()} ({rollout.share}%) live"] if rollout.stage else []
+    if rollout.approval_id:
+        upcoming = rollout.stage + 1
+        parts.append(
+            f"stage {upcoming} of {len(rollout.stages)} ({rollout.stages[upcoming - 1]}%) waits for approval"
+            f" {rollout.approval_id}"
+        )
+    elif rollout.status is RolloutState.RUNNING and rollout.next_at:
+        parts.append(f"next stage at {rollout.next_at[:16].replace('T', ' ')} UTC")
+    text = f"rollout {rollout.id} of {rollout.version_id} on {rollout.alias}, {rollout.status}"
+    text += f": {'; '.join(parts)}" if parts else ""
+    return text + (f" ({rollout.status_reason})" if rollout.status_reason else "")
+
+
+def plan_text(rollout: Rollout) -> str:
+    """`10% → 50% → 100%, every 1d`."""
+    return " → ".join(f"{share}%" for share in rollout.stages) + f", every {rollout.hold}"
 
 
 def waiting_text(change: RegistryChange) -> str | None:
@@ -151,17 +196,46 @@ _reason_option = click.option("--reason", help="Why, for the ledger.")
 @click.argument("version")
 @_alias_option
 @click.option("--canary", "canary", type=SHARE, metavar="PCT", help="Run VERSION as a canary for PCT% of callers.")
+@click.option("--plan", "plan", type=PLAN, metavar="PCTS", help="Roll VERSION out in stages, e.g. 10,50,100.")
+@click.option("--every", "every", type=HOLD, metavar="HOLD", help="The hold between stages: 30m, 24h, 2d.")
 @_reason_option
 @json_option
 @click.pass_obj
 def models_deploy(
-    inv: Invocation, model: str, version: str, alias: str, canary: int | None, reason: str | None
-) -> RegistryChange:
+    inv: Invocation, model: str, version: str, alias: str, canary: int | None, plan: list[int] | None,
+    every: timedelta | None, reason: str | None,
+) -> RegistryChange:  # fmt: skip
     """Point MODEL@ALIAS at VERSION (3, v3 or MODEL:v3), ending any canary; with --canary PCT, run VERSION beside
-    the alias's stable version for PCT% of callers instead. Protected aliases (production) wait for an approver."""
+    the alias's stable version for PCT% of callers instead. With --plan 10,50,100 --every 24h, roll it out in
+    stages: a canary at each share in turn, the next after each hold, promoted at 100. Protected aliases
+    (production) wait for an approver (FINETUNE_ROLLOUT_APPROVAL says whether for the plan or each stage)."""
     return registry.request_deploy(
-        inv.services, actor=inv.actor, name=model, version=version, alias=alias, canary_share=canary, reason=reason
-    )
+        inv.services, actor=inv.actor, name=model, version=version, alias=alias, canary_share=canary, reason=reason,
+        plan=plan, every=every,
+    )  # fmt: skip
+
+
+_ROLLOUT_CONTROLS: dict[str, Callable[..., Rollout]] = {
+    "pause": registry.pause_rollout,
+    "resume": registry.resume_rollout,
+    "cancel": registry.cancel_rollout,
+}
+
+
+@models_group.command("rollout", context_settings=CONTEXT, short_help="A staged rollout: show, pause, resume, cancel.")
+@click.argument("model")
+@click.argument("action", type=click.Choice(["show", *_ROLLOUT_CONTROLS]), default="show", required=False)
+@_alias_option
+@_reason_option
+@json_option
+@click.pass_obj
+def models_rollout(inv: Invocation, model: str, action: str, alias: str, reason: str | None) -> Rollout:
+    """Show MODEL@ALIAS's staged rollout (stage, share, next advance), or pause, resume or cancel it (operators).
+    Pausing or cancelling withdraws a stage approval it waits on; the alias stays where it is."""
+    if action == "show":
+        return registry.get_rollout(inv.store, model, alias=alias)
+    control = _ROLLOUT_CONTROLS[action]
+    return control(inv.services, actor=inv.actor, name=model, alias=alias, reason=reason)
 
 
 @models_group.command("canary", context_settings=CONTEXT, short_help="Change the share a running canary serves.")
@@ -220,7 +294,9 @@ def _short_form(command: click.Command, name: str, short_help: str) -> click.Com
     return short
 
 
-deploy_command = _short_form(models_deploy, "deploy", "Deploy: deploy MODEL VERSION [--canary PCT] [--alias A].")
+deploy_command = _short_form(
+    models_deploy, "deploy", "Deploy: deploy MODEL VERSION [--canary PCT | --plan 10,50,100 --every 24h] [--alias A]."
+)
 rollback_command = _short_form(models_rollback, "rollback", "Roll back: rollback MODEL [--alias A] [--to VERSION].")
 
 

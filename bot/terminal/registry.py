@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 from rich.console import Console
+from rich.markup import escape
 
 from bot.commands.registry import (
     ResolvedVersion,
     alias_text,
+    plan_text,
     put_by_text,
+    rollout_text,
     serving_text,
     waiting_text,
 )
 from bot.terminal.output import render
-from core.registry import AliasState, History, ModelDetail, ModelList, ModelVersion, RegistryChange
+from core.registry import AliasState, History, ModelDetail, ModelList, ModelVersion, RegistryChange, Rollout
 
 
 def _print(console: Console, text: str) -> None:
@@ -35,12 +38,19 @@ def _(result: ModelList, console: Console) -> None:
 @render.register
 def _(result: ModelDetail, console: Console) -> None:
     _print(console, f"[bold]{result.name}[/bold]  {_aliases(result.aliases)}")
+    for rollout in result.rollouts:
+        _print(console, f"  {rollout_text(rollout)}")
     for v in result.versions:
         lineage = " by ".join(filter(None, (v.dataset_version_id, v.job_id)))
         cost = f"  ${v.cost_usd:,.2f}" if v.cost_usd is not None else ""
         trained = f"  from {lineage}" if lineage else ""
         created = v.created_at[:16].replace("T", " ")
         _print(console, f"  {v.id}  {v.status}  {v.provider}: {v.provider_model_id or '-'}{trained}{cost}  {created}")
+    for d in result.deployments:  # what applications call, and what it costs
+        price = f"  ${d.hourly_usd:,.2f}/hour" if d.hourly_usd is not None else ""
+        error = f"  ({escape(d.error)})" if d.error else ""
+        arn = d.provider_arn or "-"
+        _print(console, f"  {d.model_version_id} deployment {d.id}: {d.kind} {d.status}  {arn}{price}{error}")
 
 
 @render.register
@@ -58,6 +68,9 @@ def _(result: ModelVersion, console: Console) -> None:
 
 @render.register
 def _(result: RegistryChange, console: Console) -> None:
+    if result.rollout is not None:
+        _print(console, f"Started {rollout_text(result.rollout)}.")
+        _print(console, f"Plan: {plan_text(result.rollout)}.")
     waiting = waiting_text(result)
     if waiting is not None:
         assert result.approval is not None
@@ -74,6 +87,16 @@ def _(result: RegistryChange, console: Console) -> None:
         )
     if result.version is not None:
         _print(console, f"{result.version.id} is {result.version.status}.")
+
+
+@render.register
+def _(result: Rollout, console: Console) -> None:
+    _print(console, f"[bold]{result.model_name}@{result.alias}[/bold]  {rollout_text(result)}")
+    _print(console, f"  plan: {plan_text(result)}, requested by {result.requested_by}")
+    if result.plan_approval_id:
+        _print(console, f"  approved as a plan by {result.plan_approval_id} ({result.approval_mode} mode)")
+    if result.active:
+        _print(console, f"  `finetune models rollout {result.model_name} --alias {result.alias} pause|resume|cancel`")
 
 
 @render.register

@@ -62,16 +62,27 @@ def _(result: ApprovalList, console: Console) -> None:
         console.print("No approvals waiting.")
     for a in result.approvals:
         cost = f"${a.estimated_cost_usd:,.2f}" if a.estimated_cost_usd is not None else "cost unknown"
+        progress = f"  {a.progress()}" if a.progress() else ""
         console.print(
-            f"{a.id}  {a.action} {a.subject_id}  {cost}  by {a.requested_via}:{a.requested_by}  expires {(a.expires_at or 'never')[:19]}",
+            f"{a.id}  {a.action} {a.subject_id}  {cost}  by {a.requested_via}:{a.requested_by}"
+            f"  expires {(a.expires_at or 'never')[:19]}{progress}",
             highlight=False,
         )
 
 
 @render.register
 def _(result: Approval, console: Console) -> None:
+    progress = result.progress()
+    if progress:
+        console.print(
+            f"{result.id}: pending, {progress} ({', '.join(result.approved_by)}); waiting for another approver",
+            highlight=False,
+        )
+        return
+    deciders = result.approved_by if result.status == "approved" and result.approved_by else [result.decided_by]
     console.print(
-        f"{result.id}: {result.status} by {result.decided_by}" + (f" ({result.reason})" if result.reason else ""),
+        f"{result.id}: {result.status} by {', '.join(map(str, deciders))}"
+        + (f" ({result.reason})" if result.reason else ""),
         highlight=False,
     )
 

@@ -32,11 +32,12 @@ from typing import Any, Literal, TypeGuard, get_args
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 from core.errors import InvalidInput
-from core.vocabulary import CatalogProvider, ExportTarget, Method, values
+from core.vocabulary import CatalogProvider, Commitment, ExportTarget, Method, values
 
 HyperparameterName = Literal[
     "epochs", "batch_size", "learning_rate", "learning_rate_multiplier", "warmup_steps",
     "beta", "lora_r", "lora_alpha", "early_stopping_threshold", "early_stopping_patience",
+    "gradient_accumulation_steps", "gradient_checkpointing", "merge",
 ]  # fmt: skip
 
 PROVIDERS: tuple[str, ...] = tuple(values(CatalogProvider))
@@ -90,6 +91,29 @@ def _number(value: float, integer: bool) -> str:
     return str(int(value)) if integer else f"{value:g}"
 
 
+class DeploymentInfo(BaseModel):
+    """How a provider serves custom models trained from this base model, and what that costs (Bedrock).
+
+    `on_demand`: whether a custom model can get an on-demand deployment (paid per token, at the
+    `inference_usd_per_1m_*` prices); otherwise it is served through provisioned throughput, paid per
+    model unit and hour at `provisioned_usd_per_model_unit_hour[commitment]` (None: price unknown).
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    on_demand: bool
+    inference_usd_per_1m_input_tokens: float | None = Field(default=None, ge=0)
+    inference_usd_per_1m_output_tokens: float | None = Field(default=None, ge=0)
+    provisioned_usd_per_model_unit_hour: dict[Commitment, float | None] = Field(default_factory=dict)
+    as_of: str = Field(description="when these facts were checked")
+    sources: list[str] = Field(min_length=1)
+    notes: str | None = None
+
+    def hourly_usd(self, commitment: Commitment) -> float | None:
+        """The provisioned-throughput price of one model unit for an hour under `commitment`, when known."""
+        return self.provisioned_usd_per_model_unit_hour.get(commitment)
+
+
 def is_hyperparameter(name: str) -> TypeGuard[HyperparameterName]:
     """Whether `name` is one of finetune-ops' own hyperparameter names."""
     return name in HYPERPARAMETERS
@@ -127,6 +151,9 @@ class ModelInfo(BaseModel):
     storage_usd_per_month: float | None = Field(default=None, ge=0, description="per custom model, Bedrock")
     warmup_divisor: int | None = Field(
         default=None, gt=0, description="provider's rule: warm-up steps = training examples / this"
+    )
+    deployment: DeploymentInfo | None = Field(
+        default=None, description="how the provider serves custom models of it (Bedrock: on demand or provisioned)"
     )
     new_jobs_stop_on: date | None = Field(default=None, description="first day the provider refuses new jobs")
     shutdown_on: date | None = Field(default=None, description="day the base model and its fine-tunes stop serving")
@@ -226,12 +253,13 @@ def _read_override(path: Path) -> dict[str, Any]:
 
 
 def _merge_entry(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
-    """Field by field; ranges one by one; a new price replaces the old one in whatever unit."""
+    """Field by field; ranges and deployment facts one by one; a new price replaces the old one in whatever unit."""
     if any(key in extra for key in _PRICE_KEYS[:2]):
         base = {key: value for key, value in base.items() if key not in _PRICE_KEYS}
     merged = {**base, **extra}
-    if isinstance(base.get("hyperparameters"), dict) and isinstance(extra.get("hyperparameters"), dict):
-        merged["hyperparameters"] = {**base["hyperparameters"], **extra["hyperparameters"]}
+    for nested in ("hyperparameters", "deployment"):  # one range, or one deployment price, at a time
+        if isinstance(base.get(nested), dict) and isinstance(extra.get(nested), dict):
+            merged[nested] = {**base[nested], **extra[nested]}
     return merged
 
 

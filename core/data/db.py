@@ -510,3 +510,14 @@ def save_export_validation(store: Store, *, version_id: str, target: str, model:
         "UPDATE dataset_exports SET validation = ? WHERE dataset_version_id = ? AND target = ? AND model = ?",
         (validation_json, version_id, target, model),
     )
+
+
+def feedback_span(store: Store, version_id: str) -> tuple[str | None, str | None]:
+    """When the oldest and the newest feedback event in a dataset version were written."""
+    row = store.query(
+        """SELECT min(f.created_at) AS first, max(f.created_at) AS last
+           FROM dataset_examples de JOIN feedback f ON f.id = de.feedback_id
+           WHERE de.dataset_version_id = ?""",
+        (version_id,),
+    )[0]
+    return row["first"], row["last"]

@@ -49,7 +49,7 @@ TARGETS: dict[ExportTarget, TargetSpec] = {
             ExportTarget.OPENAI_DPO,
             "OpenAI / Azure OpenAI direct preference optimization",
             family="openai",
-            default_model="gpt-4o-mini-2024-07-18",
+            default_model="gpt-4.1-nano-2025-04-14",  # the smallest model whose fine-tuning takes DPO
             converter=converters.openai_dpo_row,
             rules=rules.OpenAIDpoRules(),
         ),

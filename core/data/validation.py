@@ -173,7 +173,7 @@ class _Run:
 def _prepare(target: str, model: str | None, training_file: bool, catalog: Catalog) -> _Run:
     spec = require_target(target)
     info = catalog.get(model) if model else None
-    if info is not None and info.family != spec.family:
+    if info is not None and info.family != spec.family and spec.name not in info.export_targets.values():
         fitting = ", ".join(targets_of_family(info.family)) or info.export_target
         raise InvalidInput(
             f"model {model!r} is a {info.family} model; it does not train on {target} files.",

@@ -5,7 +5,13 @@ subject. Deciding checks that the policy lets the decider decide (approvers and
 admins, never over MCP), that they are not the requester (the same person, on
 any face) when four-eyes is on, and that the request is still pending and not
 expired; the decision and the action's state change commit in one transaction
-(the action's handler runs inside it). A request past its deadline is expired
+(the action's handler runs inside it).
+
+Some requests need more than one approver (`FINETUNE_APPROVALS_NEEDED`, e.g.
+`production=2`): each approval is a vote of one person (a second vote of the
+same person, on any face, is refused), the request stays pending until enough
+people approved, and its Slack message is edited to show "1 of 2 approvals".
+One rejection ends it. A request past its deadline is expired
 for good, by the scheduler every minute or by the first attempt to decide it:
 its action hears "no" (a waiting job is cancelled) in the same transaction.
 Every step is audited and announced through the outbox.
@@ -20,12 +26,13 @@ from collections.abc import Callable
 from datetime import datetime, timedelta
 from typing import Any
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from core.errors import Conflict, NotFound, PermissionDenied
 from core.platform import audit, events, outbox
 from core.platform.actors import SCHEDULER, Actor
 from core.platform.policy import authorize
+from core.platform.settings import Settings
 from core.platform.store import Store
 from core.platform.timeutil import iso, parse_iso, utcnow
 from core.vocabulary import Action, ApprovalState, Face, IdentityKind, Operation
@@ -48,6 +55,20 @@ class Approval(BaseModel):
     reason: str | None
     expires_at: str | None
     created_at: str
+    description: str | None = None  # what the request says, for deciders
+    facts: dict[str, str] = Field(default_factory=dict)  # what a decider needs: lineage, cost, versions
+    approvals_needed: int = 1  # different people who must approve
+    approved_by: list[str] = Field(default_factory=list)  # who approved so far (face:id), oldest first
+
+    @property
+    def approvals_missing(self) -> int:
+        return max(self.approvals_needed - len(self.approved_by), 0)
+
+    def progress(self) -> str | None:
+        """`1 of 2 approvals` while a request that needs several approvers is pending; None otherwise."""
+        if self.approvals_needed < 2 or self.status != ApprovalState.PENDING:
+            return None
+        return f"{len(self.approved_by)} of {self.approvals_needed} approvals"
 
 
 class ApprovalList(BaseModel):
@@ -58,15 +79,42 @@ class ApprovalList(BaseModel):
 DecisionHandler = Callable[[Store, "Approval", bool], None]
 
 
-def _row(row: dict[str, Any]) -> Approval:
-    return Approval(**{**row, "payload": json.loads(row["payload"])})
+def _row(store: Store, row: dict[str, Any]) -> Approval:
+    voters = store.query("SELECT voter FROM approval_votes WHERE approval_id = ? ORDER BY at, rowid", (row["id"],))
+    return Approval(
+        **{**row, "payload": json.loads(row["payload"]), "facts": json.loads(row["facts"] or "{}")},
+        approved_by=[vote["voter"] for vote in voters],
+    )
+
+
+def approvals_needed(settings: Settings, action: Action, alias: str | None = None) -> int:
+    """How many people must approve `action` (on `alias`): FINETUNE_APPROVALS_NEEDED's most specific entry
+    (`production.rollback`, then `production`, then `rollback`), else one."""
+    quorums = settings.approvals_needed
+    keys = [f"{alias}.{action}", alias] if alias else []
+    return next((quorums[key] for key in [*keys, str(action)] if key in quorums), 1)
+
+
+def request_event(approval: Approval) -> events.ApprovalRequested:
+    """The request as deciders read it, with the approvals it has so far (posted first, then edited in place)."""
+    return events.ApprovalRequested(
+        approval_id=approval.id, action=approval.action, subject_id=approval.subject_id,
+        description=approval.description or f"{approval.action} {approval.subject_id}",
+        requested_by=f"{approval.requested_via}:{approval.requested_by}", cost_usd=approval.estimated_cost_usd,
+        expires_at=approval.expires_at, facts=approval.facts, approvals_needed=approval.approvals_needed,
+        approved_by=approval.approved_by,
+    )  # fmt: skip
 
 
 def request(
     store: Store, *, action: Action, subject_id: str, summary: str, actor: Actor, ttl_hours: float,
     payload: dict[str, Any] | None = None, cost_usd: float | None = None, facts: dict[str, str] | None = None,
+    needed: int = 1,
 ) -> Approval:  # fmt: skip
-    """Open an approval request (inside the caller's transaction) and announce it with `facts` for deciders."""
+    """Open an approval request (inside the caller's transaction) and announce it with `facts` for deciders.
+
+    `needed` different people must approve it (see `approvals_needed`).
+    """
     approval_id = "ap_" + uuid.uuid4().hex[:12]
     now = utcnow()
     expires_at = iso(now + timedelta(hours=ttl_hours))
@@ -77,19 +125,16 @@ def request(
                 "estimated_cost_usd": cost_usd, "status": ApprovalState.PENDING, "requested_by": actor.id,
                 "requested_by_identity": actor.identity,
                 "requested_via": actor.face, "expires_at": expires_at, "created_at": iso(now),
+                "description": summary, "facts": json.dumps(facts or {}), "approvals_needed": max(needed, 1),
             }
         )  # fmt: skip
-        outbox.enqueue(
-            store,
-            events.ApprovalRequested(
-                approval_id=approval_id, action=action, subject_id=subject_id, description=summary,
-                requested_by=str(actor), cost_usd=cost_usd, expires_at=expires_at, facts=facts or {},
-            ),
-        )  # fmt: skip
+        approval = get(store, approval_id)
+        outbox.enqueue(store, request_event(approval))
         audit.record(
-            store, actor, "request_approval", {"approval": approval_id, "action": action, "subject": subject_id}
-        )
-    return get(store, approval_id)
+            store, actor, "request_approval",
+            {"approval": approval_id, "action": action, "subject": subject_id, "approvals_needed": needed},
+        )  # fmt: skip
+    return approval
 
 
 def get(store: Store, approval_id: str) -> Approval:
@@ -98,12 +143,12 @@ def get(store: Store, approval_id: str) -> Approval:
         raise NotFound(
             f"no approval {approval_id!r}.", hint="List pending ones with `finetune approvals`.", approval=approval_id
         )
-    return _row(rows[0])
+    return _row(store, rows[0])
 
 
 def pending(store: Store) -> ApprovalList:
     rows = store.query("SELECT * FROM approvals WHERE status = ? ORDER BY created_at", (ApprovalState.PENDING,))
-    return ApprovalList(approvals=[_row(r) for r in rows])
+    return ApprovalList(approvals=[_row(store, r) for r in rows])
 
 
 def pending_count(store: Store) -> int:
@@ -161,11 +206,22 @@ def _decide_pending(
     store: Store, approval: Approval, *, actor: Actor, approve: bool, four_eyes: bool, on_decided: DecisionHandler,
     reason: str | None, now: datetime,
 ) -> Approval:  # fmt: skip
-    """Record the decision, run the action's state change, announce and audit it. Inside the caller's transaction."""
+    """Record the decision, run the action's state change, announce and audit it. Inside the caller's transaction.
+
+    An approval short of its quorum is one person's vote: recorded, announced and audited, the request still pending.
+    """
     if four_eyes and actor.is_same_person(approval.requested_by_identity):
         raise PermissionDenied(
             f"{actor} requested {approval.id} and may not approve it too (four eyes).", hint="Ask another approver."
         )
+    if approve and _vote(store, approval, actor, now=now) < approval.approvals_needed:
+        voted = get(store, approval.id)
+        outbox.enqueue(store, request_event(voted))  # the request's message shows "1 of 2 approvals"
+        audit.record(
+            store, actor, "approve", {"approval": approval.id},
+            detail=f"{len(voted.approved_by)} of {voted.approvals_needed} approvals; waiting for another approver",
+        )  # fmt: skip
+        return voted
     status = ApprovalState.APPROVED if approve else ApprovalState.REJECTED
     store.db.execute(
         "UPDATE approvals SET status = ?, decided_by = ?, decided_at = ?, reason = ? WHERE id = ?",
@@ -177,11 +233,27 @@ def _decide_pending(
         store, approval,
         events.ApprovalDecided(
             approval_id=approval.id, action=approval.action, subject_id=approval.subject_id, status=status,
-            decided_by=str(actor), reason=reason,
+            decided_by=str(actor), reason=reason, approved_by=decided.approved_by,
         ),
     )  # fmt: skip
     audit.record(store, actor, "approve" if approve else "reject", {"approval": approval.id, "reason": reason})
     return decided
+
+
+def _vote(store: Store, approval: Approval, actor: Actor, *, now: datetime) -> int:
+    """Record `actor`'s approval; how many people have approved now. Refused when this person already has."""
+    votes = store.query("SELECT person, voter_identity FROM approval_votes WHERE approval_id = ?", (approval.id,))
+    if any(vote["person"] == actor.person or actor.is_same_person(vote["voter_identity"]) for vote in votes):
+        raise PermissionDenied(
+            f"{actor} already approved {approval.id}; it needs {approval.approvals_needed} different people.",
+            hint="Ask another approver.",
+            approval=approval.id,
+        )
+    store.db.execute(
+        "INSERT INTO approval_votes (approval_id, person, voter, voter_identity, at) VALUES (?, ?, ?, ?, ?)",
+        (approval.id, actor.person, str(actor), actor.identity, iso(now)),
+    )
+    return len(votes) + 1
 
 
 def _announce_decision(store: Store, approval: Approval, decided: events.ApprovalDecided) -> None:
@@ -233,7 +305,7 @@ def expire_overdue(
         (ApprovalState.PENDING, iso(now)),
     )
     expired = 0
-    for approval in (_row(row) for row in rows):
+    for approval in (_row(store, row) for row in rows):
         try:
             with store.write():
                 expired += _expire(store, approval, on_decided=on_decided(approval), now=now)

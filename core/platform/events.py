@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from core.vocabulary import Action, AliasMove, ApprovalState, JobState, Provider
+from core.vocabulary import Action, AliasMove, ApprovalState, JobState, Provider, RolloutState
 
 
 class _Event(BaseModel):
@@ -72,13 +72,20 @@ class ApprovalRequested(_Event):
     cost_usd: float | None = None
     expires_at: str | None = None
     facts: dict[str, str] = Field(default_factory=dict, description="What a decider needs: base model, provider, ...")
+    approvals_needed: int = 1
+    approved_by: list[str] = Field(default_factory=list, description="Who approved so far, toward the quorum.")
 
     @property
     def message_key(self) -> str:
         return f"approval:{self.approval_id}"
 
+    def progress(self) -> str | None:
+        """`1 of 2 approvals` for a request that needs several approvers; None otherwise."""
+        return f"{len(self.approved_by)} of {self.approvals_needed} approvals" if self.approvals_needed > 1 else None
+
     def summary(self) -> str:
-        return f"Approval needed ({self.approval_id}): {self.description}. Requested by {self.requested_by}."
+        text = f"Approval needed ({self.approval_id}): {self.description}. Requested by {self.requested_by}."
+        return text + (f" {self.progress()}." if self.progress() else "")
 
 
 class ApprovalDecided(_Event):
@@ -91,6 +98,7 @@ class ApprovalDecided(_Event):
     status: ApprovalState
     decided_by: str | None
     reason: str | None = None
+    approved_by: list[str] = Field(default_factory=list, description="Everyone who approved it.")
 
     @property
     def message_key(self) -> str:
@@ -112,6 +120,7 @@ class ApprovalAnswered(_Event):
     status: ApprovalState
     decided_by: str | None
     reason: str | None = None
+    approved_by: list[str] = Field(default_factory=list, description="Everyone who approved it.")
 
     def summary(self) -> str:
         who = f" by {self.decided_by}" if self.decided_by else ""
@@ -131,6 +140,13 @@ class AliasMoved(_Event):
     canary_share: int = 0
     actor: str
     approval_id: str | None = None
+    rollout_id: str | None = Field(default=None, description="The staged rollout that made the move, if one did.")
+    stage: int | None = Field(default=None, description="Which stage of that rollout the move is.")
+    stages: int | None = Field(default=None, description="How many stages that rollout has.")
+
+    def rollout_step(self) -> str | None:
+        """`rollout ro_1, stage 2 of 3` when a staged rollout made the move."""
+        return f"rollout {self.rollout_id}, stage {self.stage} of {self.stages}" if self.rollout_id else None
 
     def summary(self) -> str:
         text = (
@@ -138,15 +154,49 @@ class AliasMoved(_Event):
         )
         if self.canary_version_id:
             text += f", canary {self.canary_version_id} at {self.canary_share}%"
-        return text + f" by {self.actor}" + (f" (approval {self.approval_id})" if self.approval_id else "")
+        text += f" by {self.actor}" + (f" (approval {self.approval_id})" if self.approval_id else "")
+        return text + (f"; {self.rollout_step()}" if self.rollout_id else "")
+
+
+class RolloutChanged(_Event):
+    """A staged rollout started, went to another stage, waits for an approval, or stopped (and why)."""
+
+    kind: Literal["rollout"] = "rollout"
+    rollout_id: str
+    model_name: str
+    alias: str
+    version_id: str
+    status: RolloutState
+    stage: int = Field(description="The live stage; 0 before the first.")
+    stages: int
+    share: int = Field(description="The canary share live now.")
+    next_at: str | None = Field(default=None, description="When the next stage is due (UTC), while running.")
+    approval_id: str | None = Field(default=None, description="The approval the next stage waits on.")
+    actor: str
+    reason: str | None = None
+
+    @property
+    def message_key(self) -> str:
+        return f"rollout:{self.rollout_id}"
+
+    def summary(self) -> str:
+        text = (
+            f"Rollout {self.rollout_id} of {self.version_id} on {self.model_name}@{self.alias}: {self.status},"
+            f" stage {self.stage} of {self.stages} ({self.share}%)"
+        )
+        if self.next_at:
+            text += f", next stage at {self.next_at}"
+        if self.approval_id:
+            text += f", waiting for approval {self.approval_id}"
+        return text + (f" ({self.reason})" if self.reason else "")
 
 
 Event = Annotated[
-    Notice | JobChanged | ApprovalRequested | ApprovalDecided | ApprovalAnswered | AliasMoved,
+    Notice | JobChanged | ApprovalRequested | ApprovalDecided | ApprovalAnswered | AliasMoved | RolloutChanged,
     Field(discriminator="kind"),
 ]
 EVENT_KINDS: tuple[type[_Event], ...] = (
-    Notice, JobChanged, ApprovalRequested, ApprovalDecided, ApprovalAnswered, AliasMoved,
+    Notice, JobChanged, ApprovalRequested, ApprovalDecided, ApprovalAnswered, AliasMoved, RolloutChanged,
 )  # fmt: skip
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 

@@ -393,8 +393,141 @@ MODEL_REGISTRY = Migration(
     ),
 )
 
+APPROVAL_QUORUMS = Migration(
+    8,
+    "approvals keep what a decider reads (description, facts) and how many approvers they need; one vote per person",
+    (
+        "ALTER TABLE approvals ADD COLUMN description TEXT",
+        "ALTER TABLE approvals ADD COLUMN facts TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE approvals ADD COLUMN approvals_needed INTEGER NOT NULL DEFAULT 1 CHECK (approvals_needed >= 1)",
+        """CREATE TABLE approval_votes (
+            approval_id TEXT NOT NULL REFERENCES approvals (id),
+            person TEXT NOT NULL,
+            voter TEXT NOT NULL,
+            voter_identity TEXT NOT NULL,
+            at TEXT NOT NULL,
+            PRIMARY KEY (approval_id, person)
+        )""",
+    ),
+)
+
+WEBHOOKS = Migration(
+    9,
+    "outgoing webhooks: endpoints, one delivery per (event, URL), every attempt",
+    (
+        """CREATE TABLE webhook_endpoints (
+            url TEXT PRIMARY KEY,
+            active INTEGER NOT NULL DEFAULT 1,
+            updated_at TEXT NOT NULL
+        )""",
+        """CREATE TABLE webhook_deliveries (
+            id INTEGER PRIMARY KEY,
+            event_id TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            url TEXT NOT NULL,
+            body TEXT NOT NULL,
+            summary TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            status TEXT NOT NULL DEFAULT 'pending' CHECK (status IN ('pending', 'delivered', 'dead', 'discarded')),
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at TEXT NOT NULL,
+            last_status_code INTEGER,
+            last_error TEXT,
+            last_attempt_at TEXT,
+            delivered_at TEXT,
+            UNIQUE (event_id, url)
+        )""",
+        "CREATE INDEX webhook_deliveries_due ON webhook_deliveries (status, url, next_attempt_at)",
+        """CREATE TABLE webhook_attempts (
+            id INTEGER PRIMARY KEY,
+            delivery_id INTEGER NOT NULL REFERENCES webhook_deliveries (id),
+            at TEXT NOT NULL,
+            status_code INTEGER,
+            error TEXT,
+            duration_ms INTEGER NOT NULL
+        )""",
+        "CREATE INDEX webhook_attempts_delivery ON webhook_attempts (delivery_id)",
+    ),
+)
+
+STAGED_ROLLOUTS = Migration(
+    10,
+    "staged rollouts: a plan of canary shares for a model alias, advanced by the scheduler after each hold",
+    (
+        """CREATE TABLE rollouts (
+            id TEXT PRIMARY KEY,
+            model_name TEXT NOT NULL REFERENCES registered_models (name),
+            alias TEXT NOT NULL,
+            version_id TEXT NOT NULL REFERENCES model_versions (id),
+            stages TEXT NOT NULL,
+            hold_seconds INTEGER NOT NULL CHECK (hold_seconds BETWEEN 60 AND 2592000),
+            approval_mode TEXT NOT NULL CHECK (approval_mode IN ('plan', 'stage')),
+            stage INTEGER NOT NULL DEFAULT 0 CHECK (stage >= 0),
+            status TEXT NOT NULL CHECK (status IN ('waiting_approval', 'running', 'paused', 'completed',
+                                                   'cancelled', 'superseded', 'halted')),
+            approval_id TEXT REFERENCES approvals (id),
+            plan_approval_id TEXT REFERENCES approvals (id),
+            next_at TEXT,
+            requested_by TEXT NOT NULL,
+            requested_by_identity TEXT NOT NULL,
+            requested_via TEXT NOT NULL,
+            reason TEXT,
+            status_reason TEXT,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        # One active rollout per alias: a second plan is refused until the first ends.
+        """CREATE UNIQUE INDEX rollouts_active ON rollouts (model_name, alias)
+           WHERE status IN ('waiting_approval', 'running', 'paused')""",
+        "CREATE INDEX rollouts_due ON rollouts (status, next_at)",
+    ),
+)
+
+DEPLOYMENTS = Migration(
+    11,
+    "provider deployments of model versions (on-demand or provisioned, their ARN and state), and approved alias"
+    " changes waiting for one",
+    (
+        """CREATE TABLE deployments (
+            id TEXT PRIMARY KEY,
+            model_version_id TEXT NOT NULL REFERENCES model_versions (id),
+            provider TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('on_demand', 'provisioned')),
+            status TEXT NOT NULL CHECK (status IN ('creating', 'active', 'failed', 'deleting', 'deleted')),
+            provider_model_id TEXT NOT NULL,
+            provider_arn TEXT,
+            provider_status TEXT,
+            model_units INTEGER CHECK (model_units IS NULL OR model_units >= 1),
+            hourly_usd REAL CHECK (hourly_usd IS NULL OR hourly_usd >= 0),
+            commitment TEXT,
+            approval_id TEXT REFERENCES approvals (id),
+            error TEXT,
+            poll_failures INTEGER NOT NULL DEFAULT 0,
+            next_poll_at TEXT NOT NULL,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        # At most one deployment per version serves or is on its way; failed and deleted ones stay as history.
+        """CREATE UNIQUE INDEX deployments_live ON deployments (model_version_id)
+           WHERE status IN ('creating', 'active', 'deleting')""",
+        "CREATE INDEX deployments_due ON deployments (status, next_poll_at)",
+        """CREATE TABLE deployment_waits (
+            approval_id TEXT NOT NULL REFERENCES approvals (id),
+            model_version_id TEXT NOT NULL REFERENCES model_versions (id),
+            change TEXT NOT NULL,
+            status TEXT NOT NULL CHECK (status IN ('waiting', 'applied', 'dropped', 'failed')),
+            detail TEXT,
+            created_at TEXT NOT NULL,
+            resolved_at TEXT,
+            PRIMARY KEY (approval_id, model_version_id)
+        )""",
+        "CREATE INDEX deployment_waits_open ON deployment_waits (status, model_version_id)",
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     INFRASTRUCTURE, DOMAIN, TYPED_EVENTS, COUNTERS, DELIVERY_STATES, REQUESTER_IDENTITIES, MODEL_REGISTRY,
+    APPROVAL_QUORUMS, WEBHOOKS, STAGED_ROLLOUTS, DEPLOYMENTS,
 )  # fmt: skip
 LATEST = MIGRATIONS[-1].version
 

@@ -84,12 +84,16 @@ def enqueue(store: Store, event: Event, *, channel: str | None = None) -> int:
         "next_attempt_at": now,
     }
     with store.write() as db:
-        return int(
+        outbox_id = int(
             db.execute(
                 f"INSERT INTO outbox ({', '.join(row)}) VALUES ({', '.join('?' * len(row))})", tuple(row.values())
             ).lastrowid
             or 0
         )
+        from core.platform import webhooks  # imported here: webhooks builds on this module
+
+        webhooks.enqueue(store, event)  # what applications hear of, one row per endpoint, in this same transaction
+        return outbox_id
 
 
 # Choosing what to deliver ---------------------------------------------------------------------------

@@ -45,10 +45,12 @@ POLICY: dict[Operation, Rule] = {
     Operation.NOTIFY: Rule(Role.ADMIN, "send notices"),
     Operation.AUDIT: Rule(Role.ADMIN, "read the audit log"),
     Operation.OUTBOX: Rule(Role.ADMIN, "administer the outbox"),
+    Operation.WEBHOOKS: Rule(Role.ADMIN, "administer webhook deliveries"),
     Operation.CONFIG: Rule(Role.ADMIN, "read the settings"),
     Operation.SERVE: Rule(Role.ADMIN, "run the server"),
     Operation.MOVE_ALIAS: Rule(Role.OPERATOR, "move model aliases"),
     Operation.MOVE_PROTECTED_ALIAS: Rule(Role.OPERATOR, "change protected model aliases", approval=ApprovalNeed.ALWAYS),
+    Operation.CONTROL_ROLLOUT: Rule(Role.OPERATOR, "pause, resume or cancel staged rollouts"),
     Operation.RETIRE_VERSION: Rule(Role.OPERATOR, "retire model versions", approval=ApprovalNeed.ALWAYS),
 }
 

@@ -23,6 +23,7 @@ from core.services import Services
 log = logging.getLogger(__name__)
 
 APPROVALS_SECONDS = 60  # how often overdue approval requests are expired
+ROLLOUTS_SECONDS = 60  # how often staged rollouts whose hold has passed advance
 
 JOB_DEFAULTS = {
     "coalesce": True,  # after a pause, run once, not once per missed slot
@@ -75,6 +76,14 @@ def poll_jobs(svc: Services) -> None:
     record_run(svc.store, "jobs", detail=f"polled {polled}")
 
 
+def poll_deployments(svc: Services) -> None:
+    """Moves provider deployments of model versions along; an active one applies the alias changes waiting on it."""
+    from core.registry.deployments import poll_deployments as poll
+
+    polled = poll(svc)
+    record_run(svc.store, "deployments", detail=f"polled {polled}")
+
+
 def expire_approvals(svc: Services) -> None:
     """Expires approval requests past their deadline: each action hears "no" and Slack is told."""
     from core.actions import HANDLERS
@@ -83,3 +92,11 @@ def expire_approvals(svc: Services) -> None:
         svc.store, on_decided=lambda approval: HANDLERS[approval.action].on_decided, now=svc.clock()
     )
     record_run(svc.store, "approvals", detail=f"expired {expired}")
+
+
+def advance_rollouts(svc: Services) -> None:
+    """Proposes the next stage of every staged rollout whose hold has passed (see core.registry.rollouts)."""
+    from core.registry.rollouts import advance_due
+
+    advanced = advance_due(svc)
+    record_run(svc.store, "rollouts", detail=f"advanced {advanced}")

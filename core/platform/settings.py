@@ -14,6 +14,7 @@ import difflib
 import ipaddress
 import os
 import re
+import urllib.parse
 import zoneinfo
 from collections.abc import Mapping
 from pathlib import Path
@@ -24,7 +25,7 @@ from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validato
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.platform.identity import canonical, parse_identities, parse_identity, parse_people, parse_tokens
-from core.vocabulary import Role
+from core.vocabulary import Commitment, Role, RolloutApproval
 
 DATA_DIR_NAME = ".finetune"  # the folder `finetune` looks for, walking up from the working directory
 DB_NAME = "finetune.db"
@@ -33,6 +34,52 @@ DEFAULT_MCP_TOKEN_NAME = "default"  # the name FINETUNE_MCP_TOKEN goes by
 MIN_PUBLIC_TOKEN_LENGTH = 32  # a token guarding /mcp off loopback is at least this long
 
 _HOST = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)(:[0-9]{1,5})?")
+MIN_WEBHOOK_SECRET_LENGTH = 32  # FINETUNE_WEBHOOK_SECRET signs every delivery: too long to guess
+GENERATE_WEBHOOK_SECRET = 'python -c "import secrets; print(secrets.token_hex(32))"'
+
+
+def parse_webhook_urls(text: str) -> list[str]:
+    """FINETUNE_WEBHOOK_URLS as a list of http(s) URLs, repeats dropped; ValueError naming the bad entry."""
+    urls: list[str] = []
+    entries = [part.strip() for part in text.split(",") if part.strip()]
+    for number, entry in enumerate(entries, start=1):
+        _check_webhook_url(entry, f"entry {number} ({redact_url(entry)})")
+        if entry not in urls:
+            urls.append(entry)
+    return urls
+
+
+def _check_webhook_url(entry: str, where: str) -> None:
+    example = "e.g. https://hooks.example.com/finetune"
+    if any(char.isspace() or not char.isprintable() for char in entry):
+        raise ValueError(f"{where} contains spaces or control characters; percent-encode them (%20)")
+    try:
+        parts = urllib.parse.urlsplit(entry)
+        parts.port  # noqa: B018 - reading it checks the port
+    except ValueError as exc:
+        raise ValueError(f"{where} is not a URL ({exc}); {example}") from None
+    if parts.scheme.lower() not in ("http", "https"):
+        raise ValueError(f"{where} must start with http:// or https://, {example}")
+    if not parts.hostname:
+        raise ValueError(f"{where} names no host; {example}")
+    if "@" in parts.netloc:
+        raise ValueError(
+            f"{where} carries credentials (user:password@); remove them: receivers check the Finetune-Signature "
+            "header instead"
+        )
+
+
+def redact_url(url: str) -> str:
+    """`url` fit to show or log: scheme and host only, since credentials, path and query may all hold a token."""
+    try:
+        parts = urllib.parse.urlsplit(url)
+        host = parts.netloc.rpartition("@")[2]
+    except ValueError:
+        return "not a URL"
+    if not parts.scheme or not host:
+        return "not a URL"
+    rest = "/…" if parts.path.strip("/") or parts.query or parts.fragment else ""
+    return f"{parts.scheme}://{host}{rest}"
 
 
 def _env(name: str, doc: str, **kwargs: Any) -> Any:
@@ -43,6 +90,30 @@ def _env(name: str, doc: str, **kwargs: Any) -> Any:
         json_schema_extra={"env": name},
         **kwargs,
     )
+
+
+ALIAS_NAME = re.compile(r"[a-z][a-z0-9_-]{0,39}")  # a model alias: production, candidate, staging, ...
+MAX_APPROVALS_NEEDED = 10
+
+
+_QUORUM_KEY = re.compile(rf"{ALIAS_NAME.pattern}(\.[a-z]+)?")  # an alias, an action, or alias.action
+
+
+def parse_quorums(text: str) -> dict[str, int]:
+    """`production=2,retire=2` as {"production": 2, "retire": 2}; ValueError naming the bad entry."""
+    quorums: dict[str, int] = {}
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        key, sep, count = (piece.strip() for piece in entry.partition("="))
+        if not sep or not _QUORUM_KEY.fullmatch(key) or not count.isdigit():
+            raise ValueError(
+                f"{entry!r} must be NAME=COUNT: an alias, an action or alias.action and a number, e.g. production=2"
+            )
+        if not 1 <= int(count) <= MAX_APPROVALS_NEEDED:
+            raise ValueError(f"{entry!r}: the count must be from 1 to {MAX_APPROVALS_NEEDED}")
+        quorums[key] = int(count)
+    return quorums
 
 
 _ROLE_LIST_FORMS = "Slack user ids (U123 or slack:U123), slack-group:S123, os:NAME or mcp:TOKEN-NAME, comma-separated"
@@ -89,6 +160,18 @@ class Settings(BaseSettings):
         "Bearer tokens of applications resolving models over /v1 (never valid on /mcp): NAME:TOKEN,NAME:TOKEN.",
         default=None,
     )
+    webhook_urls: SecretStr | None = _env(
+        "FINETUNE_WEBHOOK_URLS",
+        "http(s) URLs that receive a signed POST for every model version registered and every alias move, "
+        "comma-separated (kept secret: such URLs often carry tokens).",
+        default=None,
+    )
+    webhook_secret: SecretStr | None = _env(
+        "FINETUNE_WEBHOOK_SECRET",
+        f"Key that signs every webhook delivery (header Finetune-Signature), at least {MIN_WEBHOOK_SECRET_LENGTH} "
+        "characters; required with FINETUNE_WEBHOOK_URLS.",
+        default=None,
+    )
     timezone: str = _env("FINETUNE_TIMEZONE", "IANA time zone for schedules, digests and spend periods.", default="UTC")
 
     admins: Annotated[list[str], NoDecode] = _env(
@@ -131,6 +214,13 @@ class Settings(BaseSettings):
     poll_seconds: float = _env(
         "FINETUNE_POLL_SECONDS", "How often serve polls providers for active jobs.", default=30.0, gt=0
     )
+    inference_concurrency: int = _env(
+        "FINETUNE_INFERENCE_CONCURRENCY",
+        "Batches of chat calls to local models that serve generates at once; more calls wait in a queue.",
+        default=1,
+        ge=1,
+        le=64,
+    )
     log_level: str = _env("FINETUNE_LOG_LEVEL", "Logging level (DEBUG, INFO, WARNING, ERROR).", default="INFO")
 
     redact_at_ingest: bool = _env(
@@ -167,6 +257,40 @@ class Settings(BaseSettings):
     approval_ttl_hours: float = _env(
         "FINETUNE_APPROVAL_TTL_HOURS", "Hours an approval request stays open before it expires.", default=24, gt=0
     )
+    approvals_needed: Annotated[dict[str, int], NoDecode] = _env(
+        "FINETUNE_APPROVALS_NEEDED",
+        "How many approvers (different people) an approval needs, by alias, action or alias.action, e.g. "
+        "production=2,production.rollback=1,retire=2 (the most specific entry wins); anything not named needs one.",
+        default_factory=lambda: {"production": 2},
+    )
+    protected_aliases: Annotated[list[str], NoDecode] = _env(
+        "FINETUNE_PROTECTED_ALIASES",
+        "Model aliases that move only through an approval, comma-separated.",
+        default_factory=lambda: ["production"],
+    )
+    rollout_approval: RolloutApproval = _env(
+        "FINETUNE_ROLLOUT_APPROVAL",
+        "What approving a staged rollout (deploy --plan) of a protected alias approves: plan (its first stage "
+        "approves every stage; later stages advance after their hold) or stage (each stage waits for its own).",
+        default=RolloutApproval.PLAN,
+    )
+    local_base_model: str | None = _env(
+        "FINETUNE_LOCAL_BASE_MODEL",
+        "Base model of local jobs launched with --base-model default: a directory holding a Hugging Face model, "
+        "the id of one already in the Hugging Face cache (never downloaded), or tiny.",
+        default=None,
+    )
+    local_runs_dir: Path | None = _env(
+        "FINETUNE_LOCAL_RUNS_DIR",
+        "Where local training runs keep their adapters, logs and progress. Unset: DATA_DIR/local/runs.",
+        default=None,
+    )
+    local_merge: bool = _env(
+        "FINETUNE_LOCAL_MERGE",
+        "Also save each local run's adapter merged into a full copy of its base model (as much disk again as the "
+        "base model); the hyperparameter merge=1 asks it for one job.",
+        default=False,
+    )
     bedrock_bucket: str | None = _env(
         "FINETUNE_BEDROCK_BUCKET",
         "S3 bucket (optionally bucket/prefix) for Bedrock training data and output.",
@@ -174,6 +298,17 @@ class Settings(BaseSettings):
     )
     bedrock_role_arn: str | None = _env(
         "FINETUNE_BEDROCK_ROLE_ARN", "IAM role Bedrock assumes to read training data and write output.", default=None
+    )
+    bedrock_model_units: int = _env(
+        "FINETUNE_BEDROCK_MODEL_UNITS",
+        "Model units of the provisioned throughput a Bedrock custom model gets when it cannot be deployed on demand.",
+        default=1,
+        ge=1,
+    )
+    bedrock_commitment: Commitment = _env(
+        "FINETUNE_BEDROCK_COMMITMENT",
+        "Commitment term of that provisioned throughput: none (hourly, deletable at any time), 1-month or 6-months.",
+        default=Commitment.NONE,
     )
     aws_region: str = _env("AWS_REGION", "AWS region for Bedrock and S3.", default="us-east-1")
     aws_endpoint_url: str | None = _env(
@@ -244,6 +379,32 @@ class Settings(BaseSettings):
             parse_tokens(value.get_secret_value())
         return value
 
+    @field_validator("webhook_urls")
+    @classmethod
+    def _webhook_urls(cls, value: SecretStr | None) -> SecretStr | None:
+        urls = parse_webhook_urls(value.get_secret_value()) if value is not None else []
+        return SecretStr(",".join(urls)) if urls else None
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _long_webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        length = len(value.get_secret_value()) if value is not None else MIN_WEBHOOK_SECRET_LENGTH
+        if length < MIN_WEBHOOK_SECRET_LENGTH:
+            raise ValueError(
+                f"must be at least {MIN_WEBHOOK_SECRET_LENGTH} characters (it has {length}); "
+                f"generate one with {GENERATE_WEBHOOK_SECRET}"
+            )
+        return value
+
+    @model_validator(mode="after")
+    def _webhooks_signed(self) -> Settings:
+        if self.webhook_urls is not None and self.webhook_secret is None:
+            raise ValueError(
+                "FINETUNE_WEBHOOK_URLS is set but FINETUNE_WEBHOOK_SECRET is not, and every delivery is signed with "
+                f"it: generate one with {GENERATE_WEBHOOK_SECRET} and set FINETUNE_WEBHOOK_SECRET"
+            )
+        return self
+
     @field_validator("public_hosts", mode="before")
     @classmethod
     def _host_names(cls, value: object) -> object:
@@ -258,6 +419,25 @@ class Settings(BaseSettings):
                     "or finetune.example.com:8443 (no scheme, no path)"
                 )
         return hosts
+
+    @field_validator("approvals_needed", mode="before")
+    @classmethod
+    def _quorums(cls, value: object) -> object:
+        return parse_quorums(value) if isinstance(value, str) else value
+
+    @field_validator("protected_aliases", mode="before")
+    @classmethod
+    def _alias_names(cls, value: object) -> object:
+        parts = value.split(",") if isinstance(value, str) else value
+        if not isinstance(parts, (list, tuple)):
+            return value
+        names = [str(part).strip() for part in parts if str(part).strip()]
+        for name in names:
+            if not ALIAS_NAME.fullmatch(name):
+                raise ValueError(
+                    f"{name!r} is not an alias name: 1-40 lowercase letters, digits, '-' or '_', starting with a letter"
+                )
+        return names
 
     @field_validator("timezone")
     @classmethod

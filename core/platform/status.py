@@ -13,7 +13,7 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from core.platform import approvals, counters, outbox
+from core.platform import approvals, counters, outbox, webhooks
 from core.platform.settings import Settings
 from core.platform.spend import SpendReport, month_report
 from core.platform.store import Store
@@ -39,6 +39,8 @@ class StatusReport(BaseModel):
     outbox_pending: int = Field(description="Notifications not yet delivered to Slack.")
     outbox_dead: int = Field(description="Notifications given up on after bounded attempts (see `finetune outbox`).")
     dead_letters: list[outbox.OutboxEntry] = Field(description="The newest dead letters, with their last error.")
+    webhooks_pending: int = Field(default=0, description="Webhook deliveries to applications not yet made.")
+    webhooks_dead: int = Field(default=0, description="Webhook deliveries given up on (see `finetune webhooks`).")
     scheduler_heartbeat: str | None = Field(
         description="UTC time of the scheduler's last heartbeat, or null if it never ran."
     )
@@ -60,6 +62,7 @@ def get_status(store: Store, *, now: datetime | None = None, settings: Settings 
         " JOIN model_versions v ON v.id = a.model_version_id ORDER BY a.model_name, a.alias"
     )
     undelivered = outbox.stats(store)
+    hooks = webhooks.stats(store)
     heartbeat = store.query(
         "SELECT last_run_at, interval_seconds FROM scheduler_runs WHERE job_id = 'heartbeat'"
     )  # fmt: skip
@@ -75,6 +78,8 @@ def get_status(store: Store, *, now: datetime | None = None, settings: Settings 
         outbox_pending=undelivered.pending,
         outbox_dead=undelivered.dead,
         dead_letters=outbox.dead_letters(store) if undelivered.dead else [],
+        webhooks_pending=hooks.pending,
+        webhooks_dead=hooks.dead,
         scheduler_heartbeat=last_beat["last_run_at"] if last_beat else None,
         scheduler_health=scheduler_health(
             last_beat["last_run_at"] if last_beat else None,

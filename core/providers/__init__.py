@@ -28,6 +28,7 @@ from core.providers.base import (
     WebhookEvent,
 )
 from core.providers.checks import check_azure, check_bedrock, check_local, check_openai
+from core.providers.deploy import NOTHING_TO_DEPLOY, DeployCapability, ModelDeployer
 from core.vocabulary import Provider, one_of
 
 
@@ -50,8 +51,18 @@ def _bedrock(settings: Settings) -> FineTuneProvider:
 
 
 def _local(settings: Settings) -> FineTuneProvider:
-    check_local(settings)
-    raise AssertionError("check_local refuses every build")
+    from core.providers.local import LocalProvider
+
+    return LocalProvider(settings)
+
+
+def _bedrock_deployer(settings: Settings) -> ModelDeployer:
+    from core.providers.bedrock.deploy import BedrockDeployer
+
+    return BedrockDeployer(settings)
+
+
+AZURE_DEPLOYMENT = "needs an Azure deployment made in Azure; this does not create one"
 
 
 @dataclass(frozen=True)
@@ -60,6 +71,7 @@ class ProviderEntry:
 
     check: Callable[[Settings], None]  # raises ProviderNotConfigured naming the settings to set
     build: ProviderFactory
+    deploy: DeployCapability = NOTHING_TO_DEPLOY  # what serving its trained models takes (core.providers.deploy)
 
     def __call__(self, settings: Settings) -> FineTuneProvider:
         self.check(settings)
@@ -68,8 +80,12 @@ class ProviderEntry:
 
 REGISTRY: dict[Provider, ProviderEntry] = {
     Provider.OPENAI: ProviderEntry(check=check_openai, build=_openai),
-    Provider.AZURE: ProviderEntry(check=check_azure, build=_azure),
-    Provider.BEDROCK: ProviderEntry(check=check_bedrock, build=_bedrock),
+    Provider.AZURE: ProviderEntry(
+        check=check_azure, build=_azure, deploy=DeployCapability(made_elsewhere=AZURE_DEPLOYMENT)
+    ),
+    Provider.BEDROCK: ProviderEntry(
+        check=check_bedrock, build=_bedrock, deploy=DeployCapability(build=_bedrock_deployer)
+    ),
     Provider.LOCAL: ProviderEntry(check=check_local, build=_local),
 }
 

@@ -58,11 +58,22 @@ def check_bedrock(settings: Settings) -> None:
     bedrock_role(settings)
 
 
+# What the local trainer imports, by module name; all of it comes with the `local` extra.
+LOCAL_MODULES = ("torch", "transformers", "peft", "accelerate", "tokenizers", "safetensors", "huggingface_hub")
+LOCAL_EXTRA = "pip install 'finetune-ops[local]'"
+
+
 def check_local(settings: Settings) -> None:
-    raise ProviderNotConfigured(
-        "provider 'local' is not available here: local training is not part of this version of finetune-ops.",
-        hint="Train on openai, azure or bedrock for now.",
-    )
+    """The `local` extra is installed: found by `find_spec`, so nothing as heavy as torch is imported to tell."""
+    missing = [module for module in LOCAL_MODULES if importlib.util.find_spec(module) is None]
+    if missing:
+        raise ProviderNotConfigured(
+            f"local training needs the `local` extra, which is not installed where finetune-ops runs "
+            f"(missing: {', '.join(missing)}).",
+            hint=f"Install it into the same environment: {LOCAL_EXTRA} (from a checkout: pip install -e '.[local]', "
+            "or `python3 dev.py serve`, which installs it). It pins torch==2.13.0: see the README before installing "
+            "another torch, which can download gigabytes.",
+        )
 
 
 def bedrock_storage(settings: Settings) -> tuple[str, str]:

@@ -1,14 +1,32 @@
 """The model registry: registered models, immutable versions with lineage, aliases with canaries, the ledger.
 
 Faces import from here; `service` holds the actions and their policy, `resolve`
-the sticky canary resolution, `db` every statement on the registry's tables.
+the sticky canary resolution, `rollouts` the staged rollouts the scheduler advances, `db` every statement on
+the registry's tables.
 """
 
 from core.registry.resolve import KEY_LIMIT, Resolution, ResolvedModel, bucket, resolve_model
+from core.registry.rollouts import (
+    MAX_STAGES,
+    ROLLOUT_GUARDS,
+    GuardVerdict,
+    Rollout,
+    RolloutGuard,
+    active_rollouts,
+    advance_due,
+    check_hold,
+    check_plan,
+    format_hold,
+    get_rollout,
+    parse_hold,
+    parse_plan,
+)
+from core.registry.rollouts import cancel as cancel_rollout
+from core.registry.rollouts import pause as pause_rollout
+from core.registry.rollouts import resume as resume_rollout
 from core.registry.service import (
     CANDIDATE,
     PRODUCTION,
-    PROTECTED_ALIASES,
     AliasAt,
     AliasState,
     History,
@@ -28,6 +46,7 @@ from core.registry.service import (
     on_alias_decided,
     on_retire_decided,
     promote_canary,
+    recent_moves,
     register_version,
     request_deploy,
     retire,
@@ -38,10 +57,12 @@ from core.registry.service import (
 __all__ = [
     "CANDIDATE",
     "KEY_LIMIT",
+    "MAX_STAGES",
     "PRODUCTION",
-    "PROTECTED_ALIASES",
+    "ROLLOUT_GUARDS",
     "AliasAt",
     "AliasState",
+    "GuardVerdict",
     "History",
     "LedgerEntry",
     "ModelDetail",
@@ -51,8 +72,17 @@ __all__ = [
     "RegistryChange",
     "Resolution",
     "ResolvedModel",
+    "Rollout",
+    "RolloutGuard",
+    "active_rollouts",
+    "advance_due",
     "bucket",
+    "cancel_rollout",
+    "check_hold",
+    "check_plan",
     "describe_model",
+    "format_hold",
+    "get_rollout",
     "get_version",
     "history",
     "list_aliases",
@@ -61,10 +91,15 @@ __all__ = [
     "models_overview",
     "on_alias_decided",
     "on_retire_decided",
+    "parse_hold",
+    "parse_plan",
+    "pause_rollout",
     "promote_canary",
+    "recent_moves",
     "register_version",
     "request_deploy",
     "resolve_model",
+    "resume_rollout",
     "retire",
     "rollback",
     "set_canary_share",

@@ -60,6 +60,16 @@ def version(store: Store, version_id: str) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+def latest_evaluation(store: Store, version_id: str) -> dict[str, Any] | None:
+    """The version's newest finished evaluation (kind, summary JSON), if any."""
+    rows = store.query(
+        """SELECT kind, summary FROM evaluations
+           WHERE model_version_id = ? AND status = 'succeeded' ORDER BY finished_at DESC LIMIT 1""",
+        (version_id,),
+    )
+    return rows[0] if rows else None
+
+
 def versions(store: Store, name: str) -> list[dict[str, Any]]:
     return store.query("SELECT * FROM model_versions WHERE name = ? ORDER BY version", (name,))
 
@@ -143,13 +153,28 @@ def add_ledger_row(
     )  # fmt: skip
 
 
+# Ledger rows with who approved each: every approver of a request that needed several, else its decider.
+_LEDGER_SELECT = """SELECT p.*, COALESCE(
+        (SELECT group_concat(v.voter, ', ') FROM (SELECT voter FROM approval_votes WHERE approval_id = p.approval_id
+                                                 ORDER BY at, rowid) v),
+        ap.decided_by) AS approved_by
+    FROM promotions p LEFT JOIN approvals ap ON ap.id = p.approval_id"""
+
+
 def ledger(store: Store, name: str, *, until: str | None) -> list[dict[str, Any]]:
     """The ledger rows of model `name` up to `until` (all when None), oldest first, with who approved each."""
     where, params = ("AND p.at <= ?", (name, until)) if until else ("", (name,))
     return store.query(
-        "SELECT p.*, ap.decided_by AS approved_by FROM promotions p LEFT JOIN approvals ap ON ap.id = p.approval_id"
-        f" WHERE p.model_name = ? {where} ORDER BY p.at, p.id",
+        f"{_LEDGER_SELECT} WHERE p.model_name = ? {where} ORDER BY p.at, p.id",
         params,
+    )
+
+
+def recent_ledger(store: Store, *, limit: int) -> list[dict[str, Any]]:
+    """The newest `limit` ledger rows across every model, newest first, with who approved each."""
+    return store.query(
+        f"{_LEDGER_SELECT} ORDER BY p.at DESC, p.id DESC LIMIT ?",
+        (limit,),
     )
 
 

@@ -16,6 +16,10 @@ behind the same share reaches the same callers.
 The alias table is cached per store and reread only when the `registry_aliases`
 counter moved (every alias write bumps it in its own transaction, in any
 process), so a call costs one primary-key read of that counter plus a hash.
+
+`provider_model_id` is what the application calls: the trained model's id, or,
+for a version with an active provider deployment (a Bedrock custom model), that
+deployment's ARN, since Bedrock invokes custom models only through one.
 """
 
 from __future__ import annotations
@@ -31,6 +35,7 @@ from pydantic import BaseModel, Field
 from core.errors import InvalidInput, NotFound
 from core.platform.store import Store
 from core.registry import db
+from core.registry.deployments import serving_arns
 from core.vocabulary import Arm
 
 BUCKETS = 100
@@ -107,14 +112,18 @@ def _snapshot(store: Store) -> _Snapshot:
         return cached
     with _lock:
         generation = db.alias_generation(store)  # read before the table: a later move makes the next call reload
-        fresh = _Snapshot(generation, {(r["model_name"], r["alias"]): _route(r) for r in db.routes(store)})
+        arns = serving_arns(store)  # a deployment's activation or deletion moves the generation too
+        fresh = _Snapshot(generation, {(r["model_name"], r["alias"]): _route(r, arns) for r in db.routes(store)})
         _snapshots[store] = fresh
     return fresh
 
 
-def _route(row: dict[str, Any]) -> _Route:
-    stable = _Target(row["stable_id"], row["stable_provider"], row["stable_model"])
-    canary = _Target(row["canary_id"], row["canary_provider"], row["canary_model"]) if row["canary_id"] else None
+def _route(row: dict[str, Any], arns: dict[str, str]) -> _Route:
+    """An alias's arms; a version with an active provider deployment is called through that deployment's ARN."""
+    stable = _Target(row["stable_id"], row["stable_provider"], arns.get(row["stable_id"], row["stable_model"]))
+    canary = None
+    if row["canary_id"]:
+        canary = _Target(row["canary_id"], row["canary_provider"], arns.get(row["canary_id"], row["canary_model"]))
     return _Route(stable, canary, int(row["canary_share"] or 0) if canary else 0)
 
 
@@ -146,7 +155,9 @@ class ResolvedModel(BaseModel):
     alias: str
     version: str = Field(description="The version id, name:vN.")
     provider: str
-    provider_model_id: str | None = Field(description="The model id to call at the provider.")
+    provider_model_id: str | None = Field(
+        description="The model id to call at the provider: for a Bedrock custom model, its deployment's ARN."
+    )
     arm: Arm = Field(description="stable, or canary when the caller falls in the alias's canary share.")
 
     @classmethod

@@ -15,21 +15,24 @@ served each alias at any moment and who put it there.
 
 The actions go through the policy: moving an alias that is not protected is
 direct for an operator (Operation.MOVE_ALIAS); changing a protected one
-(`production` unless the caller says otherwise) and retiring a version wait
-for an approval (Operation.MOVE_PROTECTED_ALIAS, Operation.RETIRE_VERSION),
-and the change happens when it is approved, inside the deciding transaction
-(`on_alias_decided`, `on_retire_decided`). A request records the alias's
-state when it was asked; if the alias moved meanwhile, approving it is refused
-(Conflict) and the request can only be rejected, so nobody approves a change
-whose premise is gone.
+(FINETUNE_PROTECTED_ALIASES, `production` by default) and retiring a version
+wait for an approval (Operation.MOVE_PROTECTED_ALIAS, Operation.RETIRE_VERSION)
+from as many people as FINETUNE_APPROVALS_NEEDED asks (`production=2` by
+default), and the change happens when it is approved, inside the deciding
+transaction (`on_alias_decided`, `on_retire_decided`). The request carries
+what deciders need: the alias before and after and the incoming version's
+lineage (`core.registry.facts`). A request records the alias's state when it
+was asked; if the alias moved meanwhile, approving it is refused (Conflict) and
+the request can only be rejected, so nobody approves a change whose premise is
+gone.
 """
 
 from __future__ import annotations
 
 import json
 import re
-from collections.abc import Collection
-from datetime import UTC, datetime
+from collections.abc import Sequence
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -40,13 +43,15 @@ from core.platform.actors import Actor
 from core.platform.policy import POLICY, authorize
 from core.platform.store import Store
 from core.platform.timeutil import iso, parse_iso
-from core.registry import db
+from core.registry import db, deployments, rollouts
+from core.registry.deployments import Deployment
+from core.registry.facts import lineage_facts
+from core.registry.rollouts import Rollout, RolloutStep
 from core.services import Services
 from core.vocabulary import Action, AliasMove, ApprovalNeed, Operation
 
 PRODUCTION = "production"
 CANDIDATE = "candidate"  # the alias a newly trained version takes
-PROTECTED_ALIASES: frozenset[str] = frozenset({PRODUCTION})  # move only by approval
 
 _ALIAS = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 _VERSION = re.compile(r"(?:(?P<name>.+):)?v?(?P<number>[0-9]{1,9})")
@@ -88,6 +93,7 @@ class RegistryChange(BaseModel):
     alias: AliasState | None = Field(default=None, description="The alias as it stands now.")
     version: ModelVersion | None = Field(default=None, description="The retired version, for retirements.")
     approval: approvals.Approval | None = None
+    rollout: Rollout | None = Field(default=None, description="The staged rollout a deploy with a plan started.")
 
 
 class LedgerEntry(BaseModel):
@@ -146,13 +152,15 @@ class _AliasChange(BaseModel):
     before: _State | None
     after: _State
     reason: str | None = None
+    rollout: RolloutStep | None = None  # the staged rollout's stage this change is, if it is one
 
     def describe(self) -> str:
         after = self.after.version_id
         if self.after.canary_version_id:
             after += f" with canary {self.after.canary_version_id} at {self.after.canary_share}%"
         before = _describe_state(self.before)
-        return f"{self.move} {self.name}@{self.alias}: {before} -> {after}"
+        step = f" ({self.rollout.describe()})" if self.rollout else ""
+        return f"{self.move} {self.name}@{self.alias}: {before} -> {after}{step}"
 
 
 def _describe_state(state: _State | None) -> str:
@@ -205,6 +213,10 @@ class ModelDetail(BaseModel):
     name: str
     versions: list[ModelVersion] = Field(description="Every version, oldest first, with its lineage.")
     aliases: list[AliasState]
+    rollouts: list[Rollout] = Field(default_factory=list, description="Its staged rollouts still in progress.")
+    deployments: list[Deployment] = Field(
+        default_factory=list, description="Each version's newest provider deployment: kind, status, ARN, price."
+    )
 
 
 def models_overview(store: Store) -> ModelList:
@@ -225,7 +237,10 @@ def models_overview(store: Store) -> ModelList:
 
 def describe_model(store: Store, name: str) -> ModelDetail:
     """One model: every version with its lineage, and its aliases."""
-    return ModelDetail(name=name, versions=list_versions(store, name), aliases=list_aliases(store, name))
+    return ModelDetail(
+        name=name, versions=list_versions(store, name), aliases=list_aliases(store, name),
+        rollouts=rollouts.active_rollouts(store, name), deployments=deployments.for_model(store, name),
+    )  # fmt: skip
 
 
 def history(store: Store, name: str, at: datetime | str | None = None) -> History:
@@ -245,6 +260,19 @@ def history(store: Store, name: str, at: datetime | str | None = None) -> Histor
             for m in sorted(latest.values(), key=lambda m: m.alias)
         ],
     )  # fmt: skip
+
+
+RECENT_MOVES_MAX = 1000
+
+
+def recent_moves(store: Store, *, limit: int) -> list[LedgerEntry]:
+    """The newest `limit` alias moves across every model, newest first."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= RECENT_MOVES_MAX:
+        raise InvalidInput(
+            f"`limit` must be a whole number from 1 to {RECENT_MOVES_MAX}, got {limit!r}.",
+            hint="For example 10 for the latest ten moves.",
+        )
+    return [_entry(row) for row in db.recent_ledger(store, limit=limit)]
 
 
 # Registering ---------------------------------------------------------------------------------------------
@@ -279,12 +307,24 @@ def register_version(
 
 def request_deploy(
     svc: Services, *, actor: Actor, name: str, version: int | str, alias: str = PRODUCTION,
-    canary_share: int | None = None, reason: str | None = None, protected: Collection[str] = PROTECTED_ALIASES,
+    canary_share: int | None = None, reason: str | None = None, plan: Sequence[int] | None = None,
+    every: timedelta | str | None = None,
 ) -> RegistryChange:  # fmt: skip
     """Point `name@alias` at `version`; with `canary_share`, run it as the alias's canary for that share instead.
 
     A plain deploy replaces the stable version and ends any canary. A canary needs a stable version to run beside.
+    With `plan` (canary shares ending at 100) and `every` (the hold between them), a staged rollout starts
+    instead: see `core.registry.rollouts`.
     """
+    if plan is not None or every is not None:
+        if canary_share is not None:
+            raise InvalidInput(
+                "`canary_share` and `plan` cannot go together: a plan sets the canary's share at every stage.",
+                hint="Drop `canary_share`, or drop `plan` and `every`.",
+            )
+        return rollouts.start(
+            svc, actor=actor, name=name, version=version, alias=alias, plan=plan, every=every, reason=reason
+        )
     store = svc.store
     alias = _check_alias(alias)
     target = _deployable(store, name, version)
@@ -294,7 +334,7 @@ def request_deploy(
             name=name, alias=alias, move=AliasMove.DEPLOY, before=before, after=_State(version_id=target.id),
             reason=reason,
         )  # fmt: skip
-        return _change(svc, actor, change, protected)
+        return _change(svc, actor, change)
     share = _check_share(canary_share, "canary_share")
     if before is None:
         raise Conflict(
@@ -305,36 +345,34 @@ def request_deploy(
         raise Conflict(f"{target.id} is already the stable version of {name}@{alias}.", hint="Pick a newer version.")
     after = _State(version_id=before.version_id, canary_version_id=target.id, canary_share=share)
     change = _AliasChange(name=name, alias=alias, move=AliasMove.CANARY, before=before, after=after, reason=reason)
-    return _change(svc, actor, change, protected)
+    return _change(svc, actor, change)
 
 
 def set_canary_share(
     svc: Services, *, actor: Actor, name: str, alias: str, share: int, reason: str | None = None,
-    protected: Collection[str] = PROTECTED_ALIASES,
 ) -> RegistryChange:  # fmt: skip
     """Send `share`% of `name@alias`'s callers to its canary (0 pauses it; 100 sends everyone)."""
     share = _check_share(share, "share")
     before = _with_canary(svc.store, name, _check_alias(alias))
     after = before.model_copy(update={"canary_share": share})
     change = _AliasChange(name=name, alias=alias, move=AliasMove.CANARY, before=before, after=after, reason=reason)
-    return _change(svc, actor, change, protected)
+    return _change(svc, actor, change)
 
 
 def promote_canary(
     svc: Services, *, actor: Actor, name: str, alias: str = PRODUCTION, reason: str | None = None,
-    protected: Collection[str] = PROTECTED_ALIASES,
 ) -> RegistryChange:  # fmt: skip
     """Make `name@alias`'s canary its stable version, for every caller."""
     before = _with_canary(svc.store, name, _check_alias(alias))
     assert before.canary_version_id is not None  # _with_canary refuses an alias without one
     after = _State(version_id=before.canary_version_id)
     change = _AliasChange(name=name, alias=alias, move=AliasMove.PROMOTE, before=before, after=after, reason=reason)
-    return _change(svc, actor, change, protected)
+    return _change(svc, actor, change)
 
 
 def rollback(
     svc: Services, *, actor: Actor, name: str, alias: str = PRODUCTION, to: int | str | None = None,
-    reason: str | None = None, protected: Collection[str] = PROTECTED_ALIASES,
+    reason: str | None = None,
 ) -> RegistryChange:  # fmt: skip
     """Undo `name@alias`'s latest change: end its canary if one runs, else go back to its previous version.
 
@@ -356,51 +394,68 @@ def rollback(
     else:
         after = _State(version_id=_previous(store, name, alias, before.version_id))
     change = _AliasChange(name=name, alias=alias, move=AliasMove.ROLLBACK, before=before, after=after, reason=reason)
-    return _change(svc, actor, change, protected)
+    return _change(svc, actor, change)
 
 
-def _change(svc: Services, actor: Actor, change: _AliasChange, protected: Collection[str]) -> RegistryChange:
-    """Apply the change at once, or ask for an approval when the policy wants one for this alias."""
+def _change(svc: Services, actor: Actor, change: _AliasChange, *, preapproval: str | None = None) -> RegistryChange:
+    """Apply the change at once, or ask for an approval when the policy wants one for this alias.
+
+    Protected aliases are FINETUNE_PROTECTED_ALIASES; FINETUNE_APPROVALS_NEEDED says how many people approve.
+    `preapproval` names an approval that already allows the change (a staged rollout's approved plan): it is
+    applied at once, and its ledger row names that approval.
+    """
     if change.before == change.after:
         raise Conflict(
             f"{change.name}@{change.alias} is already {_describe_state(change.after)}.", hint="Nothing to change."
         )
-    operation = Operation.MOVE_PROTECTED_ALIAS if change.alias in protected else Operation.MOVE_ALIAS
+    settings = svc.settings
+    operation = Operation.MOVE_PROTECTED_ALIAS if change.alias in settings.protected_aliases else Operation.MOVE_ALIAS
     authorize(actor, operation)
     store = svc.store
     args = {"model": change.name, "alias": change.alias, "after": change.after.model_dump(), "reason": change.reason}
     with store.write():
-        if POLICY[operation].approval is not ApprovalNeed.NEVER:
+        needs_approval = POLICY[operation].approval is not ApprovalNeed.NEVER and preapproval is None
+        if needs_approval or deployments.missing(svc, _arriving(change)):  # a new deployment costs money
+            action = Action(change.move)
             approval = approvals.request(
-                store, action=Action(change.move), subject_id=f"{change.name}@{change.alias}",
-                summary=change.describe(), actor=actor, ttl_hours=svc.settings.approval_ttl_hours,
-                payload=change.model_dump(mode="json"),
+                store, action=action, subject_id=f"{change.name}@{change.alias}", summary=change.describe(),
+                actor=actor, ttl_hours=settings.approval_ttl_hours, payload=change.model_dump(mode="json"),
+                facts=_change_facts(store, change) | deployments.approval_facts(svc, _arriving(change)),
+                needed=approvals.approvals_needed(settings, action, change.alias),
             )  # fmt: skip
             audit.record(store, actor, f"request_{change.move}", args, detail=f"waiting for approval {approval.id}")
             return RegistryChange(applied=False, alias=_alias_or_none(store, change), approval=approval)
-        _apply(store, change, actor=str(actor), face=actor.face, approval_id=None, now=iso(svc.clock()))
+        _apply(store, change, actor=str(actor), face=actor.face, approval_id=preapproval, now=iso(svc.clock()))
         audit.record(store, actor, str(change.move), args)
     return RegistryChange(applied=True, alias=_alias_or_none(store, change))
 
 
+def _change_facts(store: Store, change: _AliasChange) -> dict[str, str]:
+    """What deciders read: the alias before and after, and the lineage of the version the change brings in."""
+    facts = {"From": _describe_state(change.before), "To": _describe_state(change.after)}
+    before = change.before.version_id if change.before else None
+    incoming = change.after.canary_version_id or change.after.version_id
+    if incoming == before and change.after.canary_version_id is None:
+        return facts  # no version comes in: a canary ended or its share changed only
+    facts["Version"] = incoming
+    return facts | lineage_facts(store, incoming)
+
+
+def _arriving(change: _AliasChange) -> list[str]:
+    """The versions the change brings into the alias: each may need a provider deployment before it serves."""
+    before = {change.before.version_id, change.before.canary_version_id} if change.before else set()
+    return [v for v in (change.after.version_id, change.after.canary_version_id) if v and v not in before]
+
+
 def _apply(store: Store, change: _AliasChange, *, actor: str, face: str, approval_id: str | None, now: str) -> None:
     """Move the alias, write its ledger row and its notification. Inside the caller's transaction."""
-    current = _state(store, change.name, change.alias)
-    if current != change.before:
-        raise Conflict(
-            f"{change.name}@{change.alias} changed since this was asked: it was {_describe_state(change.before)},"
-            f" it is now {_describe_state(current)}.",
-            hint="Reject the request and ask again from the alias as it stands.",
-            approval=approval_id,
-        )
+    _check_applicable(store, change, approval_id)
     after = change.after
-    for version_id in filter(None, (after.version_id, after.canary_version_id)):
-        _refuse_retired(store, version_id)  # retired since the request was made
     db.set_alias(
         store, name=change.name, alias_name=change.alias, version_id=after.version_id,
         canary_version_id=after.canary_version_id, canary_share=after.canary_share, now=now,
     )  # fmt: skip
-    from_id = change.before.version_id if change.before else None
+    from_id, step = (change.before.version_id if change.before else None), change.rollout
     db.add_ledger_row(
         store, name=change.name, alias_name=change.alias, move=change.move, from_version_id=from_id,
         to_version_id=after.version_id, canary_version_id=after.canary_version_id, canary_share=after.canary_share,
@@ -412,18 +467,47 @@ def _apply(store: Store, change: _AliasChange, *, actor: str, face: str, approva
             model_name=change.name, alias=change.alias, move=change.move, from_version_id=from_id,
             to_version_id=after.version_id, canary_version_id=after.canary_version_id,
             canary_share=after.canary_share, actor=actor, approval_id=approval_id,
+            rollout_id=step.id if step else None, stage=step.stage if step else None,
+            stages=step.stages if step else None,
         ),
     )  # fmt: skip
+    rollouts.on_alias_applied(store, change, actor=actor, approval_id=approval_id, now=now)
+
+
+def _check_applicable(store: Store, change: _AliasChange, approval_id: str | None) -> None:
+    """Conflict when the alias moved since the change was asked, or a version it brings in was retired since."""
+    current = _state(store, change.name, change.alias)
+    if current != change.before:
+        raise Conflict(
+            f"{change.name}@{change.alias} changed since this was asked: it was {_describe_state(change.before)},"
+            f" it is now {_describe_state(current)}.",
+            hint="Reject the request and ask again from the alias as it stands.",
+            approval=approval_id,
+        )
+    for version_id in filter(None, (change.after.version_id, change.after.canary_version_id)):
+        _refuse_retired(store, version_id)  # retired since the request was made
 
 
 def on_alias_decided(store: Store, approval: approvals.Approval, approved: bool) -> None:
-    """An alias change was decided: approved, it happens now, in the deciding transaction; otherwise nothing moves."""
+    """An alias change was decided: approved, it happens now, in the deciding transaction; otherwise nothing moves
+    (and a staged rollout whose stage it was is cancelled)."""
+    change = _AliasChange.model_validate(approval.payload)
     if not approved:
+        rollouts.on_stage_refused(store, change, approval)
         return
+    _check_applicable(store, change, approval.id)  # refused now, not once a deployment is ready
+    if deployments.hold(store, approval, _arriving(change)):
+        return  # it moves once the incoming version's deployment is active (`deployments.poll_deployments`)
+    apply_approved_change(store, approval, now=approval.decided_at or iso())
+
+
+def apply_approved_change(store: Store, approval: approvals.Approval, *, now: str) -> None:
+    """Make the change `approval` approved: the alias moves, its ledger row naming the approval. In the caller's
+    transaction; Conflict when the alias moved since it was asked or a version it brings in was retired."""
     change = _AliasChange.model_validate(approval.payload)
     _apply(
         store, change, actor=f"{approval.requested_via}:{approval.requested_by}", face=approval.requested_via,
-        approval_id=approval.id, now=approval.decided_at or iso(),
+        approval_id=approval.id, now=now,
     )  # fmt: skip
 
 
@@ -442,6 +526,8 @@ def retire(svc: Services, *, actor: Actor, name: str, version: int | str, reason
             approval = approvals.request(
                 store, action=Action.RETIRE, subject_id=target.id, summary=f"retire {target.id}", actor=actor,
                 ttl_hours=svc.settings.approval_ttl_hours, payload={"version_id": target.id, "reason": reason},
+                facts={"Version": target.id} | lineage_facts(store, target.id),
+                needed=approvals.approvals_needed(svc.settings, Action.RETIRE),
             )  # fmt: skip
             audit.record(store, actor, "request_retire", args, detail=f"waiting for approval {approval.id}")
             return RegistryChange(applied=False, version=target, approval=approval)
@@ -460,6 +546,7 @@ def _retire(store: Store, version_id: str, *, now: str) -> None:
     _refuse_serving(store, version_id)
     if not db.retire_version(store, version_id, now=now):
         raise Conflict(f"{version_id} is already retired.", hint="Nothing to do.", version=version_id)
+    deployments.on_version_retired(store, version_id, now=now)  # its deployment is torn down after commit
 
 
 # Checks --------------------------------------------------------------------------------------------------

@@ -239,7 +239,20 @@ def _extras(plan: _Plan) -> dict[str, float | int]:
         if rng is not None and rng.default is not None:
             why = f"{name} keeps its documented default {rng.default:g}; it acts only with a validation set."
             extra[name] = plan.fit(name, rng.default, why)
+    for name, why in LOCAL_DEFAULTS.items():
+        rng = plan.ranges.get(name)
+        if rng is not None and rng.default is not None:
+            extra[name] = plan.fit(name, rng.default, why.format(_shown(_tidy(rng.default, rng))))
     return extra
+
+
+# The local trainer's memory and output switches: kept at their defaults, each with what changing it does.
+LOCAL_DEFAULTS = {
+    "gradient_accumulation_steps": "Gradient accumulation {}: one optimiser step per batch; raise it to train on a "
+    "larger batch than fits in memory.",
+    "gradient_checkpointing": "Gradient checkpointing {} (off): faster; 1 saves memory on long examples.",
+    "merge": "merge {}: only the adapter is saved; 1 also saves the base model with the adapter merged in.",
+}
 
 
 def _value_problem(info: ModelInfo, key: str, value: object, rng: ParamRange) -> str | None:

@@ -51,9 +51,11 @@ from core.platform.store import Store
 from core.platform.timeutil import iso, utcnow
 from core.providers import base as providers
 from core.providers import check_configured
+from core.registry.facts import dataset_fact
 from core.services import Services
 from core.training import db
 from core.training.hyperparams import HyperparameterSuggestion, check_hyperparameters, suggest_hyperparameters
+from core.training.planning import catalog_for, local_base_model
 from core.vocabulary import (
     ACTIVE_JOB_STATES,
     CATALOG_PROVIDER,
@@ -219,6 +221,8 @@ def launch_job(
     if key is not None and (earlier := _launched_with(store, key)) is not None:
         return earlier
     provider_name = _provider_name(provider)
+    base_model = local_base_model(settings, provider=provider_name, base_model=base_model)
+    catalog = catalog_for(catalog, base_model, provider=provider_name)  # local models outside the catalog too
     info = catalog.require(base_model)
     if CATALOG_PROVIDER[provider_name] != info.provider:
         raise InvalidInput(
@@ -334,7 +338,8 @@ def _record_launch(store: Store, settings: Settings, plan: _Launch) -> approvals
                 store, action=Action.LAUNCH, subject_id=job_id, actor=plan.actor,
                 ttl_hours=settings.approval_ttl_hours, cost_usd=cost.usd,
                 payload={"job": job_id, "provider": provider, "base_model": base_model, "reasons": reasons},
-                facts={"Base model": base_model, "Dataset version": version, "Provider": str(provider)},
+                facts={"Base model": base_model, "Dataset version": dataset_fact(store, version), "Provider": str(provider)},
+                needed=approvals.approvals_needed(settings, Action.LAUNCH),
                 summary=f"launch {job_id}: {base_model} on {version} via {provider}, estimated {price}; "
                 f"needs approval: {'; '.join(reasons)}",
             )  # fmt: skip
@@ -412,10 +417,11 @@ def _files(store: Store, job: Job, catalog: Catalog) -> tuple[Path, Path | None]
 
 def submit_job(svc: Services, job_id: str) -> Job:
     """Hand a `submitting` job to its provider. Safe to repeat: the idempotency key travels with it."""
-    store, catalog = svc.store, svc.catalog
+    store = svc.store
     job = get_job(store, job_id)
     if job.status != JobState.SUBMITTING:
         return job
+    catalog = catalog_for(svc.catalog, job.base_model, provider=job.provider)
     try:
         provider = svc.provider(job.provider)
         train, validation = _files(store, job, catalog)

@@ -14,6 +14,7 @@ from pydantic import Field
 from core import registry
 from core.platform import Approval, ApprovalList, approvals
 from core.registry import (
+    MAX_STAGES,
     PRODUCTION,
     History,
     ModelDetail,
@@ -55,7 +56,8 @@ def list_models(ctx: Context) -> ModelList:
 @TOOLS.tool(title="Get model", effect=READS)
 def get_model(ctx: Context, name: ModelName) -> ModelDetail:
     """One registered model: every version with its lineage (dataset version, job, provider model id, cost,
-    metrics, retired or not) and its aliases."""
+    metrics, retired or not), its aliases, and its staged rollouts in progress (stage k of n, share, status,
+    next advance)."""
     return call_core(ctx, "get_model", {"name": name}, lambda svc, actor: registry.describe_model(svc.store, name))
 
 
@@ -71,13 +73,28 @@ def request_deployment(
               "replacing its stable version.", ge=0, le=100),
     ] = None,
     reason: Reason = None,
+    plan: Annotated[
+        list[Annotated[int, Field(ge=1, le=100)]] | None,
+        Field(description="Roll the version out in stages instead: canary shares in increasing order ending at "
+              "100, e.g. [10, 50, 100]; each stage starts after `every`, and 100 promotes the version.",
+              min_length=1, max_length=MAX_STAGES),
+    ] = None,
+    every: Annotated[
+        str | None,
+        Field(description="With `plan`: the hold between stages, in minutes (m), hours (h) or days (d), e.g. "
+              "30m, 24h or 2d; from 1 minute to 30 days.", max_length=32),
+    ] = None,
 ) -> RegistryChange:  # fmt: skip
-    """Point a model's alias at a version, or start it as the alias's canary with `canary_share`. An alias that
-    is not protected moves at once (`applied`); a protected one (production) waits for an approver in Slack, and
-    the answer carries that `approval` (see get_approval). Agents may request, never approve."""
-    args = {"name": name, "version": version, "alias": alias, "canary_share": canary_share, "reason": reason}
+    """Point a model's alias at a version, or start it as the alias's canary with `canary_share`, or roll it out
+    in stages with `plan` and `every` (the answer's `rollout` says its stage and next advance; get_model shows it
+    later). An alias that is not protected moves at once (`applied`); a protected one (production) waits for an
+    approver in Slack, and the answer carries that `approval` (see get_approval). Agents may request, never
+    approve."""
+    args: dict[str, object] = {"name": name, "version": version, "alias": alias, "canary_share": canary_share}
+    args |= {"reason": reason, "plan": plan, "every": every}
     return call_core(ctx, "request_deployment", args, lambda svc, actor: registry.request_deploy(
         svc, actor=actor, name=name, version=version, alias=alias, canary_share=canary_share, reason=reason,
+        plan=plan, every=every,
     ))  # fmt: skip
 
 

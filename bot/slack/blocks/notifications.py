@@ -6,10 +6,12 @@ answers them); its decision edits the same message, without buttons.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from bot.slack.blocks.kit import Block, SlackMessage, context, fields, header, render, section
 from core.platform import events, outbox
 from core.platform.timeutil import parse_iso
-from core.vocabulary import ApprovalState, Face
+from core.vocabulary import ApprovalState, Face, RolloutState
 
 APPROVE_ACTION = "approval_approve"
 REJECT_ACTION = "approval_reject"
@@ -67,6 +69,9 @@ def _(event: events.JobChanged) -> SlackMessage:
 def _(event: events.ApprovalRequested) -> SlackMessage:
     requester = f"{mention(event.requested_by)} via {face_of(event.requested_by)}"
     text = f":raised_hand: Approval needed ({event.approval_id}): {event.description}. Requested by {requester}."
+    progress = event.progress()
+    if progress:
+        text += f" {progress}."
     facts = [
         ("Action", str(event.action)),
         ("Subject", f"`{event.subject_id}`" if event.subject_id else "none"),
@@ -75,6 +80,9 @@ def _(event: events.ApprovalRequested) -> SlackMessage:
         ("Requested by", requester),
         ("Expires", slack_date(event.expires_at) if event.expires_at else "never"),
     ]
+    if progress:
+        voters = ", ".join(mention(voter) for voter in event.approved_by) or "nobody yet"
+        facts.append(("Approvals", f"{progress}: {voters}"))
     blocks = [
         header(f"Approval needed: {event.action} {event.subject_id or ''}".strip()),
         section(event.description),
@@ -104,8 +112,16 @@ def _(event: events.ApprovalAnswered) -> SlackMessage:
 
 def decision_text(event: events.ApprovalDecided | events.ApprovalAnswered) -> str:
     verb = APPROVAL_VERBS.get(event.status, event.status)
-    who = f" by {mention(event.decided_by)}" if event.decided_by else ""
+    deciders = event.approved_by if event.status == ApprovalState.APPROVED and event.approved_by else []
+    deciders = deciders or ([event.decided_by] if event.decided_by else [])
+    who = f" by {_and(mention(d) for d in deciders)}" if deciders else ""
     return f"{verb}{who}: {event.action} {event.subject_id}" + (f" ({event.reason})" if event.reason else "")
+
+
+def _and(names: Iterable[str]) -> str:
+    """`a`, `a and b`, `a, b and c`."""
+    items = list(names)
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + f" and {items[-1]}"
 
 
 def decision_buttons(approval_id: str) -> Block:
@@ -128,7 +144,38 @@ def _(event: events.AliasMoved) -> SlackMessage:
     if event.canary_version_id:
         text += f", canary *{event.canary_version_id}* at {event.canary_share}%"
     by = f"By {mention(event.actor)}" + (f" (approval `{event.approval_id}`)" if event.approval_id else "")
+    step = event.rollout_step()
+    if step:
+        text += f" ({step})"
+        by += f" · {step}"
     return SlackMessage(text, [section(text), context(by)])
+
+
+ROLLOUT_ICONS = {
+    RolloutState.COMPLETED: ":white_check_mark:",
+    RolloutState.HALTED: ":octagonal_sign:",
+    RolloutState.CANCELLED: ":no_entry_sign:",
+    RolloutState.SUPERSEDED: ":leftwards_arrow_with_hook:",
+    RolloutState.PAUSED: ":double_vertical_bar:",
+    RolloutState.WAITING_APPROVAL: ":raised_hand:",
+}
+
+
+@render.register
+def _(event: events.RolloutChanged) -> SlackMessage:
+    icon = ROLLOUT_ICONS.get(event.status, ":vertical_traffic_light:")
+    text = (
+        f"{icon} Rollout `{event.rollout_id}` of *{event.version_id}* on `{event.model_name}@{event.alias}`:"
+        f" *{event.status}*, stage {event.stage} of {event.stages} ({event.share}%)"
+    )
+    if event.reason:
+        text += f": {event.reason}"
+    notes = [f"By {mention(event.actor)}"]
+    if event.next_at:
+        notes.append(f"next stage {slack_date(event.next_at)}")
+    if event.approval_id:
+        notes.append(f"waiting for approval `{event.approval_id}`")
+    return SlackMessage(text, [section(text), context(" · ".join(notes))])
 
 
 def _button(label: str, action_id: str, value: str, *, style: str) -> Block:

@@ -5,12 +5,14 @@ from __future__ import annotations
 from bot.commands.registry import (
     ResolvedVersion,
     alias_text,
+    plan_text,
     put_by_text,
+    rollout_text,
     serving_text,
     waiting_text,
 )
 from bot.slack.blocks.kit import SlackMessage, context, header, render, section
-from core.registry import AliasState, History, ModelDetail, ModelList, ModelVersion, RegistryChange
+from core.registry import AliasState, History, ModelDetail, ModelList, ModelVersion, RegistryChange, Rollout
 
 _LINES = 20  # lines per section: a section holds 3,000 characters
 
@@ -43,7 +45,13 @@ def _(result: ModelDetail) -> SlackMessage:
         + (f" · ${v.cost_usd:,.2f}" if v.cost_usd is not None else "")
         for v in reversed(result.versions)  # newest first: what a person looks for
     ]
-    blocks = [header(result.name), section(f"Aliases: {_aliases(result.aliases)}"), *_sections(lines, "No versions.")]
+    rollouts = [section(f":vertical_traffic_light: {rollout_text(r)}") for r in result.rollouts]
+    blocks = [
+        header(result.name),
+        section(f"Aliases: {_aliases(result.aliases)}"),
+        *rollouts,
+        *_sections(lines, "No versions."),
+    ]
     return SlackMessage(f"{result.name}: {len(result.versions)} version(s)", blocks)
 
 
@@ -64,10 +72,12 @@ def _(result: ModelVersion) -> SlackMessage:
 
 @render.register
 def _(result: RegistryChange) -> SlackMessage:
+    started = _rollout_started(result.rollout) if result.rollout is not None else []
     waiting = waiting_text(result)
     if waiting is not None:
         assert result.approval is not None
         blocks = [
+            *started,
             section(f":raised_hand: {waiting} An approver runs `/finetune approve {result.approval.id}`."),
         ]
         if result.alias is not None:
@@ -81,7 +91,28 @@ def _(result: RegistryChange) -> SlackMessage:
     if result.version is not None:
         lines.append(f":white_check_mark: `{result.version.id}` is {result.version.status}.")
     text = "\n".join(lines) or "Done."
-    return SlackMessage(text.replace("*", "").replace("`", ""), [section(text)])
+    return SlackMessage(text.replace("*", "").replace("`", ""), [*started, section(text)])
+
+
+def _rollout_started(rollout: Rollout) -> list[dict[str, object]]:
+    return [
+        section(f":vertical_traffic_light: Started {rollout_text(rollout)}."),
+        context(f"Plan: {plan_text(rollout)}."),
+    ]
+
+
+@render.register
+def _(result: Rollout) -> SlackMessage:
+    text = f"{result.model_name}@{result.alias}: {rollout_text(result)}"
+    controls = f"`/finetune models rollout {result.model_name} --alias {result.alias} pause|resume|cancel`"
+    blocks = [
+        section(f":vertical_traffic_light: *{result.model_name}@{result.alias}*: {rollout_text(result)}"),
+        context(
+            f"Plan: {plan_text(result)} · requested by {result.requested_by}"
+            + (f" · {controls}" if result.active else "")
+        ),
+    ]
+    return SlackMessage(text, blocks)
 
 
 @render.register

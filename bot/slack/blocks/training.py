@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 from bot.commands.training import limit_text, price_text
-from bot.slack.blocks.kit import Attachment, SlackMessage, context, header, render, section
+from bot.slack.blocks.kit import Attachment, Block, SlackMessage, context, header, render, section
+from bot.slack.blocks.notifications import decision_buttons, mention, slack_date
 from core.catalog import BaseModelList
 from core.platform import Approval, ApprovalList
 from core.training import Job, JobDetail, JobEvents, JobList, LaunchResult
 from reports.charts import loss_curve_png
+
+APPROVALS_WITH_BUTTONS = 10  # pending requests listed with their buttons; Slack allows 50 blocks per message
 
 
 def _job_text(job: Job) -> str:
@@ -61,20 +64,40 @@ def _(result: JobEvents) -> SlackMessage:
 
 @render.register
 def _(result: ApprovalList) -> SlackMessage:
-    lines = [
-        f"`{a.id}` {a.action} {a.subject_id} (${a.estimated_cost_usd or 0:,.2f}) by {a.requested_by}"
-        for a in result.approvals
-    ]
-    return SlackMessage(
-        f"{len(result.approvals)} approval(s) waiting", [section("\n".join(lines) or "No approvals waiting.")]
-    )
+    """Each pending request with what it is and its Approve and Reject buttons (the first few; the rest listed)."""
+    text = f"{len(result.approvals)} approval(s) waiting"
+    if not result.approvals:
+        return SlackMessage(text, [section("No approvals waiting.")])
+    blocks: list[Block] = []
+    for a in result.approvals[:APPROVALS_WITH_BUTTONS]:
+        cost = f" · ${a.estimated_cost_usd:,.2f}" if a.estimated_cost_usd is not None else ""
+        progress = f" · {a.progress()}" if a.progress() else ""
+        requester = mention(f"{a.requested_via}:{a.requested_by}")
+        blocks.append(
+            section(
+                f"`{a.id}` *{a.description or f'{a.action} {a.subject_id}'}*{cost}{progress}\n"
+                f"by {requester} · expires {slack_date(a.expires_at) if a.expires_at else 'never'}"
+            )
+        )
+        blocks.append(decision_buttons(a.id))
+    rest = result.approvals[APPROVALS_WITH_BUTTONS:]
+    if rest:
+        blocks.append(context(f"And {len(rest)} more: " + ", ".join(f"`{a.id}`" for a in rest[:20])))
+    return SlackMessage(text, blocks)
 
 
 @render.register
 def _(result: Approval) -> SlackMessage:
-    return SlackMessage(
-        f"{result.id} {result.status}", [section(f"`{result.id}` *{result.status}* by {result.decided_by}")]
-    )
+    progress = result.progress()
+    if progress:
+        voters = ", ".join(mention(v) for v in result.approved_by)
+        return SlackMessage(
+            f"{result.id}: {progress}",
+            [section(f"`{result.id}` is still pending: {progress} ({voters}); it needs another approver.")],
+        )
+    deciders = result.approved_by if result.status == "approved" and result.approved_by else [result.decided_by or "?"]
+    who = ", ".join(mention(d) for d in deciders)
+    return SlackMessage(f"{result.id} {result.status}", [section(f"`{result.id}` *{result.status}* by {who}")])
 
 
 @render.register

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from slack_bolt import App
 
-from bot.slack.listeners import actions, commands, views
+from bot.slack.listeners import actions, commands, home, views
 from core.services import Services
 
 
@@ -17,3 +17,4 @@ def register(app: App, services: Services) -> None:
     commands.register(app, services)
     actions.register(app, services)
     views.register(app, services)
+    home.register(app, services)

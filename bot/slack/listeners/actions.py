@@ -1,7 +1,8 @@
 """Approve and Reject buttons on approval requests: acked at once, decided by a lazy worker.
 
 Approve decides through `bot.invoke.invoke` as the Slack user who clicked, then
-edits the clicked message to show the decision (buttons gone). Reject opens a
+edits the clicked message to show the decision (buttons gone), or, for a
+request that needs more approvers, "1 of 2 approvals" with its buttons kept. Reject opens a
 modal asking why (`bot.slack.listeners.views` decides on its submission). A
 refusal (not an approver, their own request, expired, already decided) is told
 to the clicker alone, and the message then shows the request as it stands. A
@@ -22,6 +23,7 @@ from slack_sdk.errors import SlackClientError
 from bot.invoke import Failure, invoke, slack_actor
 from bot.slack.blocks import render
 from bot.slack.blocks.notifications import APPROVE_ACTION, REJECT_ACTION, reject_modal
+from bot.slack.listeners import home
 from bot.slack.listeners.redelivery import first_delivery
 from core import actions
 from core.errors import FinetuneError
@@ -82,19 +84,26 @@ def decide_in_slack(
     if isinstance(result, Failure):
         tell(client, channel=channel, user_id=user_id, text=f":warning: {result}")
         current = _current(services, approval_id)  # decided or expired meanwhile: the message catches up
+        if current is not None and current.status == ApprovalState.PENDING:
+            current = None  # nothing changed: the message stays as it is
     else:
         current = result
-    if message is not None and current is not None and current.status != ApprovalState.PENDING:
+    if message is not None and current is not None:
         show_decision(client, message, current)
+    home.refresh_after_decision(services, client, user_id=user_id, channel=channel)
 
 
 def show_decision(client: WebClient, message: MessageRef, approval: Approval) -> None:
-    """Edit the request's message to show how it was decided; its buttons go."""
-    decided = events.ApprovalDecided(
-        approval_id=approval.id, action=approval.action, subject_id=approval.subject_id, status=approval.status,
-        decided_by=approval.decided_by, reason=approval.reason,
-    )  # fmt: skip
-    rendered = render(decided)
+    """Edit the request's message to show where it stands: decided (its buttons go), or its approvals so far."""
+    shown: events.Event
+    if approval.status == ApprovalState.PENDING:
+        shown = approvals.request_event(approval)  # "1 of 2 approvals", buttons kept
+    else:
+        shown = events.ApprovalDecided(
+            approval_id=approval.id, action=approval.action, subject_id=approval.subject_id, status=approval.status,
+            decided_by=approval.decided_by, reason=approval.reason, approved_by=approval.approved_by,
+        )  # fmt: skip
+    rendered = render(shown)
     try:
         client.chat_update(channel=message.channel, ts=message.ts, text=rendered.text, blocks=rendered.blocks)
     except SlackClientError:
@@ -103,8 +112,11 @@ def show_decision(client: WebClient, message: MessageRef, approval: Approval) ->
 
 def tell(client: WebClient, *, channel: str | None, user_id: str, text: str) -> None:
     """A message only `user_id` sees, in `channel` (their direct messages when none is known)."""
+    if channel is None:  # a click on the Home tab has no channel to answer in
+        home.tell_directly(client, user_id=user_id, text=text)
+        return
     try:
-        client.chat_postEphemeral(channel=channel or user_id, user=user_id, text=text)
+        client.chat_postEphemeral(channel=channel, user=user_id, text=text)
     except SlackClientError:
         log.exception("could not answer %s", user_id)
 
