@@ -14,6 +14,7 @@ import pytest
 from botocore.session import Session as BotocoreSession
 from botocore.stub import ANY, Stubber
 
+from bot.slack.blocks import render
 from core import actions, registry
 from core.errors import Conflict
 from core.platform import approvals
@@ -656,7 +657,7 @@ def test_models_show_lists_each_versions_deployment(svc, fake):
     assert shown.provider_arn in fake.live and shown.provider_model_id == NOVA_MODEL
 
 
-def test_models_show_in_the_terminal_lists_the_deployment_and_its_error(svc, fake, cli):
+def test_models_show_in_the_terminal_and_slack_lists_the_deployment_and_its_error(svc, fake, cli):
     version_id = register(svc.store)
     approve(svc, registry.request_deploy(svc, actor=ANN, name="support", version=version_id))
     fake.fail(deployment_of(svc.store, version_id).provider_arn or "", "quota [exceeded]")
@@ -664,6 +665,8 @@ def test_models_show_in_the_terminal_lists_the_deployment_and_its_error(svc, fak
     code, out, _ = cli("models", "show", "support")
     assert code == 0
     assert f"{version_id} deployment dep_" in out and "on_demand failed" in out and "(quota [exceeded])" in out
+    shown = json.dumps(render(registry.describe_model(svc.store, "support")).blocks)  # Slack's `models show`
+    assert f"{version_id} deployment dep_" in shown and "on_demand failed" in shown and "quota [exceeded]" in shown
 
 
 # Catalog and settings --------------------------------------------------------------------------------------

@@ -47,10 +47,7 @@ def _(result: ModelDetail, console: Console) -> None:
         created = v.created_at[:16].replace("T", " ")
         _print(console, f"  {v.id}  {v.status}  {v.provider}: {v.provider_model_id or '-'}{trained}{cost}  {created}")
     for d in result.deployments:  # what applications call, and what it costs
-        price = f"  ${d.hourly_usd:,.2f}/hour" if d.hourly_usd is not None else ""
-        error = f"  ({escape(d.error)})" if d.error else ""
-        arn = d.provider_arn or "-"
-        _print(console, f"  {d.model_version_id} deployment {d.id}: {d.kind} {d.status}  {arn}{price}{error}")
+        _print(console, f"  {escape(d.describe())}")
 
 
 @render.register

@@ -85,6 +85,13 @@ class Deployment(BaseModel):
     created_at: str
     updated_at: str
 
+    def describe(self) -> str:
+        """`support:v2 deployment dp_1: provisioned active arn:... $21.18/hour (error)`, for any face."""
+        price = f"  ${self.hourly_usd:,.2f}/hour" if self.hourly_usd is not None else ""
+        error = f"  ({self.error})" if self.error else ""
+        arn = self.provider_arn or "-"
+        return f"{self.model_version_id} deployment {self.id}: {self.kind} {self.status}  {arn}{price}{error}"
+
 
 class DeploymentPlan(BaseModel):
     """What would be created for a version: its kind, size and price."""

@@ -46,11 +46,13 @@ def _(result: ModelDetail) -> SlackMessage:
         for v in reversed(result.versions)  # newest first: what a person looks for
     ]
     rollouts = [section(f":vertical_traffic_light: {rollout_text(r)}") for r in result.rollouts]
+    deployments = [f":satellite_antenna: {d.describe()}" for d in result.deployments]  # what applications call
     blocks = [
         header(result.name),
         section(f"Aliases: {_aliases(result.aliases)}"),
         *rollouts,
         *_sections(lines, "No versions."),
+        *(_sections(deployments, "") if deployments else []),
     ]
     return SlackMessage(f"{result.name}: {len(result.versions)} version(s)", blocks)
 
