@@ -1,19 +1,20 @@
 """The one invocation wrapper of every face: who is calling, may they, the call, one audit row, errors mapped.
 
-The terminal, `/finetune` and the MCP tools all run their core call through
-`invoke`. It names the caller (an `Actor` whose identity the caller cannot
-choose), applies the policy, runs the call, writes exactly one audit row for
-the invocation (unless the core function already audited its change in its own
-transaction) and turns errors into a `Failure`: a named core error with its
-fix, or an internal error with a reference that the log has under
-`logger.exception`. Each face shapes a `Failure` its own way (an error result,
-a tool error).
+The terminal, `/finetune`, the MCP tools and the application API all run
+their core call through `invoke`. It names the caller (an `Actor` whose
+identity the caller cannot choose), applies the policy, runs the call, writes
+exactly one audit row for the invocation (unless the core function already
+audited its change in its own transaction) and turns errors into a `Failure`:
+a named core error with its fix, or an internal error with a reference that
+the log has under `logger.exception`. Each face shapes a `Failure` its own way
+(an error result, a tool error, an HTTP answer).
 
-Every command and tool declares its operation here, in `COMMANDS` and `TOOLS`
-(a contract test checks that each has one); `check_policy` asks the policy
-(`core.platform.policy`) whether the caller may run it. A grammar's
-subcommands check their own path when click runs them (`guard_commands`), so
-`jobs launch` is checked as a launch, whatever options come before it.
+Every command, tool and application call declares its operation here, in
+`COMMANDS`, `TOOLS` and `APP_CALLS` (a contract test checks that each has
+one); `check_policy` asks the policy (`core.platform.policy`) whether the
+caller may run it. A grammar's subcommands check their own path when click
+runs them (`guard_commands`), so `jobs launch` is checked as a launch, whatever
+options come before it.
 """
 
 from __future__ import annotations
@@ -72,6 +73,11 @@ def mcp_actor(settings: Settings, request: object | None) -> Actor:
     scope = getattr(request, "scope", None)
     name = scope.get(MCP_TOKEN_NAME_KEY) if isinstance(scope, Mapping) else None
     return actor_for(settings, Identity(IdentityKind.MCP, str(name or ANONYMOUS)), face=Face.MCP)
+
+
+def app_actor(settings: Settings, token_name: str) -> Actor:
+    """An application over /v1, by the name of the application token it presented (`app:NAME`)."""
+    return actor_for(settings, Identity(IdentityKind.APP, token_name), face=Face.APP)
 
 
 class SlackGroups:
@@ -190,6 +196,7 @@ COMMANDS: dict[str, Operation] = {
 TOOLS: dict[str, Operation] = {
     "get_status": Operation.READ,
     "ingest_feedback": Operation.INGEST,
+    "record_outcomes": Operation.INGEST,
     "list_datasets": Operation.READ,
     "build_dataset": Operation.BUILD,
     "export_dataset": Operation.EXPORT,
@@ -212,10 +219,15 @@ TOOLS: dict[str, Operation] = {
     "get_approval": Operation.READ,
 }
 
+# Every call an application makes over /v1 that goes through `invoke` (reads answer directly), by name.
+APP_CALLS: dict[str, Operation] = {
+    "record_outcomes": Operation.INGEST,  # POST /v1/feedback
+}
+
 
 def operation_of(face: Face, command: str) -> Operation | None:
-    """The operation a command (terminal, Slack) or tool (MCP) is; None when it declares none."""
-    return (TOOLS if face is Face.MCP else COMMANDS).get(command)
+    """The operation a command (terminal, Slack), tool (MCP) or application call is; None when it declares none."""
+    return {Face.MCP: TOOLS, Face.APP: APP_CALLS}.get(face, COMMANDS).get(command)
 
 
 def check_policy(svc: Services, actor: Actor, command: str) -> None:

@@ -36,6 +36,7 @@ from starlette.routing import Mount, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.commands import Message
+from bot.feedback_api import feedback_route
 from bot.http_api import resolve_route
 from bot.invoke import MCP_TOKEN_NAME_KEY
 from bot.openai_api import openai_routes
@@ -243,6 +244,7 @@ def build_app(services: Services) -> Starlette:
     if settings.openai_webhook_secret is not None:
         routes.append(Route("/webhooks/openai", _openai_webhook(services), methods=["POST"]))
     routes.append(resolve_route(services))  # application tokens only; /mcp's bearer check stays on /mcp
+    routes.append(feedback_route(services))  # the same tokens: outcomes of what the versions served
     routes += openai_routes(services, build_engine(settings))  # the same tokens: chat with local versions
     routes.append(Mount("/", app=mcp_app))
 

@@ -11,10 +11,12 @@ FinetuneError                 every error a user should read: message + fix hint
       ├── ProviderNotConfigured   settings the provider needs are missing
       ├── ProviderRefused         the provider will not run this for this account
       ├── InferenceBusy           too many chat calls wait for a model; retry shortly
-      └── ModelUnavailable        a model cannot be loaded or called here
+      ├── ModelUnavailable        a model cannot be loaded or called here
+      ├── ChatRefused             a model's API refused a chat as it stands (a 4xx); never retried
+      └── ChatUnanswered          a model's API did not answer this time (429, 5xx, timeout); transient
 
-The ProviderError branch lives in `core.providers.base`, beside the contract it belongs to; InferenceBusy and
-ModelUnavailable in `core.inference.base`, beside the chat contract.
+The ProviderError branch lives in `core.providers.base`, beside the contract it belongs to; InferenceBusy,
+ModelUnavailable, ChatRefused and ChatUnanswered in `core.inference.base`, beside the chat contract.
 """
 
 from __future__ import annotations

@@ -38,6 +38,17 @@ CATALOG_PROVIDER: dict[Provider, CatalogProvider] = {
 }
 
 
+class ChatOnlyProvider(StrEnum):
+    """Who answers chats here without training models: base models called through their own API."""
+
+    ANTHROPIC = "anthropic"
+    COMPATIBLE = "compatible"  # the OpenAI-compatible server at FINETUNE_COMPATIBLE_BASE_URL (Ollama, vLLM, ...)
+
+
+ChatProvider = Provider | ChatOnlyProvider  # whoever answers chats: every training provider, and the chat-only ones
+CHAT_PROVIDERS: tuple[ChatProvider, ...] = (*Provider, *ChatOnlyProvider)
+
+
 class ExportTarget(StrEnum):
     """A file format a provider trains on."""
 
@@ -183,12 +194,13 @@ def role_rank(role: Role) -> int:
 
 
 class IdentityKind(StrEnum):
-    """Whose word names a caller: a verified Slack user (or a group of them), an OS user, an MCP token."""
+    """Whose word names a caller: a verified Slack user (or a group of them), an OS user, an MCP or app token."""
 
     SLACK = "slack"
     SLACK_GROUP = "slack-group"
     OS = "os"
     MCP = "mcp"
+    APP = "app"
 
 
 class Operation(StrEnum):
@@ -230,6 +242,7 @@ class Face(StrEnum):
     SLACK = "slack"
     MCP = "mcp"
     SCHEDULER = "scheduler"
+    APP = "app"  # an application over the HTTP API (/v1), by its application token's name
 
 
 def values(enum: type[StrEnum]) -> list[str]:

@@ -18,6 +18,13 @@ Prices live only in the data file. OpenAI publishes them per 1M tokens, Bedrock
 per 1,000: an entry gives one of `training_usd_per_1m_tokens` or
 `training_usd_per_1k_tokens` and the other is derived, so
 `training_usd_per_1m_tokens` is always the one to compute with.
+
+What answering costs lives in the data file's `inference` section, keyed
+`provider:model` as callers name base models (`anthropic:claude-sonnet-5-5`),
+per 1M input and output tokens, with the rates of that base model's fine-tunes
+where the provider bills them apart; a Bedrock model's per-token prices stay
+in its `deployment`. A price that could not be confirmed is left out, and the
+entry's notes say so.
 """
 
 from __future__ import annotations
@@ -29,10 +36,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Literal, TypeGuard, get_args
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from core.errors import InvalidInput
-from core.vocabulary import CatalogProvider, Commitment, ExportTarget, Method, values
+from core.vocabulary import CHAT_PROVIDERS, CatalogProvider, Commitment, ExportTarget, Method, values
 
 HyperparameterName = Literal[
     "epochs", "batch_size", "learning_rate", "learning_rate_multiplier", "warmup_steps",
@@ -209,10 +216,90 @@ def _price_unit(data: dict[str, Any]) -> str:
     return "1K tokens" if "training_usd_per_1k_tokens" in data else "1M tokens"
 
 
+class PromptTier(BaseModel):
+    """Rates for a whole request whose prompt is longer than `above_input_tokens` (e.g. Claude Haiku 5.5's)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    above_input_tokens: int = Field(gt=0)
+    input_usd_per_1m_tokens: float = Field(ge=0)
+    output_usd_per_1m_tokens: float = Field(ge=0)
+
+
+class InferencePrice(BaseModel):
+    """What answering costs per 1M tokens for a model called as `provider:model`; None where unconfirmed."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    display_name: str | None = None
+    aliases: list[str] = Field(default_factory=list, description="other names of the model at the same provider")
+    input_usd_per_1m_tokens: float | None = Field(default=None, ge=0)
+    output_usd_per_1m_tokens: float | None = Field(default=None, ge=0)
+    long_prompt: PromptTier | None = Field(default=None, description="other rates above a prompt length")
+    fine_tuned_input_usd_per_1m_tokens: float | None = Field(
+        default=None, ge=0, description="input rate of models fine-tuned from this one (OpenAI bills them apart)"
+    )
+    fine_tuned_output_usd_per_1m_tokens: float | None = Field(default=None, ge=0)
+    as_of: str = Field(description="when these prices were checked")
+    sources: list[str] = Field(min_length=1)
+    notes: str | None = None
+
+    @model_validator(mode="after")
+    def _pairs(self) -> InferencePrice:
+        for kind, rates in (
+            ("", (self.input_usd_per_1m_tokens, self.output_usd_per_1m_tokens)),
+            ("fine_tuned_", (self.fine_tuned_input_usd_per_1m_tokens, self.fine_tuned_output_usd_per_1m_tokens)),
+        ):
+            if (rates[0] is None) != (rates[1] is None):
+                raise ValueError(
+                    f"{kind}input_usd_per_1m_tokens and {kind}output_usd_per_1m_tokens go together: set both or neither"
+                )
+        return self
+
+
+CHAT_PROVIDER_NAMES: tuple[str, ...] = tuple(provider.value for provider in CHAT_PROVIDERS)
+
+
 class Catalog(BaseModel):
     as_of: str
     source: str
     models: dict[str, ModelInfo]
+    inference: dict[str, InferencePrice] = Field(default_factory=dict)
+
+    @field_validator("inference")
+    @classmethod
+    def _provider_keys(cls, value: dict[str, InferencePrice]) -> dict[str, InferencePrice]:
+        for key in value:
+            provider, sep, model = key.partition(":")
+            if not sep or provider not in CHAT_PROVIDER_NAMES or not model:
+                raise ValueError(
+                    f"key {key!r} must be PROVIDER:MODEL with PROVIDER one of {', '.join(CHAT_PROVIDER_NAMES)}, "
+                    "e.g. anthropic:claude-sonnet-5-5"
+                )
+        return value
+
+    def inference_price(self, provider: str, model: str) -> InferencePrice | None:
+        """The inference prices of `model` at `provider`: by its exact id, else by an alias; never by a prefix."""
+        found = self.inference.get(f"{provider}:{model}")
+        if found is not None:
+            return found
+        return next(
+            (
+                price
+                for key, price in self.inference.items()
+                if key.startswith(f"{provider}:") and model in price.aliases
+            ),
+            None,
+        )
+
+    def exact(self, model_id: str) -> ModelInfo | None:
+        """The entry whose id, alias or provider model id is `model_id` (no prefix matching, unlike `get`)."""
+        if model_id in self.models:
+            return self.models[model_id]
+        return next(
+            (info for info in self.models.values() if model_id in info.aliases or model_id == info.provider_model_id),
+            None,
+        )
 
     def get(self, model_id: str) -> ModelInfo | None:
         if model_id in self.models:
@@ -244,12 +331,16 @@ def _read_override(path: Path) -> dict[str, Any]:
             f"cannot read FINETUNE_CATALOG_FILE {path}: {exc}",
             hint="Point it at a JSON file shaped like core/catalog/models.json, or unset it.",
         ) from exc
-    if not isinstance(data, dict) or not isinstance(data.get("models", {}), dict):
+    if not isinstance(data, dict) or not all(isinstance(data.get(part, {}), dict) for part in _OVERRIDDEN):
         raise InvalidInput(
-            f"FINETUNE_CATALOG_FILE {path} must hold a JSON object with a 'models' object.",
-            hint='Shape it like core/catalog/models.json: {"as_of": "...", "models": {"<model id>": {...}}}.',
+            f"FINETUNE_CATALOG_FILE {path} must hold a JSON object whose 'models' and 'inference' are objects.",
+            hint='Shape it like core/catalog/models.json: {"as_of": "...", "models": {"<model id>": {...}}, '
+            '"inference": {"<provider>:<model>": {...}}}.',
         )
     return data
+
+
+_OVERRIDDEN = ("models", "inference")  # the parts of the catalog an override changes entry by entry
 
 
 def _merge_entry(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
@@ -271,15 +362,18 @@ def load_catalog(override: Path | None = None) -> Catalog:
     """
     data = _read_bundled()
     models = {key: {**value, "id": key} for key, value in data["models"].items()}
+    inference: dict[str, Any] = dict(data.get("inference", {}))
     origin = "the bundled catalog core/catalog/models.json"
     if override is not None:
         extra = _read_override(override)
         for key, value in extra.get("models", {}).items():
             models[key] = {**_merge_entry(models.get(key, {}), value), "id": key}
+        for key, value in extra.get("inference", {}).items():
+            inference[key] = _merge_entry(inference.get(key, {}), value) if isinstance(value, dict) else value
         data = {**data, **{k: v for k, v in extra.items() if k in ("as_of", "source")}}
         origin = f"FINETUNE_CATALOG_FILE {override}"
     try:
-        return Catalog(as_of=data["as_of"], source=data["source"], models=models)
+        return Catalog(as_of=data["as_of"], source=data["source"], models=models, inference=inference)
     except ValidationError as exc:
         raise InvalidInput(
             f"{origin} has an invalid model entry: {_first_error(exc)}",

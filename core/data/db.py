@@ -29,7 +29,7 @@ from core.platform.store import Store
 FEEDBACK_COLUMNS = (
     "id", "content_hash", "agent", "intent", "system_prompt", "input_messages", "ai_output", "final_output",
     "rating", "model", "template", "latency_ms", "cost_usd", "user", "tags", "metadata", "acceptance",
-    "edit_ops", "redactions", "created_at", "ingested_at",
+    "edit_ops", "redactions", "created_at", "ingested_at", "model_version", "arm",
 )  # fmt: skip
 
 EventValues = tuple[Any, ...]
@@ -44,7 +44,7 @@ def event_values(row: dict[str, Any]) -> EventValues:
         dumps(row["messages"], ensure_ascii=False), row["ai_output"], row["final_output"], row["rating"],
         row["model"], row["template"], row["latency_ms"], row["cost_usd"], row["user"], dumps(row["tags"]),
         dumps(row["metadata"], ensure_ascii=False, default=str), row["acceptance"], dumps(row["edit_ops"]),
-        dumps(row["redactions"]), row["created_at"], row["ingested_at"],
+        dumps(row["redactions"]), row["created_at"], row["ingested_at"], row["model_version"], row["arm"],
     )  # fmt: skip
 
 

@@ -18,6 +18,11 @@ write lock is never held for long; once every line has been read, one short
 transaction publishes them, bumps the `feedback_events` counter and writes the
 audit row. With any bad line nothing is published (unless `skip_invalid`,
 which publishes the good lines and reports each bad one).
+
+Outcomes (`record_outcomes`) are the batches that applications (`POST
+/v1/feedback`) and agents that serve drafts (MCP `record_outcomes`) send as
+they go: at most `MAX_OUTCOMES` events each, naming the version and arm that
+served them, through the same ingest.
 """
 
 from __future__ import annotations
@@ -45,9 +50,11 @@ from core.platform.timeutil import iso
 
 __all__ = [
     "FIELDS",
+    "MAX_OUTCOMES",
     "IngestRejected",
     "IngestReport",
     "LineError",
+    "TooManyEvents",
     "check_field_map",
     "ingest",
     "ingest_batch",
@@ -55,11 +62,13 @@ __all__ = [
     "parse_field_map",
     "prepare",
     "read_events",
+    "record_outcomes",
 ]
 
 MAX_ERRORS_KEPT = 1000
 CHUNK = 2000  # events per worker task: large enough to amortise pickling
 PARALLEL_FROM_BYTES = 8 * 2**20
+MAX_OUTCOMES = 1000  # events per outcome batch: a few seconds of an application's traffic
 
 
 class IngestReport(BaseModel):
@@ -85,6 +94,17 @@ class IngestRejected(InvalidInput):
             hint=f"{first.hint} Or pass --skip-invalid to store the valid events and report the rest.",
         )
         self.report = report
+
+
+class TooManyEvents(InvalidInput):
+    """An outcome batch holds more events than one batch may."""
+
+    def __init__(self, count: int) -> None:
+        super().__init__(
+            f"`events` holds {count:,} events; a batch takes at most {MAX_OUTCOMES:,}.",
+            hint=f"Send them in batches of at most {MAX_OUTCOMES:,}; re-sending an event stores nothing twice.",
+            count=count,
+        )
 
 
 # Field maps ------------------------------------------------------------------------------------
@@ -330,9 +350,19 @@ def ingest_batch(
     field_map: dict[str, str] | None = None,
     skip_invalid: bool = False,
     redact: bool = True,
+    source: str = "batch",
 ) -> IngestReport:
-    """Events given in memory (MCP, Python); 'line' numbers are 1-based positions in the list."""
+    """Events given in memory (MCP, HTTP, Python); 'line' numbers are 1-based positions in the list."""
     return ingest(
-        store, enumerate(events, start=1), actor=actor, source="batch", field_map=field_map,
+        store, enumerate(events, start=1), actor=actor, source=source, field_map=field_map,
         skip_invalid=skip_invalid, redact=redact, workers=1,
     )  # fmt: skip
+
+
+def record_outcomes(
+    store: Store, events: list[Any], *, actor: Actor, source: str, skip_invalid: bool = False, redact: bool = True
+) -> IngestReport:
+    """Store the outcomes of served drafts: one batch of at most MAX_OUTCOMES events, ingested like any other."""
+    if len(events) > MAX_OUTCOMES:
+        raise TooManyEvents(len(events))
+    return ingest_batch(store, events, actor=actor, skip_invalid=skip_invalid, redact=redact, source=source)

@@ -4,22 +4,31 @@ An event (JSONL line, CSV row, MCP batch item or Python dict):
 
     {"id"?, "agent", "intent"?, "messages": [{"role", "content"}...] | "prompt": str, "system"?,
      "output": str, "final"?: str, "rating"?: 1-5 | "up" | "down", "model"?, "template"?,
-     "latency_ms"?, "cost_usd"?, "user"?, "created_at"?: ISO-8601 or epoch seconds, "tags"?: [str]}
+     "latency_ms"?, "cost_usd"?, "user"?, "created_at"?: ISO-8601 or epoch seconds, "tags"?: [str],
+     "model_version"?: "name:vN", "arm"?: "stable" | "canary"}
 
 Unknown fields are kept as metadata. A thumbs-up rating is stored as 5 and
 thumbs-down as 1, so one `min_rating` filter serves both scales.
+
+An outcome of a served draft also says which registry version produced it
+(`model_version`, `support:v3`: the `version` a resolution answered; it need not
+be registered yet, and is stored as given) and on which arm of its alias
+(`arm`: stable or canary), so per-version and per-arm analysis is a query.
+`model` stays the free-text model name.
 
 Every value in the event, known field or not, must be plain JSON that any
 reader can take back: text without unpaired surrogates, finite numbers,
 integers within 64 bits, at most `MAX_DEPTH` levels of nesting, strings of at
 most `MAX_TEXT_CHARS` characters (texts: messages, output, final, system,
-metadata). Identifiers (id, agent, intent, user, template, model, each tag)
-hold at most `MAX_ID_CHARS` characters, and an event at most `MAX_TAGS` tags.
+metadata). Identifiers (id, agent, intent, user, template, model,
+model_version, each tag) hold at most `MAX_ID_CHARS` characters, and an event at most `MAX_TAGS` tags.
 Anything else raises `BadField`, naming the field (`messages[2].content`) and
 the fix.
 
 The identity of an event is the hash of its content as given (before
-redaction), so ingesting the same events again changes nothing.
+redaction), so ingesting the same events again changes nothing. The version
+and arm count only when given, so events without them keep the hash they had
+before those fields existed.
 """
 
 from __future__ import annotations
@@ -27,6 +36,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import re
 from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, Literal, overload
@@ -35,12 +45,14 @@ from core.data.pii import Redactor, redact_into
 from core.data.rules import json_type
 from core.platform.text import lone_surrogate
 from core.platform.timeutil import iso
+from core.vocabulary import Arm, one_of, values
 
 FIELDS = (
     "id", "agent", "intent", "messages", "prompt", "system", "output", "final", "rating", "model",
-    "template", "latency_ms", "cost_usd", "user", "created_at", "tags",
+    "template", "latency_ms", "cost_usd", "user", "created_at", "tags", "model_version", "arm",
 )  # fmt: skip
 IDENTIFIERS = ("agent", "intent", "model", "template", "user")
+VERSION_ID = re.compile(r"[^\s:]{1,240}:v[1-9][0-9]{0,8}")  # a registry version id, as the registry makes them
 ROLES = ("user", "assistant", "system")
 MAX_ID_CHARS = 256
 MAX_TEXT_CHARS = 1_000_000
@@ -302,6 +314,35 @@ def _tags(value: Any) -> list[str]:
     return tags
 
 
+def _model_version(event: dict[str, Any]) -> str | None:
+    """The registry version that served the draft, `name:vN`, as given (it need not be registered yet)."""
+    value = _identifier(event, "model_version")
+    if value is not None and not VERSION_ID.fullmatch(value):
+        raise BadField(
+            "model_version", f"{_shown(value)} is not a model version id.",
+            "Give the registry version that served the draft as name:vN (e.g. support:v3): the `version` "
+            "its resolution answered.",
+        )  # fmt: skip
+    return value
+
+
+def _arm(event: dict[str, Any], version: str | None) -> str | None:
+    """Which arm of its alias served the draft: stable or canary; only with the version it names."""
+    value = event.get("arm")
+    if value is None or value == "":
+        return None
+    if not isinstance(value, str) or value not in values(Arm):
+        raise BadField(
+            "arm", f"{_shown(value)} is not an arm; an arm is {one_of(Arm)}.",
+            "Give the `arm` the resolution answered (stable, or canary for callers in the canary's share).",
+        )  # fmt: skip
+    if version is None:
+        raise BadField(
+            "arm", "is given without `model_version`.", "Give the version that served the draft as `model_version`."
+        )
+    return value
+
+
 # The row --------------------------------------------------------------------------------------------
 
 
@@ -309,12 +350,14 @@ IDENTITY = (
     "agent", "intent", "system_prompt", "messages", "ai_output", "final_output", "rating", "model", "template",
     "latency_ms", "cost_usd", "user", "created_at", "tags",
 )  # fmt: skip
+OUTCOME = ("model_version", "arm")  # identifying too, but only when given: older events keep their hashes
 
 
 def content_hash(row: dict[str, Any]) -> str:
     """SHA-256 of an event's identifying fields, in a fixed order, before redaction."""
     digest = hashlib.sha256()
-    for name in IDENTITY:
+    given = [name for name in OUTCOME if row[name] is not None]
+    for name in (*IDENTITY, *given):
         value = row[name]
         if isinstance(value, str):
             text = value
@@ -353,6 +396,8 @@ def normalise(raw: Any, field_map: dict[str, str]) -> dict[str, Any]:
         "metadata": {k: v for k, v in event.items() if k not in FIELDS},
         **{name: _identifier(event, name) for name in IDENTIFIERS if name != "agent"},
     }
+    row["model_version"] = _model_version(event)
+    row["arm"] = _arm(event, row["model_version"])
     event_id = _event_id(event.get("id"))
     row["content_hash"] = content_hash(row)
     row["id"] = event_id if event_id is not None else "fb_" + row["content_hash"][:20]
@@ -366,7 +411,7 @@ def redact_row(row: dict[str, Any], redactor: Redactor) -> dict[str, int]:
     def clean(text: str | None) -> str | None:
         return redact_into(redactor, text, counts)
 
-    for name in ("system_prompt", "ai_output", "final_output", *IDENTIFIERS):
+    for name in ("system_prompt", "ai_output", "final_output", "model_version", *IDENTIFIERS):
         row[name] = clean(row[name])
     row["messages"] = [{**m, "content": clean(m["content"])} for m in row["messages"]]
     row["tags"] = sorted({redact_into(redactor, tag, counts) for tag in row["tags"]})

@@ -7,9 +7,12 @@ calls, groups those a backend can answer together (`batch_key`) and bounds how
 many batches run at once. A backend that cannot batch (a cloud API) keeps
 `max_batch = 1` and answers one call at a time.
 
-Errors: `InferenceBusy` (too many calls waiting: retry shortly) and
-`ModelUnavailable` (the target cannot be loaded or called here) join the
-`ProviderError` branch of the tree in `core.errors`.
+Errors: `InferenceBusy` (too many calls waiting: retry shortly),
+`ModelUnavailable` (the target cannot be loaded or called here), `ChatRefused`
+(a model's API refused the request as it stands: never retried) and
+`ChatUnanswered` (a model's API did not answer this time: retried, then
+raised as transient) join the `ProviderError` branch of the tree in
+`core.errors`.
 """
 
 from __future__ import annotations
@@ -24,7 +27,7 @@ from typing import Any, ClassVar
 from core.errors import FinetuneError, InvalidInput
 from core.platform.settings import Settings
 from core.providers.base import ProviderError
-from core.vocabulary import Provider
+from core.vocabulary import ChatProvider
 
 MAX_NEW_TOKENS = 4096  # the most tokens one answer may ask for
 DEFAULT_MAX_NEW_TOKENS = 512  # when the caller names no limit
@@ -58,12 +61,38 @@ class ModelUnavailable(ProviderError):
     """The model cannot be loaded or called here (files missing, not downloaded, no chat template)."""
 
 
+class ChatRefused(ProviderError):
+    """A model's API refused the request as it stands (a 4xx); sending it again unchanged cannot help."""
+
+
+class ChatUnanswered(ProviderError):
+    """A model's API did not answer this time (throttled, overloaded, failing, timed out); always transient.
+
+    `retry_after` is how long the API asked the caller to wait (its Retry-After), when it said.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        hint: str | None = None,
+        request_id: str | None = None,
+        retry_after: float | None = None,
+        **ids: object,
+    ) -> None:
+        super().__init__(message, hint=hint, transient=True, request_id=request_id, **ids)
+        self.retry_after = retry_after
+
+
 @dataclass(frozen=True, slots=True)
 class Target:
-    """What answers: a provider and its model id; for an adapter, the base model it applies to."""
+    """What answers: a provider and its model id; for a fine-tuned model, the base model it was trained from."""
 
-    provider: Provider
-    model: str  # local: an adapter or model directory, or a Hugging Face id in the local cache
+    provider: ChatProvider
+    # local: an adapter or model directory, or a Hugging Face id in the local cache; openai: a model or ft: id;
+    # azure: a deployment name; bedrock: a model id or the ARN of a custom model's deployment; anthropic and
+    # compatible: the API's model id
+    model: str
     base_model: str | None = None
     version_id: str | None = None  # the registry version it came from, if any
 
@@ -120,7 +149,11 @@ class ChatRequest:
 
 @dataclass(frozen=True, slots=True)
 class ChatResult:
-    """One answer. `latency_ms` runs from submission to the answer, waiting in the queue included."""
+    """One answer. `latency_ms` runs from submission to the answer, waiting in the queue and retries included.
+
+    `cost_usd` is the token usage times the catalog's inference prices (`core.inference.pricing`);
+    when it is None, `cost_note` says why (no price in the catalog, no usage reported): never a guess.
+    """
 
     text: str
     finish_reason: FinishReason
@@ -129,6 +162,7 @@ class ChatResult:
     latency_ms: float
     cost_usd: float | None  # None when the price is unknown; local models are free
     model: str  # what answered: the target's name
+    cost_note: str | None = None  # why cost_usd is None
 
 
 TextSink = Callable[[str], None]
@@ -154,7 +188,7 @@ Outcome = ChatResult | FinetuneError  # per call: one bad prompt in a batch fail
 class ChatBackend(ABC):
     """One way to answer chats: a local model, or a provider's API."""
 
-    provider: ClassVar[Provider]
+    provider: ClassVar[ChatProvider]
     max_batch: ClassVar[int] = 1  # calls answered together; 1 for APIs taking one conversation per call
 
     def batch_key(self, request: ChatRequest) -> Hashable:

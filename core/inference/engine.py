@@ -10,6 +10,9 @@ and every waiting call of the same target the backend can batch with it (its
 so an idle engine holds no thread. When `max_waiting` calls already wait,
 `submit` refuses with `InferenceBusy` instead of letting latency grow without
 bound.
+
+Every answer leaves with its cost: its token usage times the catalog's
+inference prices (`core.inference.pricing`), or None with the reason.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ from concurrent.futures import Future
 from dataclasses import dataclass, replace
 from typing import Any
 
+from core.catalog.models import Catalog, load_catalog
 from core.errors import FinetuneError, InvalidInput
 from core.inference.base import (
     DEFAULT_MAX_NEW_TOKENS,
@@ -38,8 +42,9 @@ from core.inference.base import (
     Target,
     TextSink,
 )
+from core.inference.pricing import priced
 from core.platform.settings import Settings
-from core.vocabulary import Provider
+from core.vocabulary import ChatProvider
 
 log = logging.getLogger(__name__)
 
@@ -63,20 +68,23 @@ class InferenceEngine:
         self,
         settings: Settings,
         *,
-        backends: Mapping[Provider, BackendFactory],
+        backends: Mapping[ChatProvider, BackendFactory],
         concurrency: int,
         max_waiting: int = MAX_WAITING,
+        catalog: Catalog | None = None,
     ) -> None:
         self._settings = settings
+        # The composition root's catalog when it has one; else the same one, read with the user's overrides.
+        self._catalog = catalog if catalog is not None else load_catalog(settings.catalog_file)
         self._factories = dict(backends)
         self._concurrency = concurrency
         self._max_waiting = max_waiting
-        self._backends: dict[Provider, ChatBackend] = {}
+        self._backends: dict[ChatProvider, ChatBackend] = {}
         self._pending: deque[_Job] = deque()
         self._workers = 0
         self._lock = threading.Lock()
 
-    def backend(self, provider: Provider) -> ChatBackend:
+    def backend(self, provider: ChatProvider) -> ChatBackend:
         """The backend answering `provider`'s targets, built on first use."""
         with self._lock:
             found = self._backends.get(provider)
@@ -184,7 +192,7 @@ class InferenceEngine:
             log.exception("chat generation for %s failed", target.name)
             outcomes = [_unexpected(target, exc)] * len(batch)
         for job, outcome in zip(batch, outcomes, strict=True):
-            _settle(job, outcome)
+            _settle(job, outcome if isinstance(outcome, FinetuneError) else priced(outcome, target, self._catalog))
 
 
 def _settle(job: _Job, outcome: Outcome) -> None:

@@ -19,6 +19,7 @@ _FACE_IDS: dict[Face, str] = {
     Face.CLI: IdentityKind.OS,
     Face.SLACK: IdentityKind.SLACK,
     Face.MCP: IdentityKind.MCP,
+    Face.APP: IdentityKind.APP,
     Face.SCHEDULER: Face.SCHEDULER,
 }
 

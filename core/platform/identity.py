@@ -3,15 +3,18 @@
 An identity is `kind:name`, named by something the caller cannot choose:
 `slack:U123` (the user a signed Slack request names; a bare `U123` means the
 same), `os:alice` (the OS user running the CLI or the stdio MCP server),
-`mcp:laptop` (the name of the MCP token presented over HTTP). Role lists may
-also name `slack-group:S123`, everyone in a Slack user group.
+`mcp:laptop` (the name of the MCP token presented over HTTP), `app:shop` (the
+name of the application token presented to /v1). Role lists may also name
+`slack-group:S123`, everyone in a Slack user group.
 
 Roles come from the lists in the settings (FINETUNE_VIEWERS, FINETUNE_OPERATORS,
 FINETUNE_APPROVERS, FINETUNE_ADMINS): an identity listed (directly or through a
 group) takes the highest role it is listed with; one listed nowhere takes its
 kind's default (FINETUNE_DEFAULT_SLACK_ROLE for Slack users, FINETUNE_CLI_ROLE
-for OS users, viewer for MCP tokens). FINETUNE_PEOPLE links one person's
-identities, so four eyes and the daily spend limit count a person, not a face.
+for OS users, viewer for MCP tokens, operator for application tokens, which
+open nothing but /v1: resolving and sending feedback). FINETUNE_PEOPLE links
+one person's identities, so four eyes and the daily spend limit count a person,
+not a face.
 """
 
 from __future__ import annotations
@@ -55,7 +58,7 @@ _SLACK_USER = re.compile(r"[UW][A-Z0-9]{1,30}")
 _SLACK_GROUP = re.compile(r"S[A-Z0-9]{1,30}")
 _OS_USER = re.compile(r"[^\s,;=:]{1,128}")
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # token names and people
-_FORMS = "slack:U123 (or just U123), slack-group:S123, os:NAME or mcp:TOKEN-NAME"
+_FORMS = "slack:U123 (or just U123), slack-group:S123, os:NAME, mcp:TOKEN-NAME or app:TOKEN-NAME"
 
 
 @dataclass(frozen=True, order=True)
@@ -99,12 +102,14 @@ _PATTERNS: dict[IdentityKind, re.Pattern[str]] = {
     IdentityKind.SLACK_GROUP: _SLACK_GROUP,
     IdentityKind.OS: _OS_USER,
     IdentityKind.MCP: _NAME,
+    IdentityKind.APP: _NAME,
 }
 _EXAMPLES: dict[IdentityKind, str] = {
     IdentityKind.SLACK: "a Slack user id starts with U or W, e.g. slack:U0123ABCD",
     IdentityKind.SLACK_GROUP: "a Slack user group id starts with S, e.g. slack-group:S0123ABCD",
     IdentityKind.OS: "an OS user name has no spaces, commas, semicolons, colons or '=', e.g. os:alice",
     IdentityKind.MCP: "a token name is letters, digits, '.', '_' and '-', e.g. mcp:alice-laptop",
+    IdentityKind.APP: "a token name is letters, digits, '.', '_' and '-', e.g. app:shop",
 }
 
 
@@ -169,6 +174,8 @@ def default_role(settings: Settings, kind: IdentityKind) -> Role:
         return settings.default_slack_role
     if kind is IdentityKind.OS:
         return settings.cli_role
+    if kind is IdentityKind.APP:
+        return Role.OPERATOR  # an application token opens only /v1, where it may send feedback
     return Role.VIEWER
 
 

@@ -525,9 +525,21 @@ DEPLOYMENTS = Migration(
     ),
 )
 
+FEEDBACK_OUTCOMES = Migration(
+    12,
+    "feedback outcomes: the registry version that served each draft and the arm of its alias (stable or canary)",
+    (
+        "ALTER TABLE feedback ADD COLUMN model_version TEXT",
+        "ALTER TABLE feedback ADD COLUMN arm TEXT CHECK (arm IS NULL OR arm IN ('stable', 'canary'))",
+        # Outcomes per version and arm over time; events that name no version stay out of it.
+        """CREATE INDEX feedback_outcomes ON feedback (model_version, arm, created_at)
+           WHERE model_version IS NOT NULL""",
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     INFRASTRUCTURE, DOMAIN, TYPED_EVENTS, COUNTERS, DELIVERY_STATES, REQUESTER_IDENTITIES, MODEL_REGISTRY,
-    APPROVAL_QUORUMS, WEBHOOKS, STAGED_ROLLOUTS, DEPLOYMENTS,
+    APPROVAL_QUORUMS, WEBHOOKS, STAGED_ROLLOUTS, DEPLOYMENTS, FEEDBACK_OUTCOMES,
 )  # fmt: skip
 LATEST = MIGRATIONS[-1].version
 

@@ -25,7 +25,7 @@ from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validato
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.platform.identity import canonical, parse_identities, parse_identity, parse_people, parse_tokens
-from core.vocabulary import Commitment, Role, RolloutApproval
+from core.vocabulary import CHAT_PROVIDERS, Commitment, Role, RolloutApproval
 
 DATA_DIR_NAME = ".finetune"  # the folder `finetune` looks for, walking up from the working directory
 DB_NAME = "finetune.db"
@@ -35,6 +35,7 @@ MIN_PUBLIC_TOKEN_LENGTH = 32  # a token guarding /mcp off loopback is at least t
 
 _HOST = re.compile(r"(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9]([A-Za-z0-9.-]{0,251}[A-Za-z0-9])?)(:[0-9]{1,5})?")
 MIN_WEBHOOK_SECRET_LENGTH = 32  # FINETUNE_WEBHOOK_SECRET signs every delivery: too long to guess
+CHAT_PROVIDER_NAMES = tuple(provider.value for provider in CHAT_PROVIDERS)  # PROVIDER in FINETUNE_JUDGE_MODEL
 GENERATE_WEBHOOK_SECRET = 'python -c "import secrets; print(secrets.token_hex(32))"'
 
 
@@ -326,7 +327,32 @@ class Settings(BaseSettings):
     )
     azure_openai_api_key: SecretStr | None = _env("AZURE_OPENAI_API_KEY", "Azure OpenAI API key.", default=None)
     azure_openai_api_version: str = _env(
-        "AZURE_OPENAI_API_VERSION", "Azure OpenAI API version for fine-tuning calls.", default="2025-04-01-preview"
+        "AZURE_OPENAI_API_VERSION",
+        "Azure OpenAI API version for fine-tuning and chat calls.",
+        default="2025-04-01-preview",
+    )
+    anthropic_api_key: SecretStr | None = _env(
+        "ANTHROPIC_API_KEY",
+        "Anthropic API key: chats with Claude models (anthropic:MODEL), e.g. the judge.",
+        default=None,
+    )
+    anthropic_base_url: str | None = _env(
+        "ANTHROPIC_BASE_URL", "Anthropic API base URL (default: Anthropic's).", default=None
+    )
+    compatible_base_url: str | None = _env(
+        "FINETUNE_COMPATIBLE_BASE_URL",
+        "Base URL of an OpenAI-compatible chat server that answers compatible:MODEL (Ollama, vLLM, another "
+        "finetune serve), e.g. http://127.0.0.1:11434/v1.",
+        default=None,
+    )
+    compatible_api_key: SecretStr | None = _env(
+        "FINETUNE_COMPATIBLE_API_KEY", "Bearer key of that server, when it asks for one.", default=None
+    )
+    judge_model: str = _env(
+        "FINETUNE_JUDGE_MODEL",
+        "Model that judges answers in evaluations unless one is named, as PROVIDER:MODEL "
+        f"({', '.join(CHAT_PROVIDER_NAMES)}).",
+        default="anthropic:claude-sonnet-5-5",
     )
 
     slack_bot_token: SecretStr | None = _env("SLACK_BOT_TOKEN", "Slack bot token (xoxb-...).", default=None)
@@ -447,6 +473,17 @@ class Settings(BaseSettings):
         except (zoneinfo.ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r}; use an IANA name such as 'UTC' or 'Europe/Paris'") from None
         return value
+
+    @field_validator("judge_model")
+    @classmethod
+    def _provider_and_model(cls, value: str) -> str:
+        provider, sep, model = value.strip().partition(":")
+        if not sep or provider not in CHAT_PROVIDER_NAMES or not model.strip():
+            raise ValueError(
+                f"{value!r} must be PROVIDER:MODEL with PROVIDER one of {', '.join(CHAT_PROVIDER_NAMES)}, "
+                "e.g. anthropic:claude-sonnet-5-5 or openai:gpt-4.1-mini"
+            )
+        return f"{provider}:{model.strip()}"
 
     @field_validator("slack_api_url")
     @classmethod

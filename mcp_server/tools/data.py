@@ -79,12 +79,39 @@ def ingest_feedback(
 ) -> IngestReport:
     """Store feedback events about an agent's outputs, in one transaction. Each event: agent, messages (list of
     {role, content}) or prompt, output (the AI draft), and optionally final (the user's edited version), rating
-    (1-5, "up" or "down"), intent, system, model, template, latency_ms, cost_usd, user, created_at, tags; other
-    fields are kept as metadata. field_map maps our names to yours, e.g. {"output": "model_output"}. A bad event
-    rejects the batch unless skip_invalid. Re-sending events changes nothing. PII is redacted."""
+    (1-5, "up" or "down"), intent, system, model, template, latency_ms, cost_usd, user, created_at, tags,
+    model_version (name:vN) and arm (stable or canary); other fields are kept as metadata. field_map maps our
+    names to yours, e.g. {"output": "model_output"}. A bad event rejects the batch unless skip_invalid.
+    Re-sending events changes nothing. PII is redacted."""
     args = {"events": len(events), "field_map": field_map, "skip_invalid": skip_invalid}
     return call_core(ctx, "ingest_feedback", args, lambda svc, actor: feedback.ingest_batch(
         svc.store, events, actor=actor, field_map=field_map, skip_invalid=skip_invalid,
+        redact=svc.settings.redact_at_ingest,
+    ), batch_item="event")  # fmt: skip
+
+
+@TOOLS.tool(title="Record outcomes", effect=RECORDS)
+def record_outcomes(
+    ctx: Context,
+    events: Annotated[
+        list[dict[str, Any]],
+        Field(
+            description=f"What became of drafts you served, one object each, at most {feedback.MAX_OUTCOMES}.",
+            max_length=feedback.MAX_OUTCOMES,
+        ),
+    ],
+    skip_invalid: Annotated[
+        bool, Field(description="Store the valid events and report the invalid ones, instead of rejecting all.")
+    ] = False,
+) -> IngestReport:
+    """Record the outcomes of drafts that a model version served, for per-version and canary analysis. Each
+    event is feedback as in ingest_feedback (agent, messages or prompt, output, final, rating, ...) plus
+    model_version, the version that produced the draft (name:vN, as resolve_model answered it), and arm (stable
+    or canary, as resolve_model answered it). At most 1000 events per call; a bad event rejects the batch unless
+    skip_invalid. Re-sending events changes nothing. PII is redacted."""
+    args = {"events": len(events), "skip_invalid": skip_invalid}
+    return call_core(ctx, "record_outcomes", args, lambda svc, actor: feedback.record_outcomes(
+        svc.store, events, actor=actor, source="record_outcomes", skip_invalid=skip_invalid,
         redact=svc.settings.redact_at_ingest,
     ), batch_item="event")  # fmt: skip
 
