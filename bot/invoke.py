@@ -179,6 +179,15 @@ COMMANDS: dict[str, Operation] = {
     "models rollout": Operation.READ,  # the core asks CONTROL_ROLLOUT itself to pause, resume or cancel
     "deploy": Operation.MOVE_ALIAS,
     "rollback": Operation.MOVE_ALIAS,
+    "eval": Operation.READ,
+    "eval run": Operation.EVALUATE,
+    "eval show": Operation.READ,
+    "eval list": Operation.READ,
+    "ab": Operation.READ,
+    "ab create": Operation.RUN_EXPERIMENT,
+    "ab status": Operation.READ,
+    "ab stop": Operation.RUN_EXPERIMENT,
+    "ab conclude": Operation.RUN_EXPERIMENT,
     "data": Operation.READ,
     "data ingest": Operation.INGEST,
     "data list": Operation.READ,
@@ -217,6 +226,10 @@ TOOLS: dict[str, Operation] = {
     "model_history": Operation.READ,
     "list_approvals": Operation.READ,
     "get_approval": Operation.READ,
+    "evaluate_model": Operation.EVALUATE,
+    "get_evaluation": Operation.READ,
+    "create_experiment": Operation.RUN_EXPERIMENT,
+    "get_experiment": Operation.READ,
 }
 
 # Every call an application makes over /v1 that goes through `invoke` (reads answer directly), by name.

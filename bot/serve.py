@@ -42,18 +42,28 @@ from bot.invoke import MCP_TOKEN_NAME_KEY
 from bot.openai_api import openai_routes
 from core import __version__
 from core.errors import Conflict, InvalidInput
+from core.evaluation import EvaluationRunner
 from core.inference import build_engine
 from core.platform import Settings, webhooks
 from core.platform.scheduler import (
+    ANALYTICS_SECONDS,
     APPROVALS_SECONDS,
+    CANARIES_SECONDS,
+    EVALUATIONS_SECONDS,
+    REGRESSION_HOUR,
     ROLLOUTS_SECONDS,
+    add_daily_job,
     add_interval_job,
     advance_rollouts,
     build_scheduler,
+    check_regressions,
     expire_approvals,
+    guard_canaries,
     heartbeat,
     poll_deployments,
     poll_jobs,
+    run_evaluations,
+    update_analytics,
 )
 from core.platform.settings import DEFAULT_MCP_TOKEN_NAME, MIN_PUBLIC_TOKEN_LENGTH
 from core.services import Services
@@ -245,7 +255,8 @@ def build_app(services: Services) -> Starlette:
         routes.append(Route("/webhooks/openai", _openai_webhook(services), methods=["POST"]))
     routes.append(resolve_route(services))  # application tokens only; /mcp's bearer check stays on /mcp
     routes.append(feedback_route(services))  # the same tokens: outcomes of what the versions served
-    routes += openai_routes(services, build_engine(settings))  # the same tokens: chat with local versions
+    engine = build_engine(settings)  # one per serve: chats with local versions and evaluations share its models
+    routes += openai_routes(services, engine)  # the same tokens: chat with local versions
     routes.append(Mount("/", app=mcp_app))
 
     @contextlib.asynccontextmanager
@@ -258,6 +269,13 @@ def build_app(services: Services) -> Starlette:
         )
         add_interval_job(scheduler, expire_approvals, job_id="approvals", seconds=APPROVALS_SECONDS, args=(services,))
         add_interval_job(scheduler, advance_rollouts, job_id="rollouts", seconds=ROLLOUTS_SECONDS, args=(services,))
+        add_interval_job(scheduler, guard_canaries, job_id="canaries", seconds=CANARIES_SECONDS, args=(services,))
+        add_interval_job(scheduler, update_analytics, job_id="analytics", seconds=ANALYTICS_SECONDS, args=(services,))
+        add_daily_job(scheduler, check_regressions, job_id="regressions", hour=REGRESSION_HOUR, args=(services,))
+        runner = EvaluationRunner(engine)
+        add_interval_job(
+            scheduler, run_evaluations, job_id="evaluations", seconds=EVALUATIONS_SECONDS, args=(services, runner)
+        )
         if slack.client is not None:
             from bot.slack.delivery import ChannelPacer, deliver_outbox_job
 
@@ -292,7 +310,8 @@ def build_app(services: Services) -> Starlette:
             try:
                 yield
             finally:
-                scheduler.shutdown(wait=False)
+                # Running jobs finish first (on the scheduler's own threads): the store closes once serve stops.
+                scheduler.stop()
                 if dispatcher is not None:
                     dispatcher.close()
                 if slack.socket_handler is not None:

@@ -147,11 +147,67 @@ class GuardDecision(StrEnum):
     HALT = "halt"
 
 
+class EvaluationState(StrEnum):
+    """Where an offline evaluation stands."""
+
+    QUEUED = "queued"  # waits for `finetune serve` to run it
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"  # an error ended it; what was measured before is kept
+    STOPPED = "stopped"  # its cost cap (or an interruption) ended it early; what was measured is kept
+
+
+FINAL_EVALUATION_STATES: frozenset[EvaluationState] = frozenset(
+    {EvaluationState.SUCCEEDED, EvaluationState.FAILED, EvaluationState.STOPPED}
+)
+
+
 class Arm(StrEnum):
     """Which version of an alias served a resolution."""
 
     STABLE = "stable"
     CANARY = "canary"
+
+
+class ExperimentKind(StrEnum):
+    """What an online A/B experiment compares."""
+
+    CANARY = "canary"  # a model alias's stable version (control) against its canary (treatment)
+    TEMPLATE = "template"  # two prompt templates of one agent, by the feedback's `template`
+
+
+class ExperimentState(StrEnum):
+    """Where an online A/B experiment stands."""
+
+    RUNNING = "running"
+    STOPPED = "stopped"  # ended by a person; its last analysis is kept
+    CONCLUDED = "concluded"  # ended with its verdict recorded and announced
+
+
+class ExperimentMetric(StrEnum):
+    """What an online experiment compares per outcome (a feedback event that names its version or template)."""
+
+    ACCEPTANCE = "acceptance"  # share of drafts accepted: kept whole and not turned down
+    MEAN_ACCEPTANCE = "mean_acceptance"  # mean share of each draft's characters kept
+    EDIT_DISTANCE = "edit_distance"  # characters changed over both texts' characters (lower is better)
+    RATING = "rating"  # mean rating, 1-5 (thumbs up 5, down 1)
+    LATENCY = "latency"  # mean latency in milliseconds (lower is better)
+
+
+class CanaryAction(StrEnum):
+    """What the canary guard did about a canary significantly worse than its alias's stable version."""
+
+    PROPOSED = "proposed"  # requested the rollback; an approver decides
+    PERFORMED = "performed"  # rolled it back (FINETUNE_CANARY_AUTO_ROLLBACK)
+    ANNOUNCED = "announced"  # said so; the alias moves without an approval, so a person rolls it back
+
+
+class AlertKind(StrEnum):
+    """What the daily regression check alerts on, per agent."""
+
+    ACCEPTANCE_DROP = "acceptance_drop"
+    LATENCY_SPIKE = "latency_spike"
+    COST_SPIKE = "cost_spike"
 
 
 class DeploymentKind(StrEnum):
@@ -225,6 +281,8 @@ class Operation(StrEnum):
     MOVE_PROTECTED_ALIAS = "move_protected_alias"
     CONTROL_ROLLOUT = "control_rollout"
     RETIRE_VERSION = "retire_version"
+    RUN_EXPERIMENT = "run_experiment"  # create, stop or conclude online A/B experiments
+    EVALUATE = "evaluate"  # run a candidate against a baseline, with a judge: calls paid models
 
 
 class ApprovalNeed(StrEnum):

@@ -14,6 +14,11 @@ LOSS_KEYS = ("train_loss", "valid_loss")
 
 def loss_curve_png(points: dict[str, list[tuple[int, float]]], *, title: str) -> bytes | None:
     """A line chart of loss per step, one line per series (`train_loss`, `valid_loss`); None without data."""
+    return line_chart_png(points, title=title, xlabel="step", ylabel="loss")
+
+
+def line_chart_png(points: dict[str, list[tuple[int, float]]], *, title: str, xlabel: str, ylabel: str) -> bytes | None:
+    """A line chart of one value per step (a training step, a day), one line per named series; None without data."""
     series = {name: sorted(values) for name, values in points.items() if values}
     if not series:
         return None
@@ -25,8 +30,8 @@ def loss_curve_png(points: dict[str, list[tuple[int, float]]], *, title: str) ->
                 steps, losses, marker="o" if len(values) < 30 else None, linewidth=1.6, label=name.replace("_", " ")
             )
         axes.set_title(title, fontsize=11)
-        axes.set_xlabel("step")
-        axes.set_ylabel("loss")
+        axes.set_xlabel(xlabel)
+        axes.set_ylabel(ylabel)
         axes.grid(alpha=0.3)
         axes.legend(frameon=False)
         figure.tight_layout()

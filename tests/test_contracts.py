@@ -22,7 +22,21 @@ from core.providers.bedrock import BedrockProvider
 from core.providers.local import LocalProvider, RunStatus
 from core.providers.openai import OpenAIProvider
 from core.training import db as training_db
-from core.vocabulary import Action, AliasMove, ApprovalState, Face, JobState, Method, Provider, RolloutState, values
+from core.vocabulary import (
+    Action,
+    AlertKind,
+    AliasMove,
+    ApprovalState,
+    CanaryAction,
+    EvaluationState,
+    ExperimentState,
+    Face,
+    JobState,
+    Method,
+    Provider,
+    RolloutState,
+    values,
+)
 from tests.conftest import ROOT
 
 SPEC = ROOT.parent / "shared" / "specs" / "openai-fine-tuning-subset.json"
@@ -171,6 +185,43 @@ SAMPLES: dict[type, events.Event] = {
         share=10,
         next_at="2026-11-24T09:00:00.000000Z",
         actor="slack:U2",
+    ),
+    events.EvaluationChanged: events.EvaluationChanged(
+        evaluation_id="ev_1",
+        status=EvaluationState.RUNNING,
+        candidate="support:v2",
+        baseline="production (support:v1)",
+        dataset_version="support@1",
+        judge="anthropic:claude-sonnet-5-5",
+        done=4,
+        total=12,
+        cost_usd=0.012,
+        requested_by="slack:U2",
+    ),
+    events.ExperimentEnded: events.ExperimentEnded(
+        experiment_id="ab_1",
+        name="support@production",
+        control="support:v1",
+        treatment="support:v2",
+        status=ExperimentState.CONCLUDED,
+        verdict="winner",
+        reason="Winner: acceptance is better by 6 points (Holm-adjusted p = 0.01), and no metric is significantly worse.",
+        actor="slack:U2",
+    ),
+    events.CanaryGuarded: events.CanaryGuarded(
+        model_name="support",
+        alias="production",
+        canary_version_id="support:v2",
+        stable_version_id="support:v1",
+        evidence="acceptance 62.0% against 81.0% (−19 points; always-valid p = 0.0004).",
+        action=CanaryAction.PROPOSED,
+        approval_id="ap_1",
+    ),
+    events.RegressionAlert: events.RegressionAlert(
+        alert_id=7,
+        alert=AlertKind.ACCEPTANCE_DROP,
+        agent="support",
+        headline="Acceptance of support fell from 81% to 62% (−19 points) in the 7 days to 2026-11-22.",
     ),
 }
 

@@ -8,7 +8,7 @@ import pytest
 from mcp import Client
 
 from bot import invoke
-from bot.commands import ErrorResult, data, groups, platform, registry, training, webhooks
+from bot.commands import ErrorResult, data, evaluation, experiments, groups, platform, registry, training, webhooks
 from bot.slack.blocks import render
 from bot.slack.listeners.commands import run_slack_text
 from bot.slack.listeners.redelivery import delivery_key
@@ -104,8 +104,14 @@ def test_a_core_error_reaches_an_agent_with_its_fix_and_one_audit_row(settings, 
 
 
 def test_slack_offers_the_shared_commands_and_the_terminal_adds_its_own():
-    shared = [c.name for module in (platform, data, training, registry, webhooks) for c in module.SHARED]
-    terminal_only = [c.name for module in (data, training, registry, platform) for c in module.TERMINAL]  # servers last
+    shared = [
+        c.name
+        for module in (platform, data, training, registry, evaluation, experiments, webhooks)
+        for c in module.SHARED
+    ]
+    terminal_only = [
+        c.name for module in (data, training, registry, evaluation, platform) for c in module.TERMINAL
+    ]  # servers last
     assert list(groups.SLACK.commands) == shared
     assert list(groups.TERMINAL.commands) == shared + terminal_only
 

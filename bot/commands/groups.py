@@ -7,9 +7,12 @@ ones (the long-running server commands last).
 
 from __future__ import annotations
 
-from bot.commands import data, make_grammar, platform, registry, training, webhooks
+from bot.commands import data, evaluation, experiments, make_grammar, platform, registry, training, webhooks
 
-SHARED = (*platform.SHARED, *data.SHARED, *training.SHARED, *registry.SHARED, *webhooks.SHARED)
+SHARED = (
+    *platform.SHARED, *data.SHARED, *training.SHARED, *registry.SHARED, *evaluation.SHARED, *experiments.SHARED,
+    *webhooks.SHARED,
+)  # fmt: skip
 
 SLACK = make_grammar(*SHARED, help_text="finetune-ops in Slack.")
 TERMINAL = make_grammar(
@@ -17,6 +20,7 @@ TERMINAL = make_grammar(
     *data.TERMINAL,
     *training.TERMINAL,
     *registry.TERMINAL,
+    *evaluation.TERMINAL,
     *platform.TERMINAL,
     help_text="finetune-ops: feedback to fine-tuned models, with a human in the loop.",
 )

@@ -5,10 +5,30 @@ example and averages them with intervals; `stats` holds the fixed-horizon tests,
 the sample-ratio check, Holm's correction and sample sizes; `sequential` the
 always-valid test for looking at a canary after every batch; `judge` a
 head-to-head judge's results and its calibration; `verdict` turns the tests
-into winner, loser or inconclusive. Faces import from here.
+into winner, loser or inconclusive. `runs` runs and stores offline evaluations
+(a candidate against a baseline, judged by `judging`; their SQL in `db`,
+their summary in `summary`). `experiments` runs online A/B experiments on outcomes
+(their SQL in `exp_db`); `guard` guards canaries with them. Faces import from here.
 """
 
 from core.evaluation.base import DEFAULT_ALPHA, DEFAULT_CONFIDENCE, Interval
+from core.evaluation.experiments import (
+    EXPERIMENT_ID_PREFIX,
+    Analysis,
+    Experiment,
+    ExperimentList,
+    ExperimentReport,
+    MetricResult,
+    Outcomes,
+    analyze,
+    list_experiments,
+    metric_text,
+)
+from core.evaluation.experiments import conclude as conclude_experiment
+from core.evaluation.experiments import create as create_experiment
+from core.evaluation.experiments import report as experiment_report
+from core.evaluation.experiments import stop as stop_experiment
+from core.evaluation.guard import CanaryCheck, acceptance_guard, canary_facts, check_canary, guard_canaries
 from core.evaluation.judge import Calibration, HeadToHead, JudgedPair, Outcome, Pick, calibrate_judge, head_to_head
 from core.evaluation.metrics import (
     METRICS,
@@ -25,6 +45,18 @@ from core.evaluation.metrics import (
     rouge_l,
     score_example,
     summarize,
+)
+from core.evaluation.runs import (
+    MAX_COST_USD,
+    MAX_LIMIT,
+    Evaluation,
+    EvaluationList,
+    EvaluationRunner,
+    get_evaluation,
+    list_evaluations,
+    request_evaluation,
+    run_evaluation,
+    run_queued_evaluations,
 )
 from core.evaluation.sequential import (
     DEFAULT_PROPORTION_MIXING_SD,
@@ -45,29 +77,46 @@ from core.evaluation.stats import (
     compare_proportions,
     holm,
     plan_sample_size,
+    points,
 )
+from core.evaluation.summary import EvaluationSummary, LatencySummary
 from core.evaluation.verdict import Decision, Evidence, TestResult, Verdict, decide, evidence
 
 __all__ = [
     "DEFAULT_ALPHA",
     "DEFAULT_CONFIDENCE",
     "DEFAULT_PROPORTION_MIXING_SD",
+    "EXPERIMENT_ID_PREFIX",
+    "MAX_COST_USD",
+    "MAX_LIMIT",
     "METRICS",
     "MIN_TRIALS",
     "SRM_THRESHOLD",
     "AdjustedP",
+    "Analysis",
     "Calibration",
+    "CanaryCheck",
     "Decision",
+    "Evaluation",
+    "EvaluationList",
+    "EvaluationRunner",
+    "EvaluationSummary",
     "Evidence",
     "ExampleScores",
+    "Experiment",
+    "ExperimentList",
+    "ExperimentReport",
     "HeadToHead",
     "Interval",
     "JudgedPair",
+    "LatencySummary",
     "MeanTest",
     "Metric",
+    "MetricResult",
     "MetricSpec",
     "MetricSummary",
     "Outcome",
+    "Outcomes",
     "Pick",
     "ProportionTest",
     "RougeL",
@@ -77,22 +126,39 @@ __all__ = [
     "SequentialTest",
     "TestResult",
     "Verdict",
+    "acceptance_guard",
+    "analyze",
     "calibrate_judge",
+    "canary_facts",
+    "check_canary",
     "check_sample_ratio",
     "compare_means",
     "compare_proportions",
+    "conclude_experiment",
+    "create_experiment",
     "decide",
     "edit_distance",
     "evidence",
     "exact_match",
+    "experiment_report",
+    "get_evaluation",
+    "guard_canaries",
     "head_to_head",
     "holm",
     "json_valid",
     "lcs_length",
+    "list_evaluations",
+    "list_experiments",
+    "metric_text",
     "plan_sample_size",
+    "points",
+    "request_evaluation",
     "rouge_l",
+    "run_evaluation",
+    "run_queued_evaluations",
     "score_example",
     "sequential_means",
     "sequential_proportions",
+    "stop_experiment",
     "summarize",
 ]

@@ -13,7 +13,18 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
-from core.vocabulary import Action, AliasMove, ApprovalState, JobState, Provider, RolloutState
+from core.vocabulary import (
+    Action,
+    AlertKind,
+    AliasMove,
+    ApprovalState,
+    CanaryAction,
+    EvaluationState,
+    ExperimentState,
+    JobState,
+    Provider,
+    RolloutState,
+)
 
 
 class _Event(BaseModel):
@@ -191,12 +202,124 @@ class RolloutChanged(_Event):
         return text + (f" ({self.reason})" if self.reason else "")
 
 
+class EvaluationChanged(_Event):
+    """An offline evaluation was queued, made progress, or ended (its headline, or why it stopped or failed)."""
+
+    kind: Literal["evaluation"] = "evaluation"
+    evaluation_id: str
+    status: EvaluationState
+    candidate: str = Field(description="The candidate as resolved: a version id or PROVIDER:MODEL.")
+    baseline: str = Field(description="The baseline as asked and resolved, e.g. `production (support:v3)`.")
+    dataset_version: str
+    judge: str
+    done: int = Field(description="Examples measured and judged so far.")
+    total: int | None = Field(default=None, description="Examples it measures in all, when known.")
+    cost_usd: float = 0.0
+    headline: str | None = None
+    reason: str | None = Field(default=None, description="Why it stopped or failed, or where it stands.")
+    requested_by: str
+
+    @property
+    def message_key(self) -> str:
+        return f"evaluation:{self.evaluation_id}"
+
+    def progress(self) -> str:
+        """`4 of 12 examples`, or `4 examples` before the total is known."""
+        return f"{self.done} of {self.total} examples" if self.total is not None else f"{self.done} examples"
+
+    def summary(self) -> str:
+        text = (
+            f"Evaluation {self.evaluation_id} of {self.candidate} against {self.baseline} on {self.dataset_version}:"
+            f" {self.status}, {self.progress()} (${self.cost_usd:,.4f})"
+        )
+        if self.reason:
+            text += f": {self.reason}"
+        return text + (f". {self.headline}" if self.headline else "")
+
+
+class ExperimentEnded(_Event):
+    """An online A/B experiment was concluded (its verdict, in one sentence) or stopped."""
+
+    kind: Literal["experiment"] = "experiment"
+    experiment_id: str
+    name: str = Field(description="`support@production`, or an agent's two templates.")
+    control: str
+    treatment: str
+    status: ExperimentState
+    verdict: str = Field(description="winner, loser or inconclusive: the treatment against the control.")
+    reason: str = Field(description="Why, in one sentence.")
+    actor: str
+    note: str | None = Field(default=None, description="What the person who ended it said.")
+
+    @property
+    def message_key(self) -> str:
+        return f"experiment:{self.experiment_id}"
+
+    def summary(self) -> str:
+        text = f"Experiment {self.experiment_id} ({self.name}: {self.treatment} against {self.control}) {self.status}"
+        return text + f" by {self.actor}: {self.verdict}. {self.reason}" + (f" ({self.note})" if self.note else "")
+
+
+class CanaryGuarded(_Event):
+    """The canary guard found a canary significantly worse than its alias's stable version, and what it did."""
+
+    kind: Literal["canary_guard"] = "canary_guard"
+    model_name: str
+    alias: str
+    canary_version_id: str
+    stable_version_id: str
+    evidence: str = Field(description="The test that found it worse, in one sentence.")
+    action: CanaryAction
+    approval_id: str | None = Field(default=None, description="The rollback request, when one waits.")
+
+    @property
+    def message_key(self) -> str:
+        return f"canary:{self.model_name}@{self.alias}:{self.canary_version_id}"
+
+    def summary(self) -> str:
+        done = {
+            CanaryAction.PROPOSED: f"rollback requested ({self.approval_id})",
+            CanaryAction.PERFORMED: "rolled back by the scheduler",
+            CanaryAction.ANNOUNCED: "roll it back by hand",
+        }[self.action]
+        return f"Canary {self.canary_version_id} on {self.model_name}@{self.alias} is worse: {self.evidence} {done}."
+
+
+class RegressionAlert(_Event):
+    """The daily check found an agent's acceptance, latency or cost regressed, or the alert's metric recovered."""
+
+    kind: Literal["regression"] = "regression"
+    alert_id: int
+    alert: AlertKind
+    agent: str
+    resolved: bool = False
+    headline: str = Field(description="What moved, by how much, and what changed with it, in one or two sentences.")
+
+    @property
+    def message_key(self) -> str:
+        return f"alert:{self.alert_id}"
+
+    def summary(self) -> str:
+        return f"{'Resolved' if self.resolved else 'Regression'} ({self.alert} of {self.agent}): {self.headline}"
+
+
 Event = Annotated[
-    Notice | JobChanged | ApprovalRequested | ApprovalDecided | ApprovalAnswered | AliasMoved | RolloutChanged,
+    Notice
+    | JobChanged
+    | ApprovalRequested
+    | ApprovalDecided
+    | ApprovalAnswered
+    | AliasMoved
+    | RolloutChanged
+    | EvaluationChanged
+    | ExperimentEnded
+    | CanaryGuarded
+    | RegressionAlert,
     Field(discriminator="kind"),
 ]
 EVENT_KINDS: tuple[type[_Event], ...] = (
     Notice, JobChanged, ApprovalRequested, ApprovalDecided, ApprovalAnswered, AliasMoved, RolloutChanged,
+    EvaluationChanged, ExperimentEnded, CanaryGuarded, RegressionAlert,
 )  # fmt: skip
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 

@@ -537,9 +537,149 @@ FEEDBACK_OUTCOMES = Migration(
     ),
 )
 
+OFFLINE_EVALUATIONS = Migration(
+    13,
+    "offline evaluations: what was compared (asked and resolved), the judge, the cost cap and spend, progress,"
+    " who runs it; per-example outputs, scores and judge answers",
+    (
+        "ALTER TABLE evaluations ADD COLUMN candidate TEXT",
+        "ALTER TABLE evaluations ADD COLUMN candidate_ref TEXT",
+        "ALTER TABLE evaluations ADD COLUMN baseline TEXT",
+        "ALTER TABLE evaluations ADD COLUMN baseline_ref TEXT",
+        "ALTER TABLE evaluations ADD COLUMN baseline_version_id TEXT REFERENCES model_versions (id)",
+        "ALTER TABLE evaluations ADD COLUMN judge TEXT",
+        "ALTER TABLE evaluations ADD COLUMN split TEXT",
+        "ALTER TABLE evaluations ADD COLUMN max_cost_usd REAL CHECK (max_cost_usd IS NULL OR max_cost_usd > 0)",
+        "ALTER TABLE evaluations ADD COLUMN example_limit INTEGER CHECK (example_limit IS NULL OR example_limit >= 1)",
+        "ALTER TABLE evaluations ADD COLUMN max_new_tokens INTEGER",
+        "ALTER TABLE evaluations ADD COLUMN cost_usd REAL NOT NULL DEFAULT 0",
+        "ALTER TABLE evaluations ADD COLUMN unpriced INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE evaluations ADD COLUMN done INTEGER NOT NULL DEFAULT 0",
+        "ALTER TABLE evaluations ADD COLUMN total INTEGER",
+        "ALTER TABLE evaluations ADD COLUMN status_reason TEXT",
+        "ALTER TABLE evaluations ADD COLUMN requested_via TEXT",
+        "ALTER TABLE evaluations ADD COLUMN idempotency_key TEXT",
+        "ALTER TABLE evaluations ADD COLUMN runner TEXT",
+        "ALTER TABLE evaluations ADD COLUMN started_at TEXT",
+        "ALTER TABLE evaluations ADD COLUMN updated_at TEXT",
+        "CREATE UNIQUE INDEX evaluations_key ON evaluations (idempotency_key) WHERE idempotency_key IS NOT NULL",
+        "CREATE INDEX evaluations_status ON evaluations (status, created_at)",
+        "CREATE INDEX evaluations_version ON evaluations (model_version_id, status, finished_at)",
+        "ALTER TABLE eval_results ADD COLUMN arm TEXT NOT NULL DEFAULT ''",
+        "ALTER TABLE eval_results ADD COLUMN ordinal INTEGER",
+        "ALTER TABLE eval_results ADD COLUMN output TEXT",
+        "ALTER TABLE eval_results ADD COLUMN input_tokens INTEGER",
+        "ALTER TABLE eval_results ADD COLUMN output_tokens INTEGER",
+        "ALTER TABLE eval_results ADD COLUMN latency_ms REAL",
+        "ALTER TABLE eval_results ADD COLUMN cost_usd REAL",
+        # One row per example, kind of row and arm: an example is stored whole or not at all, never twice.
+        "CREATE UNIQUE INDEX eval_results_row ON eval_results (evaluation_id, feedback_id, metric, arm)",
+    ),
+)
+
+ONLINE_EXPERIMENTS = Migration(
+    14,
+    "online A/B experiments: what they compare (an alias's canary or two templates), their metrics, split, alpha"
+    " and verdict; what the canary guard did about each canary it found worse, once per canary",
+    (
+        "ALTER TABLE experiments ADD COLUMN kind TEXT NOT NULL DEFAULT 'canary' CHECK (kind IN ('canary', 'template'))",
+        "ALTER TABLE experiments ADD COLUMN model_name TEXT",
+        "ALTER TABLE experiments ADD COLUMN alias TEXT",
+        "ALTER TABLE experiments ADD COLUMN control_template TEXT",
+        "ALTER TABLE experiments ADD COLUMN treatment_template TEXT",
+        "ALTER TABLE experiments ADD COLUMN secondary_metrics TEXT NOT NULL DEFAULT '[]'",
+        # The treatment's configured share of a template experiment; a canary's comes from the ledger.
+        "ALTER TABLE experiments ADD COLUMN split REAL CHECK (split IS NULL OR (split > 0 AND split < 1))",
+        "ALTER TABLE experiments ADD COLUMN alpha REAL NOT NULL DEFAULT 0.05 CHECK (alpha > 0 AND alpha < 1)",
+        "ALTER TABLE experiments ADD COLUMN effect REAL NOT NULL DEFAULT 0.05 CHECK (effect > 0 AND effect < 1)",
+        "ALTER TABLE experiments ADD COLUMN started_at TEXT",
+        "ALTER TABLE experiments ADD COLUMN ended_by TEXT",
+        "ALTER TABLE experiments ADD COLUMN verdict TEXT",
+        "ALTER TABLE experiments ADD COLUMN reason TEXT",
+        "CREATE INDEX experiments_created ON experiments (created_at)",
+        # One running experiment per canary alias, and per pair of templates of an agent.
+        """CREATE UNIQUE INDEX experiments_running_canary ON experiments (model_name, alias)
+           WHERE status = 'running' AND kind = 'canary'""",
+        """CREATE UNIQUE INDEX experiments_running_template ON experiments (name, control_template, treatment_template)
+           WHERE status = 'running' AND kind = 'template'""",
+        """CREATE TABLE canary_guard_actions (
+            model_name TEXT NOT NULL,
+            alias TEXT NOT NULL,
+            canary_version_id TEXT NOT NULL REFERENCES model_versions (id),
+            since TEXT NOT NULL,
+            action TEXT NOT NULL CHECK (action IN ('proposed', 'performed', 'announced')),
+            approval_id TEXT REFERENCES approvals (id),
+            evidence TEXT NOT NULL,
+            at TEXT NOT NULL,
+            PRIMARY KEY (model_name, alias, canary_version_id, since)
+        )""",
+    ),
+)
+
+ANALYTICS = Migration(
+    15,
+    "analytics: daily rollups of feedback, per-agent phrase counts of edits, their watermarks; alerts keep their"
+    " evidence and a dedupe key (one open alert per subject)",
+    (
+        # How far each incremental reader of `feedback` has got (its last rowid), and what it read it with.
+        """CREATE TABLE analytics_watermarks (
+            name TEXT PRIMARY KEY,
+            last_rowid INTEGER NOT NULL,
+            detail TEXT
+        )""",
+        """CREATE TABLE analytics_rollups (
+            agent TEXT NOT NULL,
+            day TEXT NOT NULL,
+            model_version TEXT NOT NULL,
+            intent TEXT NOT NULL,
+            template TEXT NOT NULL,
+            events INTEGER NOT NULL,
+            acceptance_n INTEGER NOT NULL,
+            acceptance_sum REAL NOT NULL,
+            acceptance_sumsq REAL NOT NULL,
+            unedited INTEGER NOT NULL,
+            rated INTEGER NOT NULL,
+            rating_sum REAL NOT NULL,
+            thumbs_up INTEGER NOT NULL,
+            thumbs_down INTEGER NOT NULL,
+            latency_n INTEGER NOT NULL,
+            latency_sum REAL NOT NULL,
+            cost_n INTEGER NOT NULL,
+            cost_sum REAL NOT NULL,
+            PRIMARY KEY (agent, day, model_version, intent, template)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX analytics_rollups_day ON analytics_rollups (day)",
+        """CREATE TABLE analytics_phrase_totals (
+            agent TEXT PRIMARY KEY,
+            edited INTEGER NOT NULL,
+            unedited INTEGER NOT NULL,
+            sampled_edited INTEGER NOT NULL,
+            sampled_unedited INTEGER NOT NULL
+        )""",
+        """CREATE TABLE analytics_phrases (
+            agent TEXT NOT NULL,
+            kind TEXT NOT NULL CHECK (kind IN ('deleted', 'added')),
+            phrase TEXT NOT NULL,
+            support INTEGER NOT NULL,
+            slack INTEGER NOT NULL,
+            present_edited INTEGER NOT NULL,
+            present_unedited INTEGER NOT NULL,
+            base_edited INTEGER NOT NULL,
+            base_unedited INTEGER NOT NULL,
+            example TEXT NOT NULL,
+            PRIMARY KEY (agent, kind, phrase)
+        ) WITHOUT ROWID""",
+        "ALTER TABLE alerts ADD COLUMN dedupe_key TEXT",
+        "ALTER TABLE alerts ADD COLUMN evidence TEXT NOT NULL DEFAULT '{}'",
+        "ALTER TABLE alerts ADD COLUMN checked_at TEXT",
+        "CREATE UNIQUE INDEX alerts_open ON alerts (dedupe_key) WHERE resolved_at IS NULL AND dedupe_key IS NOT NULL",
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     INFRASTRUCTURE, DOMAIN, TYPED_EVENTS, COUNTERS, DELIVERY_STATES, REQUESTER_IDENTITIES, MODEL_REGISTRY,
-    APPROVAL_QUORUMS, WEBHOOKS, STAGED_ROLLOUTS, DEPLOYMENTS, FEEDBACK_OUTCOMES,
+    APPROVAL_QUORUMS, WEBHOOKS, STAGED_ROLLOUTS, DEPLOYMENTS, FEEDBACK_OUTCOMES, OFFLINE_EVALUATIONS,
+    ONLINE_EXPERIMENTS, ANALYTICS,
 )  # fmt: skip
 LATEST = MIGRATIONS[-1].version
 

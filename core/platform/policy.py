@@ -52,6 +52,8 @@ POLICY: dict[Operation, Rule] = {
     Operation.MOVE_PROTECTED_ALIAS: Rule(Role.OPERATOR, "change protected model aliases", approval=ApprovalNeed.ALWAYS),
     Operation.CONTROL_ROLLOUT: Rule(Role.OPERATOR, "pause, resume or cancel staged rollouts"),
     Operation.RETIRE_VERSION: Rule(Role.OPERATOR, "retire model versions", approval=ApprovalNeed.ALWAYS),
+    Operation.RUN_EXPERIMENT: Rule(Role.OPERATOR, "create, stop or conclude A/B experiments"),
+    Operation.EVALUATE: Rule(Role.OPERATOR, "run evaluations"),
 }
 
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+from apscheduler.executors.pool import ThreadPoolExecutor
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 
 from core.platform import approvals
@@ -20,10 +21,18 @@ from core.platform.store import Store
 from core.platform.timeutil import iso
 from core.services import Services
 
+if TYPE_CHECKING:
+    from core.evaluation import EvaluationRunner
+
 log = logging.getLogger(__name__)
 
 APPROVALS_SECONDS = 60  # how often overdue approval requests are expired
+EVALUATIONS_SECONDS = 10  # how often the evaluation runner is woken to look for queued evaluations
 ROLLOUTS_SECONDS = 60  # how often staged rollouts whose hold has passed advance
+CANARIES_SECONDS = 300  # how often every running canary is re-tested against its stable version
+ANALYTICS_SECONDS = 300  # how often new feedback is folded into the rollups and the edit-pattern counts
+REGRESSION_HOUR = 6  # local hour (FINETUNE_TIMEZONE) of the daily regression check
+DAILY_GRACE_SECONDS = 6 * 3600  # a daily job missed while serve was down still runs if serve is back by then
 
 JOB_DEFAULTS = {
     "coalesce": True,  # after a pause, run once, not once per missed slot
@@ -32,8 +41,29 @@ JOB_DEFAULTS = {
 }
 
 
-def build_scheduler(timezone: str) -> AsyncIOScheduler:
-    return AsyncIOScheduler(timezone=timezone, job_defaults=JOB_DEFAULTS)
+JOB_THREADS = 16  # one per job at most (max_instances=1), with room to spare
+
+
+class Scheduler(AsyncIOScheduler):  # type: ignore[misc]  # apscheduler 3 ships no types
+    """APScheduler on the event loop, running its jobs on threads of its own.
+
+    APScheduler's asyncio executor would run them in the event loop's default thread pool, which also
+    carries the request handlers (Slack's signed requests, feedback from applications): a few slow jobs
+    (a provider poll, a webhook receiver that hangs, an evaluation) would then delay Slack's 3-second ack.
+    """
+
+    def __init__(self, timezone: str) -> None:
+        self.job_threads = ThreadPoolExecutor(JOB_THREADS)
+        super().__init__(timezone=timezone, job_defaults=JOB_DEFAULTS, executors={"default": self.job_threads})
+
+    def stop(self) -> None:
+        """Stop scheduling and wait for the jobs running now to finish. Call it on the event loop's thread."""
+        self.shutdown(wait=False)
+        self.job_threads.shutdown(wait=True)
+
+
+def build_scheduler(timezone: str) -> Scheduler:
+    return Scheduler(timezone)
 
 
 def add_interval_job(
@@ -47,6 +77,23 @@ def add_interval_job(
         replace_existing=True,
         args=args,
         next_run_time=datetime.now(scheduler.timezone),  # first run at start, not one interval later
+    )
+
+
+def add_daily_job(
+    scheduler: AsyncIOScheduler, func: Callable[..., Any], *, job_id: str, hour: int, args: tuple[object, ...] = ()
+) -> None:
+    """Run `func` every day at `hour`:00 in the scheduler's time zone."""
+    scheduler.add_job(
+        func,
+        "cron",
+        hour=hour,
+        minute=0,
+        timezone=scheduler.timezone,
+        id=job_id,
+        replace_existing=True,
+        args=args,
+        misfire_grace_time=DAILY_GRACE_SECONDS,
     )
 
 
@@ -100,3 +147,43 @@ def advance_rollouts(svc: Services) -> None:
 
     advanced = advance_due(svc)
     record_run(svc.store, "rollouts", detail=f"advanced {advanced}")
+
+
+def guard_canaries(svc: Services) -> None:
+    """Re-tests every running canary; one significantly worse is rolled back or proposed for it, once (see
+    core.evaluation.guard)."""
+    from core.evaluation.guard import guard_canaries as guard
+
+    acted = guard(svc)
+    record_run(svc.store, "canaries", detail=f"acted on {acted}")
+
+
+def run_evaluations(svc: Services, runner: EvaluationRunner) -> None:
+    """Wakes the evaluation runner, which runs queued evaluations on its own thread (see core.evaluation.runs)."""
+    started = runner.wake(svc)
+    record_run(svc.store, "evaluations", detail="looking for queued evaluations" if started else "one is running")
+
+
+def update_analytics(svc: Services) -> None:
+    """Folds feedback written since the last run into the daily rollups and the edit-pattern counts."""
+    from core import analytics
+
+    rolled = analytics.roll_up(svc.store, timezone=svc.settings.timezone)
+    mined = analytics.mine_patterns(svc.store)
+    record_run(svc.store, "analytics", detail=f"rolled up {rolled.rows_read}, mined {mined.rows_read}")
+
+
+def check_regressions(svc: Services) -> None:
+    """The daily regression check over up-to-date rollups: raises, keeps or resolves alerts (see core.analytics)."""
+    from core import analytics
+
+    analytics.roll_up(svc.store, timezone=svc.settings.timezone)
+    run = analytics.check_regressions(
+        svc.store,
+        rules=analytics.RegressionRules.from_settings(svc.settings),
+        as_of=analytics.today(svc.clock(), svc.settings.timezone),
+    )
+    record_run(
+        svc.store, "regressions", detail=f"{len(run.raised)} raised, {len(run.resolved)} resolved, "
+        f"{len(run.still_open)} still open",
+    )  # fmt: skip

@@ -215,6 +215,35 @@ class Settings(BaseSettings):
     poll_seconds: float = _env(
         "FINETUNE_POLL_SECONDS", "How often serve polls providers for active jobs.", default=30.0, gt=0
     )
+    regression_drop_points: float = _env(
+        "FINETUNE_REGRESSION_DROP_POINTS",
+        "Drop of an agent's mean acceptance, in percentage points, that the daily regression check alerts on "
+        "(when also significant).",
+        default=10.0,
+        gt=0,
+        le=100,
+    )
+    regression_window_days: int = _env(
+        "FINETUNE_REGRESSION_WINDOW_DAYS",
+        "Recent completed days the daily regression check looks at.",
+        default=7,
+        ge=2,
+        le=90,
+    )
+    regression_baseline_days: int = _env(
+        "FINETUNE_REGRESSION_BASELINE_DAYS",
+        "Days before those that set the baseline the recent days are compared with.",
+        default=30,
+        ge=2,
+        le=365,
+    )
+    regression_spike_percent: float = _env(
+        "FINETUNE_REGRESSION_SPIKE_PERCENT",
+        "Rise of an agent's mean latency or cost per event, in percent, that the daily regression check alerts on "
+        "(when also significant).",
+        default=50.0,
+        gt=0,
+    )
     inference_concurrency: int = _env(
         "FINETUNE_INFERENCE_CONCURRENCY",
         "Batches of chat calls to local models that serve generates at once; more calls wait in a queue.",
@@ -274,6 +303,12 @@ class Settings(BaseSettings):
         "What approving a staged rollout (deploy --plan) of a protected alias approves: plan (its first stage "
         "approves every stage; later stages advance after their hold) or stage (each stage waits for its own).",
         default=RolloutApproval.PLAN,
+    )
+    canary_auto_rollback: bool = _env(
+        "FINETUNE_CANARY_AUTO_ROLLBACK",
+        "Let the scheduler roll back a canary whose acceptance is significantly worse than its stable version's "
+        "(always-valid sequential test) without an approval; off, it requests the rollback from approvers.",
+        default=False,
     )
     local_base_model: str | None = _env(
         "FINETUNE_LOCAL_BASE_MODEL",

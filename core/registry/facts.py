@@ -36,7 +36,9 @@ def lineage_facts(store: Store, version_id: str) -> dict[str, str]:
     evaluation = evaluation_summary(store, version_id)
     if evaluation:
         facts["Evaluation"] = evaluation
-    return facts
+    from core.evaluation.guard import canary_facts  # evaluation builds on the registry: imported when asked
+
+    return facts | canary_facts(store, version_id)  # where its online A/B stands, while it is a canary
 
 
 def dataset_fact(store: Store, dataset_version_id: str) -> str:

@@ -145,11 +145,20 @@ PASS = GuardVerdict(GuardDecision.PASS)
 
 RolloutGuard = Callable[[Services, Rollout], GuardVerdict]
 
+
+def _acceptance(svc: Services, rollout: Rollout) -> GuardVerdict:
+    """The evaluation capability's acceptance guard (`core.evaluation.guard`), imported when first asked: the
+    statistics it needs load only in a process that advances rollouts."""
+    from core.evaluation.guard import acceptance_guard
+
+    return acceptance_guard(svc, rollout)
+
+
 # Every guard asked before a rollout's next stage, by name; the first halt stops it, else the first hold waits.
-# Empty today. The evaluation capability adds an acceptance guard here: it compares the canary's online
-# acceptance with the stable version's, answers hold while the feedback is too thin to tell, and halt on a
-# significant drop. A guard that raises counts as hold (and is logged): a rollout never advances unchecked.
-ROLLOUT_GUARDS: dict[str, RolloutGuard] = {}
+# `acceptance` compares the canary's online acceptance with the stable version's by the sequential test: hold
+# while the feedback is too thin to tell, halt on a significant drop. A guard that raises counts as hold (and is
+# logged): a rollout never advances unchecked.
+ROLLOUT_GUARDS: dict[str, RolloutGuard] = {"acceptance": _acceptance}
 
 
 # Checking plans and holds --------------------------------------------------------------------------------

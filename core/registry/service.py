@@ -48,7 +48,7 @@ from core.registry.deployments import Deployment
 from core.registry.facts import lineage_facts
 from core.registry.rollouts import Rollout, RolloutStep
 from core.services import Services
-from core.vocabulary import Action, AliasMove, ApprovalNeed, Operation
+from core.vocabulary import Action, AliasMove, ApprovalNeed, Face, Operation
 
 PRODUCTION = "production"
 CANDIDATE = "candidate"  # the alias a newly trained version takes
@@ -372,12 +372,13 @@ def promote_canary(
 
 def rollback(
     svc: Services, *, actor: Actor, name: str, alias: str = PRODUCTION, to: int | str | None = None,
-    reason: str | None = None,
+    reason: str | None = None, automatic: bool = False,
 ) -> RegistryChange:  # fmt: skip
     """Undo `name@alias`'s latest change: end its canary if one runs, else go back to its previous version.
 
     The previous version is the one the alias pointed at before its current one, by the ledger. `to` names
-    another version instead (any canary ends too).
+    another version instead (any canary ends too). `automatic`: the scheduler's canary guard ending a canary it
+    found significantly worse; with FINETUNE_CANARY_AUTO_ROLLBACK on, that needs no approval.
     """
     store = svc.store
     alias = _check_alias(alias)
@@ -394,15 +395,18 @@ def rollback(
     else:
         after = _State(version_id=_previous(store, name, alias, before.version_id))
     change = _AliasChange(name=name, alias=alias, move=AliasMove.ROLLBACK, before=before, after=after, reason=reason)
-    return _change(svc, actor, change)
+    guarded = automatic and actor.face is Face.SCHEDULER and to is None and before.canary_version_id is not None
+    return _change(svc, actor, change, direct=guarded and svc.settings.canary_auto_rollback)
 
 
-def _change(svc: Services, actor: Actor, change: _AliasChange, *, preapproval: str | None = None) -> RegistryChange:
+def _change(
+    svc: Services, actor: Actor, change: _AliasChange, *, preapproval: str | None = None, direct: bool = False
+) -> RegistryChange:
     """Apply the change at once, or ask for an approval when the policy wants one for this alias.
 
     Protected aliases are FINETUNE_PROTECTED_ALIASES; FINETUNE_APPROVALS_NEEDED says how many people approve.
     `preapproval` names an approval that already allows the change (a staged rollout's approved plan): it is
-    applied at once, and its ledger row names that approval.
+    applied at once, and its ledger row names that approval. `direct`: a setting lets this change skip its approval.
     """
     if change.before == change.after:
         raise Conflict(
@@ -414,7 +418,7 @@ def _change(svc: Services, actor: Actor, change: _AliasChange, *, preapproval: s
     store = svc.store
     args = {"model": change.name, "alias": change.alias, "after": change.after.model_dump(), "reason": change.reason}
     with store.write():
-        needs_approval = POLICY[operation].approval is not ApprovalNeed.NEVER and preapproval is None
+        needs_approval = POLICY[operation].approval is not ApprovalNeed.NEVER and preapproval is None and not direct
         if needs_approval or deployments.missing(svc, _arriving(change)):  # a new deployment costs money
             action = Action(change.move)
             approval = approvals.request(

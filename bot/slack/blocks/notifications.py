@@ -178,6 +178,13 @@ def _(event: events.RolloutChanged) -> SlackMessage:
     return SlackMessage(text, [section(text), context(" · ".join(notes))])
 
 
+@render.register
+def _(event: events.RegressionAlert) -> SlackMessage:
+    icon = ":white_check_mark: Resolved" if event.resolved else ":chart_with_downwards_trend: Regression"
+    text = f"{icon} ({event.alert}, `{event.agent}`): {event.headline}"
+    return SlackMessage(text, [section(text)])
+
+
 def _button(label: str, action_id: str, value: str, *, style: str) -> Block:
     return {
         "type": "button",
