@@ -17,25 +17,22 @@ failures (429, 529 overloaded, other 5xx, timeouts) honouring Retry-After.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import anthropic
 from anthropic.types import Message
 
-from core.errors import FinetuneError
-from core.inference.base import ChatBackend, ChatCall, FinishReason, ModelUnavailable, Outcome, Target
+from core.inference.base import ChatCall, FinishReason, ModelUnavailable, Outcome, Target
 from core.inference.checks import check_anthropic
 from core.inference.remote import (
     TIMEOUT_SECONDS,
     ApiLabels,
+    RemoteChatBackend,
     RetryPolicy,
     answered,
-    call_with_retries,
     check_temperature,
     retry_after,
     status_failure,
-    stopped_early,
     system_and_turns,
     unreachable,
 )
@@ -65,38 +62,18 @@ STOP_REASONS: dict[str, FinishReason] = {
 }
 
 
-class AnthropicChatBackend(ChatBackend):
+class AnthropicChatBackend(RemoteChatBackend[Message]):
     """Answers with Claude models through the Messages API."""
 
     provider: ClassVar[ChatProvider] = ChatOnlyProvider.ANTHROPIC
+    api: ClassVar[str] = "Anthropic"
 
-    def __init__(self, client: anthropic.Anthropic, *, retry: RetryPolicy | None = None) -> None:
-        self.client = client
-        self.retry = retry or RetryPolicy()
-
-    def generate(self, target: Target, calls: Sequence[ChatCall]) -> list[Outcome]:
-        return [self._answer(target, call) for call in calls]
-
-    def close(self) -> None:
-        self.client.close()
-
-    def _answer(self, target: Target, call: ChatCall) -> Outcome:
-        try:
-            params = self.params(target, call)
-            message = call_with_retries(
-                lambda: self._create(target, call, params),
-                policy=self.retry,
-                what=f"Anthropic chat with {target.name}",
-                stopped=call.stopped,
-            )
-        except FinetuneError as exc:
-            return exc
-        usage = message.usage
+    def read(self, target: Target, call: ChatCall, reply: Message) -> Outcome:
         return answered(
             call, target,
-            texts=[block.text for block in message.content if block.type == "text"],
-            finish=STOP_REASONS.get(str(message.stop_reason), FinishReason.STOP),
-            usage=(usage.input_tokens, usage.output_tokens),
+            texts=[block.text for block in reply.content if block.type == "text"],
+            finish=STOP_REASONS.get(str(reply.stop_reason), FinishReason.STOP),
+            usage=(reply.usage.input_tokens, reply.usage.output_tokens),
         )  # fmt: skip
 
     def params(self, target: Target, call: ChatCall) -> dict[str, Any]:
@@ -116,9 +93,7 @@ class AnthropicChatBackend(ChatBackend):
             params["stop_sequences"] = list(request.stop)
         return params
 
-    def _create(self, target: Target, call: ChatCall, params: dict[str, Any]) -> Message:
-        if call.stopped.is_set():
-            raise stopped_early(target)
+    def send(self, target: Target, params: dict[str, Any]) -> Message:
         try:
             message: Message = self.client.messages.create(**params)
         except anthropic.APIStatusError as exc:

@@ -21,7 +21,6 @@ failures, honouring a Retry-After.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import boto3
@@ -37,9 +36,8 @@ from botocore.exceptions import (
     ReadTimeoutError,
 )
 
-from core.errors import FinetuneError, InvalidInput
+from core.errors import InvalidInput
 from core.inference.base import (
-    ChatBackend,
     ChatCall,
     ChatRefused,
     ChatUnanswered,
@@ -51,12 +49,11 @@ from core.inference.base import (
 from core.inference.checks import check_bedrock_chat
 from core.inference.remote import (
     TIMEOUT_SECONDS,
+    RemoteChatBackend,
     RetryPolicy,
     answered,
-    call_with_retries,
     check_temperature,
     retry_after,
-    stopped_early,
     system_and_turns,
     unreachable,
 )
@@ -94,38 +91,19 @@ CREDENTIAL_CODES = frozenset({
 NETWORK_ERRORS = (EndpointConnectionError, ConnectionClosedError, ConnectTimeoutError, ReadTimeoutError)
 
 
-class BedrockChatBackend(ChatBackend):
-    """Answers through `converse`, one conversation per call."""
+class BedrockChatBackend(RemoteChatBackend[dict[str, Any]]):
+    """Answers through `converse`, one conversation per call (the client: a boto3 bedrock-runtime client)."""
 
     provider: ClassVar[ChatProvider] = Provider.BEDROCK
+    api: ClassVar[str] = "Bedrock"
 
-    def __init__(self, client: Any, *, retry: RetryPolicy | None = None) -> None:
-        self.client = client  # a boto3 bedrock-runtime client
-        self.retry = retry or RetryPolicy()
-
-    def generate(self, target: Target, calls: Sequence[ChatCall]) -> list[Outcome]:
-        return [self._answer(target, call) for call in calls]
-
-    def close(self) -> None:
-        self.client.close()
-
-    def _answer(self, target: Target, call: ChatCall) -> Outcome:
-        try:
-            params = self.params(target, call)
-            response = call_with_retries(
-                lambda: self._converse(target, call, params),
-                policy=self.retry,
-                what=f"Bedrock chat with {target.name}",
-                stopped=call.stopped,
-            )
-        except FinetuneError as exc:
-            return exc
-        blocks = response.get("output", {}).get("message", {}).get("content", [])
-        usage = response.get("usage") or {}
+    def read(self, target: Target, call: ChatCall, reply: dict[str, Any]) -> Outcome:
+        blocks = reply.get("output", {}).get("message", {}).get("content", [])
+        usage = reply.get("usage") or {}
         return answered(
             call, target,
             texts=[block["text"] for block in blocks if isinstance(block.get("text"), str)],
-            finish=STOP_REASONS.get(str(response.get("stopReason")), FinishReason.STOP),
+            finish=STOP_REASONS.get(str(reply.get("stopReason")), FinishReason.STOP),
             usage=(usage["inputTokens"], usage["outputTokens"]) if "inputTokens" in usage else None,
         )  # fmt: skip
 
@@ -150,9 +128,7 @@ class BedrockChatBackend(ChatBackend):
             params["system"] = [{"text": system}]
         return params
 
-    def _converse(self, target: Target, call: ChatCall, params: dict[str, Any]) -> dict[str, Any]:
-        if call.stopped.is_set():
-            raise stopped_early(target)
+    def send(self, target: Target, params: dict[str, Any]) -> dict[str, Any]:
         try:
             response: dict[str, Any] = self.client.converse(**params)
         except ParamValidationError as exc:

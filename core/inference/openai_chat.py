@@ -23,24 +23,21 @@ failures once, honouring Retry-After.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
 from typing import Any, ClassVar
 
 import openai
 from openai.types.chat import ChatCompletion
 
-from core.errors import FinetuneError
-from core.inference.base import ChatBackend, ChatCall, FinishReason, ModelUnavailable, Outcome, Target
+from core.inference.base import ChatCall, FinishReason, ModelUnavailable, Outcome, Target
 from core.inference.checks import check_compatible
 from core.inference.remote import (
     TIMEOUT_SECONDS,
     ApiLabels,
+    RemoteChatBackend,
     RetryPolicy,
     answered,
-    call_with_retries,
     retry_after,
     status_failure,
-    stopped_early,
     unreachable,
 )
 from core.platform.settings import Settings
@@ -63,7 +60,7 @@ FINISH_REASONS: dict[str, FinishReason] = {
 }
 
 
-class OpenAIChatBackend(ChatBackend):
+class OpenAIChatBackend(RemoteChatBackend[ChatCompletion]):
     """Answers through api.openai.com (or OPENAI_BASE_URL)."""
 
     provider: ClassVar[ChatProvider] = Provider.OPENAI
@@ -72,30 +69,8 @@ class OpenAIChatBackend(ChatBackend):
         key_setting="OPENAI_API_KEY",
         not_found_hint="Check the model id: a fine-tuned model belongs to the organisation and project that trained it.",
     )
+    api: ClassVar[str] = labels.api
     token_limit: ClassVar[str] = "max_completion_tokens"
-
-    def __init__(self, client: openai.OpenAI, *, retry: RetryPolicy | None = None) -> None:
-        self.client = client
-        self.retry = retry or RetryPolicy()
-
-    def generate(self, target: Target, calls: Sequence[ChatCall]) -> list[Outcome]:
-        return [self._answer(target, call) for call in calls]
-
-    def close(self) -> None:
-        self.client.close()
-
-    def _answer(self, target: Target, call: ChatCall) -> Outcome:
-        try:
-            params = self.params(target, call)
-            completion = call_with_retries(
-                lambda: self._create(target, call, params),
-                policy=self.retry,
-                what=f"{self.labels.api} chat with {target.name}",
-                stopped=call.stopped,
-            )
-            return self._result(target, call, completion)
-        except FinetuneError as exc:
-            return exc
 
     def params(self, target: Target, call: ChatCall) -> dict[str, Any]:
         """The request's body: the conversation, the token limit, and what the request changes from the defaults."""
@@ -112,9 +87,7 @@ class OpenAIChatBackend(ChatBackend):
             params["seed"] = request.seed
         return params
 
-    def _create(self, target: Target, call: ChatCall, params: dict[str, Any]) -> ChatCompletion:
-        if call.stopped.is_set():
-            raise stopped_early(target)
+    def send(self, target: Target, params: dict[str, Any]) -> ChatCompletion:
         try:
             completion: ChatCompletion = self.client.chat.completions.create(**params)
         except openai.APIStatusError as exc:
@@ -138,15 +111,15 @@ class OpenAIChatBackend(ChatBackend):
             waited=retry_after(exc.response.headers), code=exc.code,
         )  # fmt: skip
 
-    def _result(self, target: Target, call: ChatCall, completion: ChatCompletion) -> Outcome:
-        if not completion.choices:
+    def read(self, target: Target, call: ChatCall, reply: ChatCompletion) -> Outcome:
+        if not reply.choices:
             return ModelUnavailable(
                 f"{self.labels.api} answered {target.name} with no choices.",
                 hint="The server may not support chat completions for this model.",
                 model=target.name,
             )
-        choice = completion.choices[0]
-        usage = completion.usage
+        choice = reply.choices[0]
+        usage = reply.usage
         return answered(
             call, target,
             texts=[choice.message.content or ""],
@@ -165,6 +138,7 @@ class AzureChatBackend(OpenAIChatBackend):
         not_found_hint="Azure OpenAI calls a model through a deployment: deploy the model in Azure under this name "
         "(a fine-tuned version under its model id), or call azure:DEPLOYMENT; check AZURE_OPENAI_API_VERSION too.",
     )
+    api: ClassVar[str] = labels.api
 
 
 class CompatibleChatBackend(OpenAIChatBackend):
@@ -177,6 +151,7 @@ class CompatibleChatBackend(OpenAIChatBackend):
         not_found_hint="Check the model name against the server's own list (GET /v1/models); an Ollama model must "
         "be pulled first.",
     )
+    api: ClassVar[str] = labels.api
     token_limit: ClassVar[str] = "max_tokens"
 
 

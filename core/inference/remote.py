@@ -18,13 +18,15 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Callable, Iterable, Mapping
+from abc import abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from email.utils import parsedate_to_datetime
-from typing import TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
-from core.errors import InvalidInput
+from core.errors import FinetuneError, InvalidInput
 from core.inference.base import (
+    ChatBackend,
     ChatCall,
     ChatRefused,
     ChatResult,
@@ -32,6 +34,7 @@ from core.inference.base import (
     FinishReason,
     MessageRole,
     ModelUnavailable,
+    Outcome,
     Target,
 )
 from core.providers.base import ProviderError, ProviderRefused
@@ -39,6 +42,7 @@ from core.providers.base import ProviderError, ProviderRefused
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+R = TypeVar("R")  # what one API answers a call with
 
 TIMEOUT_SECONDS = 120.0  # one chat call, connecting included
 TRANSIENT_STATUSES = frozenset({408, 409, 429})  # besides every 5xx
@@ -226,3 +230,53 @@ def answered(
 
 def stopped_early(target: Target) -> ProviderError:
     return ProviderError(f"the call to {target.name} was abandoned by its caller before it was sent.")
+
+
+class RemoteChatBackend(ChatBackend, Generic[R]):
+    """A provider's chat API, one conversation per call: build the request, send it with retries, read the answer.
+
+    Subclasses say how (`params`, `send`, `read`); the retries, the stop check and turning named errors into
+    the call's outcome are the same for every API.
+    """
+
+    api: ClassVar[str]  # how the API is named in errors: "OpenAI", "Anthropic", "Bedrock", ...
+
+    def __init__(self, client: Any, *, retry: RetryPolicy | None = None) -> None:
+        self.client = client
+        self.retry = retry or RetryPolicy()
+
+    def generate(self, target: Target, calls: Sequence[ChatCall]) -> list[Outcome]:
+        return [self._answer(target, call) for call in calls]
+
+    def close(self) -> None:
+        self.client.close()
+
+    def _answer(self, target: Target, call: ChatCall) -> Outcome:
+        try:
+            params = self.params(target, call)
+            reply = call_with_retries(
+                lambda: self._send(target, call, params),
+                policy=self.retry,
+                what=f"{self.api} chat with {target.name}",
+                stopped=call.stopped,
+            )
+            return self.read(target, call, reply)
+        except FinetuneError as exc:
+            return exc
+
+    def _send(self, target: Target, call: ChatCall, params: dict[str, Any]) -> R:
+        if call.stopped.is_set():
+            raise stopped_early(target)
+        return self.send(target, params)
+
+    @abstractmethod
+    def params(self, target: Target, call: ChatCall) -> dict[str, Any]:
+        """The API's arguments for `call`; InvalidInput for what the API would refuse anyway."""
+
+    @abstractmethod
+    def send(self, target: Target, params: dict[str, Any]) -> R:
+        """One attempt; a named ProviderError (transient or not) for every failure."""
+
+    @abstractmethod
+    def read(self, target: Target, call: ChatCall, reply: R) -> Outcome:
+        """The call's outcome from the API's answer."""
