@@ -34,7 +34,7 @@ from bot.slack.blocks import render_message
 from core.errors import StoreError
 from core.platform import Store, outbox
 from core.platform.scheduler import record_run
-from core.platform.timeutil import parse_iso, utcnow
+from core.platform.timeutil import parse_iso, retry_after_seconds, utcnow
 from core.services import Services
 
 log = logging.getLogger(__name__)
@@ -254,7 +254,7 @@ def _refused(exc: SlackApiError, *, doing: str = "") -> DeliveryFailed:
     request_id = headers.get("x-slack-req-id")
     if isinstance(request_id, list):
         request_id = request_id[0] if request_id else None
-    retry_after = (_seconds(headers.get("retry-after")) or 1.0) if status == 429 else None
+    retry_after = (retry_after_seconds(headers.get("retry-after")) or 1.0) if status == 429 else None
     transient = status == 429 or (status is not None and status >= 500) or error in TRANSIENT_ERRORS
     return DeliveryFailed(
         f"Slack answered {error or status}{doing} (request {request_id})",
@@ -262,15 +262,6 @@ def _refused(exc: SlackApiError, *, doing: str = "") -> DeliveryFailed:
         posted_maybe=bool(doing),  # refused while looking: whether the earlier post arrived is still unknown
         retry_after=retry_after,
     )
-
-
-def _seconds(value: object) -> float | None:
-    if isinstance(value, list):
-        value = value[0] if value else None
-    try:
-        return max(0.0, float(str(value)))
-    except ValueError:
-        return None
 
 
 def _failed(

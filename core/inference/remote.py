@@ -21,7 +21,7 @@ import time
 from abc import abstractmethod
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
-from email.utils import parsedate_to_datetime
+from datetime import UTC, datetime
 from typing import Any, ClassVar, Generic, TypeVar
 
 from core.errors import FinetuneError, InvalidInput
@@ -37,6 +37,7 @@ from core.inference.base import (
     Outcome,
     Target,
 )
+from core.platform.timeutil import retry_after_seconds
 from core.providers.base import ProviderError, ProviderRefused
 
 log = logging.getLogger(__name__)
@@ -105,19 +106,10 @@ def _given_up(exc: ProviderError, tried: int) -> ProviderError:
 def retry_after(headers: Mapping[str, str], *, now: Callable[[], float] = time.time) -> float | None:
     """Seconds the API asks to wait: `retry-after-ms`, else `retry-after` in seconds or as an HTTP date."""
     found = {key.lower(): value for key, value in headers.items()}
-    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
-        text = str(found.get(name, "")).strip()
-        if not text:
-            continue
-        try:
-            return max(float(text) / scale, 0.0)
-        except ValueError:
-            pass
-        try:
-            return max(parsedate_to_datetime(text).timestamp() - now(), 0.0)
-        except (TypeError, ValueError, IndexError):
-            continue
-    return None
+    milliseconds = retry_after_seconds(found.get("retry-after-ms"))
+    if milliseconds is not None:
+        return milliseconds / 1000.0
+    return retry_after_seconds(found.get("retry-after"), now=datetime.fromtimestamp(now(), UTC))
 
 
 # Errors by HTTP status --------------------------------------------------------------------------------

@@ -35,8 +35,7 @@ import uuid
 from collections.abc import Sequence
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from email.utils import parsedate_to_datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 
@@ -45,7 +44,7 @@ from pydantic import BaseModel, Field
 
 from core import __version__
 from core.errors import Conflict, InvalidInput, NotFound, StoreError
-from core.platform import audit, outbox
+from core.platform import audit, outbox, timeutil
 from core.platform.actors import Actor
 from core.platform.events import AliasMoved, Event
 from core.platform.policy import authorize
@@ -319,18 +318,8 @@ def judge(status: int, retry_after: str | None, excerpt: str) -> Attempt:
 
 def retry_after_seconds(value: str | None, *, now: datetime | None = None) -> float | None:
     """A Retry-After header (seconds or an HTTP date) as seconds from now, capped; None when absent or unreadable."""
-    if not value:
-        return None
-    text = value.strip()
-    if text.isascii() and text.isdigit():
-        return min(float(text[:9]), RETRY_AFTER_CAP_SECONDS)
-    try:
-        when = parsedate_to_datetime(text)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if when.tzinfo is None:
-        when = when.replace(tzinfo=UTC)
-    return min(max(0.0, (when - (now or utcnow())).total_seconds()), RETRY_AFTER_CAP_SECONDS)
+    seconds = timeutil.retry_after_seconds(value, now=now)
+    return None if seconds is None else min(seconds, RETRY_AFTER_CAP_SECONDS)
 
 
 def _excerpt(response: httpx.Response) -> str:
