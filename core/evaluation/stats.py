@@ -25,6 +25,9 @@ module checks the arguments, picks the methods and says what the numbers mean:
 
 These p-values are valid only when computed once, at a sample size fixed in
 advance; to look at the data as it arrives, use the sequential test.
+
+scipy and statsmodels are imported inside the functions that use them: together they cost about
+0.4 s, which every `finetune` command would otherwise pay at start-up.
 """
 
 from __future__ import annotations
@@ -34,10 +37,6 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field
-from scipy import stats
-from statsmodels.stats.multitest import multipletests
-from statsmodels.stats.power import NormalIndPower
-from statsmodels.stats.proportion import confint_proportions_2indep, proportion_effectsize, proportions_ztest
 
 from core.errors import InvalidInput
 from core.evaluation.base import (
@@ -137,6 +136,11 @@ def compare_proportions(
     alpha: float = DEFAULT_ALPHA,
 ) -> ProportionTest:
     """The two-sided z-test of two proportions and Newcombe's interval for their difference at 1 - alpha."""
+    from statsmodels.stats.proportion import (
+        confint_proportions_2indep,
+        proportions_ztest,
+    )
+
     alpha = check_level("alpha", alpha)
     k_base, n_base = check_successes("baseline", baseline_successes, baseline_trials)
     k_cand, n_cand = check_successes("candidate", candidate_successes, candidate_trials)
@@ -160,6 +164,8 @@ def compare_proportions(
 
 def compare_means(baseline: Samples, candidate: Samples, *, alpha: float = DEFAULT_ALPHA) -> MeanTest:
     """Welch's two-sided t-test of two means and its interval for their difference at 1 - alpha."""
+    from scipy import stats
+
     alpha = check_level("alpha", alpha)
     base = np.asarray(check_values("baseline", baseline, at_least=2))
     cand = np.asarray(check_values("candidate", candidate, at_least=2))
@@ -198,6 +204,8 @@ def check_sample_ratio(
     observed: Sequence[int], *, expected_shares: Sequence[float], threshold: float = SRM_THRESHOLD
 ) -> SampleRatioCheck:
     """Chi-square test of the arms' sizes `observed` against `expected_shares` (fractions summing to 1)."""
+    from scipy import stats
+
     threshold = check_level("threshold", threshold)
     if isinstance(observed, str | bytes) or not isinstance(observed, Sequence):
         raise InvalidInput(
@@ -250,6 +258,10 @@ def holm(p_values: Mapping[str, float], *, alpha: float = DEFAULT_ALPHA) -> list
     statsmodels' `multipletests` runs a full `gc.collect()` on every Holm call (tens of milliseconds in a
     large process): adjust once per decision, never inside a loop over looks or experiments.
     """
+    from statsmodels.stats.multitest import (
+        multipletests,
+    )
+
     alpha = check_level("alpha", alpha)
     if not isinstance(p_values, Mapping) or not p_values:
         raise InvalidInput(
@@ -280,6 +292,11 @@ def plan_sample_size(
 
     `unit` names the observations in the summary, e.g. "rated replies".
     """
+    from statsmodels.stats.power import (
+        NormalIndPower,
+    )
+    from statsmodels.stats.proportion import proportion_effectsize
+
     alpha, power = check_level("alpha", alpha), check_level("power", power)
     base = check_level("baseline_rate", baseline_rate)
     share = check_level("candidate_share", candidate_share)
