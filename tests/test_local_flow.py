@@ -1,5 +1,6 @@
 """With no keys and no network: a Slack user launches a local job, watches its loss in Slack and the terminal,
-and the candidate it registers answers an OpenAI client through /v1/chat/completions."""
+and the candidate it registers answers an OpenAI client through /v1/chat/completions; an agent launches one
+over MCP as it would on any provider."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ from core.providers.local.runs import RunDir, is_running, runs_root
 from core.training import jobs
 from core.vocabulary import JobState
 from tests.conftest import BOT_TOKEN, SIGNING_SECRET, make_settings, sign, slash_body, svc, wait_until
+from tests.test_registry_mcp import session
 
 APP_TOKEN = "shop-token-" + "x" * 32
 FINAL = {JobState.SUCCEEDED, JobState.FAILED, JobState.CANCELLED}
@@ -78,3 +80,18 @@ def test_a_local_job_launched_in_slack_trains_shows_its_loss_and_its_candidate_a
         )  # fmt: skip
         assert reply.model == version_id and reply.choices[0].message.content is not None
         assert reply.usage is not None and reply.usage.completion_tokens >= 1
+
+
+def test_an_agent_launches_a_local_job_over_mcp_and_reads_it_succeed(services, store, version):
+    _, [launched] = session(
+        services,
+        ("launch_job", {"version": version.id, "provider": "local", "base_model": "tiny",
+                        "hyperparameters": {"epochs": 1}}),
+    )  # fmt: skip
+    assert not launched.is_error, launched.content[0].text
+    job_id = launched.structured_content["job"]["id"]
+    done = wait_until(lambda: (j := jobs.poll_job(services, job_id)).status in FINAL and j, timeout=120,
+                      interval=0.3, what="the local job to finish")  # fmt: skip
+    assert done.status is JobState.SUCCEEDED, done.error
+    _, [status] = session(services, ("job_status", {"job_id": job_id}))
+    assert status.structured_content["status"] == "succeeded" and status.structured_content["model_id"]
