@@ -15,7 +15,9 @@ ingest stores them. Then, in FINETUNE_TIMEZONE America/New_York:
 - the incremental runs after 1 % more events arrive (a tenth of them late,
   for days already rolled up): the cost per ingested event that the
   scheduler's analytics job adds;
-- every analytics query, timed (best of 3), against a target of 1 s.
+- every analytics query, timed (best of 3), against a target of 1 s, and
+  what the `analytics agents`, `analytics agent` and `analytics patterns`
+  commands cost on top (their readings, fresh rollups and mining included).
 
 Prints one line per measurement.
 """
@@ -183,6 +185,22 @@ def queries(store: Any) -> None:
     print(f"  top pattern of {AGENTS[0]}: {top.suggestion if top else 'none'}")
     for alert in run.raised:
         print(f"  alert raised: {alert.message}")
+    faces(store)
+
+
+def faces(store: Any) -> None:
+    """What a person's `analytics ...` command costs: each reading folds in new feedback first (none here)."""
+    from core import analytics
+    from core.platform.settings import Settings
+    from core.services import build_services
+
+    settings = Settings(_env_file=None, data_dir=store.path.parent, timezone=TIMEZONE)
+    now = START + timedelta(days=DAYS, hours=12)
+    services = build_services(settings, store=store, clock=lambda: now)
+    timed("analytics agents --window 30d", lambda: analytics.agents_overview(services, window="30d"))
+    timed("analytics agent AGENT --by version --previous", lambda: analytics.agent_performance(
+        services, agent=AGENTS[3], window="30d", by="version", previous=True))  # fmt: skip
+    timed("analytics patterns (every agent, with actions)", lambda: analytics.improvement_opportunities(services))
 
 
 def main() -> None:

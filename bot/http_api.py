@@ -13,19 +13,31 @@ with that tag is answered 304. Resolution is a read of the registry's cache,
 made on the event loop: microseconds, and never blocked by a writer (WAL).
 Calls are not audited one by one: they only read, at an application's
 request rate.
+
+    GET /reports/YYYY-Www.html
+    Authorization: Bearer <an application token>   (or Basic, with the token as the password)
+
+answers the weekly digest's page (`reports.publish.page`): the one written
+under the data directory, else built now. Browsers get a Basic challenge, so a
+person opening the link from Slack is asked for a token once. Only names of
+the form YYYY-Www.html are pages: nothing else under /reports is read.
 """
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
 import hashlib
 import hmac
 import json
 import logging
+import re
 from collections.abc import Mapping
 from typing import Any
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import HTMLResponse, JSONResponse, Response
 from starlette.routing import Route
 
 from core import registry
@@ -147,3 +159,73 @@ def _matches(if_none_match: str, etag: str) -> bool:
     """RFC 9110's weak comparison: any listed tag (with or without W/) equal to ours, or `*`."""
     tags = {tag.strip().removeprefix("W/") for tag in if_none_match.split(",")}
     return etag in tags or "*" in tags
+
+
+# The weekly digest's pages -------------------------------------------------------------------------------
+
+REPORT_PATH = "/reports/{page}"
+_REPORT_PAGE = re.compile(r"(\d{4}-W\d{2})\.html")
+REPORT_CHALLENGES = (BEARER_CHALLENGE, 'Basic realm="finetune-ops reports", charset="UTF-8"')
+REPORT_HEADERS = {
+    "Content-Security-Policy": "default-src 'none'; img-src data:; style-src 'unsafe-inline'",  # nothing fetched
+    "X-Content-Type-Options": "nosniff",
+    "Cache-Control": "private, no-cache",
+    "Referrer-Policy": "no-referrer",
+}
+
+
+def report_route(services: Services) -> Route:
+    """The route of GET /reports/YYYY-Www.html, behind FINETUNE_APP_TOKENS as they are when serve starts."""
+    from reports import publish
+
+    tokens = application_tokens(services.settings)
+
+    async def report(request: Request) -> Response:
+        name, message = _report_caller(request, tokens)
+        if name is None:
+            refused = JSONResponse({"error": "unauthorized", "message": message}, status_code=401)
+            for challenge in REPORT_CHALLENGES:
+                refused.headers.append("WWW-Authenticate", challenge)
+            return refused
+        page = _REPORT_PAGE.fullmatch(request.path_params["page"])
+        if page is None:
+            return JSONResponse(
+                {"error": "NotFound", "message": "no such page.", "hint": "Digest pages are /reports/YYYY-Www.html."},
+                status_code=404,
+            )
+        try:
+            html = await asyncio.to_thread(publish.page, services, page.group(1))
+        except FinetuneError as exc:
+            body = {"error": type(exc).__name__, "message": exc.message, "hint": exc.hint}
+            return JSONResponse(body, status_code=404 if isinstance(exc, InvalidInput | NotFound) else 503)
+        except Exception:
+            log.exception("building the digest page %s for application %s failed", page.group(1), name)
+            return JSONResponse({"error": "internal", "message": "internal error; the server log has details."}, 500)
+        return HTMLResponse(html, headers=REPORT_HEADERS)
+
+    return Route(REPORT_PATH, report, methods=["GET"])
+
+
+def _report_caller(request: Request, tokens: Mapping[str, bytes]) -> tuple[str | None, str]:
+    """(the application token's name, "") or (None, what to do to get in); Basic passes the token as password."""
+    if not tokens:
+        return application_caller(request, tokens)  # says how to configure one
+    name = _token_name(_as_bearer(request.headers.get("authorization", "")).encode(), tokens)
+    if name is None:
+        return None, (
+            "Send Authorization: Bearer <an application token from FINETUNE_APP_TOKENS>; in a browser, give the "
+            "token as the password (any user name)."
+        )
+    return name, ""
+
+
+def _as_bearer(authorization: str) -> str:
+    """The header as Bearer: Basic credentials give their password as the token; anything unreadable, nothing."""
+    scheme, _, credentials = authorization.partition(" ")
+    if scheme.lower() != "basic":
+        return authorization
+    try:
+        decoded = base64.b64decode(credentials.strip(), validate=True).decode("utf-8")
+    except (binascii.Error, UnicodeDecodeError):
+        return ""
+    return f"Bearer {decoded.partition(':')[2]}"

@@ -10,7 +10,7 @@ the log has under `logger.exception`. Each face shapes a `Failure` its own way
 (an error result, a tool error, an HTTP answer).
 
 Every command, tool and application call declares its operation here, in
-`COMMANDS`, `TOOLS` and `APP_CALLS` (a contract test checks that each has
+`COMMANDS`, `TOOLS`, `SLACK_CALLS` and `APP_CALLS` (a contract test checks that each has
 one); `check_policy` asks the policy (`core.platform.policy`) whether the
 caller may run it. A grammar's subcommands check their own path when click
 runs them (`guard_commands`), so `jobs launch` is checked as a launch, whatever
@@ -188,6 +188,13 @@ COMMANDS: dict[str, Operation] = {
     "ab status": Operation.READ,
     "ab stop": Operation.RUN_EXPERIMENT,
     "ab conclude": Operation.RUN_EXPERIMENT,
+    "templates": Operation.READ,
+    "templates compare": Operation.READ,
+    "loop": Operation.READ,
+    "loop start": Operation.LOOP,
+    "loop show": Operation.READ,
+    "loop retry": Operation.LOOP,
+    "loop cancel": Operation.LOOP,
     "data": Operation.READ,
     "data ingest": Operation.INGEST,
     "data list": Operation.READ,
@@ -196,6 +203,20 @@ COMMANDS: dict[str, Operation] = {
     "data export": Operation.EXPORT,
     "data validate": Operation.VALIDATE,
     "data diff": Operation.READ,
+    "analytics": Operation.READ,
+    "analytics costs": Operation.READ,
+    "analytics agents": Operation.READ,
+    "analytics agent": Operation.READ,
+    "analytics patterns": Operation.READ,
+    "analytics alerts": Operation.READ,
+    "analytics dpo-pairs": Operation.BUILD,  # builds the next version of the agent's pairs dataset
+    "analytics prompt-experiment": Operation.RUN_EXPERIMENT,
+    "agent": Operation.READ,
+    "alerts": Operation.READ,
+    "patterns": Operation.READ,
+    "retrain": Operation.LAUNCH,  # proposes a launch: an approval request, decided by an approver
+    "report": Operation.READ,
+    "report weekly": Operation.READ,
     "config": Operation.CONFIG,
     "serve": Operation.SERVE,
     "mcp": Operation.READ,  # each tool checks its own operation
@@ -230,6 +251,18 @@ TOOLS: dict[str, Operation] = {
     "get_evaluation": Operation.READ,
     "create_experiment": Operation.RUN_EXPERIMENT,
     "get_experiment": Operation.READ,
+    "list_templates": Operation.READ,
+    "compare_templates": Operation.READ,
+    "cost_summary": Operation.READ,
+    "agent_performance": Operation.READ,
+    "improvement_opportunities": Operation.READ,
+    "list_alerts": Operation.READ,
+    "start_loop": Operation.LOOP,
+    "get_loop_run": Operation.READ,
+    "list_loop_runs": Operation.READ,
+    "retry_loop_run": Operation.LOOP,
+    "propose_retrain": Operation.LAUNCH,  # requests only: deciding is refused over MCP
+    "get_report": Operation.READ,
 }
 
 # Every call an application makes over /v1 that goes through `invoke` (reads answer directly), by name.
@@ -237,9 +270,19 @@ APP_CALLS: dict[str, Operation] = {
     "record_outcomes": Operation.INGEST,  # POST /v1/feedback
 }
 
+# Every Slack interaction outside the grammar (shortcuts, modals) that goes through `invoke`, by name.
+SLACK_CALLS: dict[str, Operation] = {
+    "capture form": Operation.INGEST,  # the "Add to training data" shortcut opens its form
+    "capture": Operation.INGEST,  # ... and its submission stores the event
+    "launch form": Operation.LAUNCH,  # `/finetune launch` alone: the wizard, its choices and estimate
+}
+
 
 def operation_of(face: Face, command: str) -> Operation | None:
-    """The operation a command (terminal, Slack), tool (MCP) or application call is; None when it declares none."""
+    """The operation a command (terminal, Slack), tool (MCP), Slack interaction or application call is; None when
+    it declares none."""
+    if face == Face.SLACK and command in SLACK_CALLS:
+        return SLACK_CALLS[command]
     return {Face.MCP: TOOLS, Face.APP: APP_CALLS}.get(face, COMMANDS).get(command)
 
 

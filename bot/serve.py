@@ -37,7 +37,7 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from bot.commands import Message
 from bot.feedback_api import feedback_route
-from bot.http_api import resolve_route
+from bot.http_api import report_route, resolve_route
 from bot.invoke import MCP_TOKEN_NAME_KEY
 from bot.openai_api import openai_routes
 from core import __version__
@@ -49,19 +49,27 @@ from core.platform.scheduler import (
     ANALYTICS_SECONDS,
     APPROVALS_SECONDS,
     CANARIES_SECONDS,
+    DIGEST_DAY,
+    DIGEST_HOUR,
     EVALUATIONS_SECONDS,
+    LOOP_SECONDS,
     REGRESSION_HOUR,
+    RETRAIN_HOUR,
     ROLLOUTS_SECONDS,
     add_daily_job,
     add_interval_job,
+    add_weekly_job,
+    advance_loops,
     advance_rollouts,
     build_scheduler,
     check_regressions,
+    check_retraining,
     expire_approvals,
     guard_canaries,
     heartbeat,
     poll_deployments,
     poll_jobs,
+    publish_digest,
     run_evaluations,
     update_analytics,
 )
@@ -255,6 +263,7 @@ def build_app(services: Services) -> Starlette:
         routes.append(Route("/webhooks/openai", _openai_webhook(services), methods=["POST"]))
     routes.append(resolve_route(services))  # application tokens only; /mcp's bearer check stays on /mcp
     routes.append(feedback_route(services))  # the same tokens: outcomes of what the versions served
+    routes.append(report_route(services))  # the same tokens: the weekly digest's pages
     engine = build_engine(settings)  # one per serve: chats with local versions and evaluations share its models
     routes += openai_routes(services, engine)  # the same tokens: chat with local versions
     routes.append(Mount("/", app=mcp_app))
@@ -270,8 +279,13 @@ def build_app(services: Services) -> Starlette:
         add_interval_job(scheduler, expire_approvals, job_id="approvals", seconds=APPROVALS_SECONDS, args=(services,))
         add_interval_job(scheduler, advance_rollouts, job_id="rollouts", seconds=ROLLOUTS_SECONDS, args=(services,))
         add_interval_job(scheduler, guard_canaries, job_id="canaries", seconds=CANARIES_SECONDS, args=(services,))
+        add_interval_job(scheduler, advance_loops, job_id="loop", seconds=LOOP_SECONDS, args=(services,))
         add_interval_job(scheduler, update_analytics, job_id="analytics", seconds=ANALYTICS_SECONDS, args=(services,))
         add_daily_job(scheduler, check_regressions, job_id="regressions", hour=REGRESSION_HOUR, args=(services,))
+        add_weekly_job(
+            scheduler, publish_digest, job_id="digest", day_of_week=DIGEST_DAY, hour=DIGEST_HOUR, args=(services,)
+        )
+        add_daily_job(scheduler, check_retraining, job_id="retrain", hour=RETRAIN_HOUR, args=(services,))
         runner = EvaluationRunner(engine)
         add_interval_job(
             scheduler, run_evaluations, job_id="evaluations", seconds=EVALUATIONS_SECONDS, args=(services, runner)

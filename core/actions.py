@@ -13,6 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from core import registry
+from core.analytics import retrain
 from core.platform import approvals
 from core.platform.actors import Actor
 from core.platform.policy import authorize
@@ -28,10 +29,15 @@ class ActionHandler:
 
     on_decided: approvals.DecisionHandler  # inside the deciding transaction: the subject's own state change
     after_approved: Callable[[Services, approvals.Approval], None] | None = None  # after commit, approved only
+    before_approving: Callable[[Services, approvals.Approval], None] | None = None  # raises to refuse an approval
 
 
 # An approved move to a version without its provider deployment waits for it; the deployment is asked for after commit.
-_ALIAS_CHANGE = ActionHandler(on_decided=registry.on_alias_decided, after_approved=deployments.after_alias_approved)
+# An approving vote is refused while the change fails the evaluation policy (FINETUNE_REQUIRE_EVALUATION).
+_ALIAS_CHANGE = ActionHandler(
+    on_decided=registry.on_alias_decided, after_approved=deployments.after_alias_approved,
+    before_approving=registry.check_approvable,
+)  # fmt: skip
 
 HANDLERS: dict[Action, ActionHandler] = {
     Action.LAUNCH: ActionHandler(on_decided=jobs.on_launch_decided, after_approved=jobs.after_launch_approved),
@@ -42,6 +48,9 @@ HANDLERS: dict[Action, ActionHandler] = {
     Action.RETIRE: ActionHandler(
         on_decided=registry.on_retire_decided, after_approved=deployments.after_retire_approved
     ),  # the version's provider deployment is deleted after commit
+    Action.RETRAIN: ActionHandler(
+        on_decided=retrain.on_retrain_decided, after_approved=retrain.after_retrain_approved
+    ),  # the dataset version is built and its job launched after commit
 }
 
 
@@ -55,7 +64,10 @@ def decide(
     approvers than it has stays pending (the answer says how many approved); its action runs with the last one.
     """
     authorize(actor, Operation.DECIDE)
-    handler = HANDLERS[approvals.get(svc.store, approval_id).action]
+    asked = approvals.get(svc.store, approval_id)
+    handler = HANDLERS[asked.action]
+    if approve and handler.before_approving is not None and asked.status == ApprovalState.PENDING:
+        handler.before_approving(svc, asked)
     decided = approvals.decide(
         svc.store,
         approval_id=approval_id,
@@ -64,6 +76,7 @@ def decide(
         four_eyes=svc.settings.four_eyes,
         reason=reason,
         on_decided=handler.on_decided,
+        now=svc.clock(),  # the services' clock: what an approved alias move records as its time
     )
     if decided.status == ApprovalState.APPROVED and handler.after_approved is not None:
         handler.after_approved(svc, decided)

@@ -5,6 +5,7 @@ FinetuneError                 every error a user should read: message + fix hint
  ├── NotFound                 an id that does not exist
  ├── PermissionDenied         the actor may not do this
  ├── Conflict                 the action clashes with current state
+ │    └── EvaluationRequired  a version enters an alias only after a passing evaluation (FINETUNE_REQUIRE_EVALUATION)
  ├── StoreError               the database cannot be used as it is
  │    └── SchemaTooNew        the database was written by a newer finetune-ops
  └── ProviderError            a provider refused or failed a call; `transient` ones are retried
@@ -49,6 +50,10 @@ class PermissionDenied(FinetuneError):
 
 class Conflict(FinetuneError):
     """The action clashes with the current state."""
+
+
+class EvaluationRequired(Conflict):
+    """The version may enter this alias only after a finished evaluation against its current version passes."""
 
 
 class StoreError(FinetuneError):

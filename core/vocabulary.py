@@ -103,6 +103,7 @@ class Action(StrEnum):
     PROMOTE = "promote"  # make a protected alias's canary its stable version
     ROLLBACK = "rollback"  # put a protected alias back on its previous version (or end its canary)
     RETIRE = "retire"  # retire a model version for good
+    RETRAIN = "retrain"  # build an agent's next dataset version and launch its job (the launch keeps its own rules)
 
 
 class AliasMove(StrEnum):
@@ -283,6 +284,30 @@ class Operation(StrEnum):
     RETIRE_VERSION = "retire_version"
     RUN_EXPERIMENT = "run_experiment"  # create, stop or conclude online A/B experiments
     EVALUATE = "evaluate"  # run a candidate against a baseline, with a judge: calls paid models
+    LOOP = "loop"  # start, retry or cancel runs of the closed loop (each costly step still asks its approval)
+
+
+class LoopStep(StrEnum):
+    """Where a run of the closed loop stands: what it waits for next."""
+
+    RETRAIN_APPROVAL = "retrain_approval"  # the retraining request waits for an approver
+    TRAINING = "training"  # its job runs
+    EVALUATING = "evaluating"  # the candidate is evaluated against the alias it aims at
+    CANARY_APPROVAL = "canary_approval"  # the canary (or a first deploy) waits for an approver
+    CANARY = "canary"  # the canary's rollout runs under the acceptance guard
+    ROLLBACK_APPROVAL = "rollback_approval"  # the guard proposed a rollback; an approver decides
+    DONE = "done"
+
+
+class LoopOutcome(StrEnum):
+    """How a run of the closed loop ended."""
+
+    PROMOTED = "promoted"
+    ROLLED_BACK = "rolled_back"
+    NOT_DEPLOYED = "not_deployed"  # the evaluation found the candidate worse
+    REJECTED = "rejected"  # a person said no (or an approval expired)
+    FAILED = "failed"  # a job or an evaluation failed: retry it
+    CANCELLED = "cancelled"
 
 
 class ApprovalNeed(StrEnum):

@@ -17,12 +17,15 @@ from mcp.server.mcpserver import MCPServer
 
 from core import __version__
 from core.services import Services
-from mcp_server.tools import data, evaluation, experiments, platform, registry, training
+from mcp_server.tools import analytics, data, evaluation, experiments, loop, platform, registry, reports, training
 
 INSTRUCTIONS = """finetune-ops turns feedback on what AI agents write into fine-tuned models, with humans approving
 costly steps in Slack. Start with get_status to see feedback, datasets, jobs, models and pending approvals."""
 
-TOOLBOXES = (platform.TOOLS, data.TOOLS, training.TOOLS, registry.TOOLS, evaluation.TOOLS, experiments.TOOLS)
+TOOLBOXES = (
+    platform.TOOLS, data.TOOLS, training.TOOLS, registry.TOOLS, evaluation.TOOLS, experiments.TOOLS, analytics.TOOLS,
+    loop.TOOLS, reports.TOOLS,
+)  # fmt: skip
 
 _LEVELS = {"DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL"}
 

@@ -6,6 +6,7 @@ stopped by PID in the fixture's teardown.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import json
@@ -172,12 +173,16 @@ class FakeSlack:
                 return 200, {"ok": True, "channel": data.get("channel"), "ts": data.get("ts")}
             if method == "conversations.history":
                 return 200, self.history(data)
+            if method == "conversations.replies":  # a thread: its first message and its replies
+                return 200, self.history(data, thread=str(data.get("ts") or ""))
             if method == "conversations.open":
                 return 200, {"ok": True, "channel": {"id": "D" + str(data.get("users", "")).split(",")[0]}}
             if method == "chat.postEphemeral":
                 return 200, {"ok": True, "message_ts": f"{int(time.time())}.000000"}
             if method == "views.open":
                 return 200, {"ok": True, "view": {"id": "V1", **(data.get("view") or {})}}
+            if method == "views.update":  # an open modal, replaced in place
+                return 200, {"ok": True, "view": {"id": data.get("view_id"), **(data.get("view") or {})}}
             if method == "views.publish":  # a user's Home tab
                 return 200, {"ok": True, "view": {"id": "VHOME", **(data.get("view") or {})}}
             if method == "files.getUploadURLExternal":
@@ -188,13 +193,16 @@ class FakeSlack:
                 return 200, {"ok": True}
             return 200, {"ok": False, "error": "unknown_method"}
 
-    def history(self, query: dict) -> dict:
-        """conversations.history: newest first, `oldest`/`latest` inclusive, metadata on request, cursor paging."""
+    def history(self, query: dict, *, thread: str | None = None) -> dict:
+        """conversations.history: newest first, `oldest`/`latest` inclusive, metadata on request, cursor paging;
+        with `thread`, conversations.replies: that thread's messages only."""
         oldest, latest = float(query.get("oldest") or 0), float(query.get("latest") or time.time() + 1)
         found = [
             {k: v for k, v in m.items() if k != "metadata" or query.get("include_all_metadata") in ("1", "true")}
             for m in reversed(self.posted)
-            if m.get("channel") == query.get("channel") and oldest <= float(m["ts"]) <= latest
+            if m.get("channel") == query.get("channel")
+            and oldest <= float(m["ts"]) <= latest
+            and (thread is None or thread in (m["ts"], m.get("thread_ts")))
         ]
         start, limit = int(query.get("cursor") or 0), int(query.get("limit") or 100)
         page, more = found[start : start + limit], start + limit < len(found)
@@ -218,6 +226,13 @@ def _parse_body(handler: BaseHTTPRequestHandler) -> dict:
 
 @pytest.fixture
 def fake_slack():
+    with serve_fake_slack() as slack:
+        yield slack
+
+
+@contextlib.contextmanager
+def serve_fake_slack():
+    """A FakeSlack listening on 127.0.0.1 until the block ends (the `fake_slack` fixture, for any scope)."""
     slack = FakeSlack()
 
     class Handler(BaseHTTPRequestHandler):
@@ -239,9 +254,11 @@ def fake_slack():
     slack.url = f"http://127.0.0.1:{server.server_address[1]}"
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)
     thread.start()
-    yield slack
-    server.shutdown()
-    server.server_close()
+    try:
+        yield slack
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def sign(body: str, *, secret: str = SIGNING_SECRET, timestamp: int | None = None) -> dict[str, str]:

@@ -32,6 +32,7 @@ from core.vocabulary import (
     ExperimentState,
     Face,
     JobState,
+    LoopStep,
     Method,
     Provider,
     RolloutState,
@@ -222,6 +223,24 @@ SAMPLES: dict[type, events.Event] = {
         alert=AlertKind.ACCEPTANCE_DROP,
         agent="support",
         headline="Acceptance of support fell from 81% to 62% (−19 points) in the 7 days to 2026-11-22.",
+    ),
+    events.LoopChanged: events.LoopChanged(
+        run_id="loop-1",
+        model_name="support",
+        alias="production",
+        step=LoopStep.TRAINING,
+        waiting_for="the fine-tuning job to finish",
+        latest="Retraining approved by slack:U2: job job_1 trains tiny on support@2 via local.",
+        job_id="job_1",
+    ),
+    events.LoopStepPosted: events.LoopStepPosted(
+        run_id="loop-1", seq=2, step=LoopStep.TRAINING, text="Retraining approved.", by="scheduler:scheduler"
+    ),
+    events.DigestReady: events.DigestReady(
+        week="2026-W03",
+        headline="2026-W03: 247 drafts, acceptance 80.2% (-12.2 points), 1 open alert, $5.79 spent",
+        digest={"week": {"week": "2026-W03"}},
+        page_url="https://finetune.example.com/reports/2026-W03.html",
     ),
 }
 

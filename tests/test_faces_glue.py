@@ -8,7 +8,21 @@ import pytest
 from mcp import Client
 
 from bot import invoke
-from bot.commands import ErrorResult, data, evaluation, experiments, groups, platform, registry, training, webhooks
+from bot.commands import (
+    ErrorResult,
+    analytics,
+    data,
+    evaluation,
+    experiments,
+    groups,
+    loop,
+    platform,
+    registry,
+    reports,
+    templates,
+    training,
+    webhooks,
+)
 from bot.slack.blocks import render
 from bot.slack.listeners.commands import run_slack_text
 from bot.slack.listeners.redelivery import delivery_key
@@ -106,14 +120,20 @@ def test_a_core_error_reaches_an_agent_with_its_fix_and_one_audit_row(settings, 
 def test_slack_offers_the_shared_commands_and_the_terminal_adds_its_own():
     shared = [
         c.name
-        for module in (platform, data, training, registry, evaluation, experiments, webhooks)
+        for module in (
+            platform, data, training, registry, evaluation, experiments, templates, webhooks, analytics, loop, reports,
+        )
         for c in module.SHARED
-    ]
+    ]  # fmt: skip
     terminal_only = [
-        c.name for module in (data, training, registry, evaluation, platform) for c in module.TERMINAL
+        c.name
+        for module in (data, training, registry, evaluation, reports, platform)
+        for c in module.TERMINAL
+        if c.name not in shared  # the terminal's `report` takes the shared one's place (it adds --html)
     ]  # servers last
     assert list(groups.SLACK.commands) == shared
     assert list(groups.TERMINAL.commands) == shared + terminal_only
+    assert groups.TERMINAL.commands["report"] is reports.TERMINAL[0]
 
 
 def test_a_job_detail_carries_its_loss_curve_as_an_attachment():

@@ -19,7 +19,7 @@ import shlex
 from collections.abc import Callable, Iterable, Iterator
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
 import click
 from pydantic import BaseModel
@@ -28,20 +28,34 @@ from bot.invoke import Failure, Verdict, guard_commands, invoke
 from core.platform import Actor, Settings, Store, lone_surrogate
 from core.services import Services
 
-ProgressFactory = Callable[[str], AbstractContextManager[Callable[[int], None]]]
+
+class Advance(Protocol):
+    """Tells a progress display how far a long command is: items done, and when known their total and the cost."""
+
+    def __call__(self, done: int, *, total: int | None = None, cost_usd: float | None = None) -> None: ...
+
+
+class ProgressFactory(Protocol):
+    """`with progress(description, total=N) as advance:` shows a long command's progress while it runs."""
+
+    def __call__(self, description: str, *, total: int | None = None) -> AbstractContextManager[Advance]: ...
+
+
+def _ignore(done: int, *, total: int | None = None, cost_usd: float | None = None) -> None:
+    return None
 
 
 @contextlib.contextmanager
-def no_progress(_: str) -> Iterator[Callable[[int], None]]:
-    yield lambda done: None
+def no_progress(description: str, *, total: int | None = None) -> Iterator[Advance]:
+    yield _ignore
 
 
 @dataclass
 class Invocation:
     """What a command runs with: the services (store opened on first use) and the actor.
 
-    `progress(description)` gives long-running commands a callback for items done;
-    the terminal shows it as a progress bar, other faces ignore it.
+    `progress(description, total=N)` gives long-running commands a callback for items done (and the cost so
+    far); the terminal shows it as a progress bar, other faces ignore it.
     """
 
     services: Services

@@ -130,6 +130,10 @@ data_group.add_command(dataset_command, "show")
 )
 @click.option("--edited-only", is_flag=True, help="Only events the user edited (what DPO needs).")
 @click.option(
+    "--edit-phrase", "edit_phrases", multiple=True, metavar="PHRASE",
+    help="Only edited events whose edits deleted or added this phrase (repeatable; `analytics patterns` lists them).",
+)  # fmt: skip
+@click.option(
     "--include-rejected",
     is_flag=True,
     help="Keep drafts rated 2 or lower (or thumbs down) that the user left unedited.",
@@ -146,7 +150,7 @@ def build_command(inv: Invocation, name: str, **options: Any) -> DatasetVersion:
     """Select feedback with the filters, drop duplicates, score, split by agent, and record a version."""
     lists = {name: _split_list(options[name]) for name in ("agents", "intents", "templates", "models", "tags")}
     given = ("since", "until", "min_rating", "min_acceptance", "min_quality", "edited_only", "include_rejected")
-    filters = {**lists, **{name: options[name] for name in given}}
+    filters = {**lists, **{name: options[name] for name in given}, "edit_phrases": list(options["edit_phrases"])}
     recipe = datasets.recipe_from(
         filters=filters, seed=options["seed"], split=_split_ratio(options["split"]), dedupe=not options["no_dedupe"]
     )

@@ -221,8 +221,16 @@ def eval_run(
     }  # fmt: skip
     if inv.actor.face is not Face.CLI:
         return evaluation.request_evaluation(inv.services, key=inv.request_key, **options)
+    spent = [0.0]  # the run says what it spent just before it counts the example done
+
+    def spend(cost_usd: float) -> None:
+        spent[0] = cost_usd
+
     with inv.progress(f"Evaluating {candidate} against {baseline}") as advance:
-        return evaluation.run_evaluation(inv.services, on_progress=lambda done, total: advance(done), **options)
+        return evaluation.run_evaluation(
+            inv.services, on_spend=spend, on_progress=lambda done, total: advance(done, total=total, cost_usd=spent[0]),
+            **options,
+        )  # fmt: skip
 
 
 @eval_group.command("show", context_settings=CONTEXT, short_help="One evaluation: progress, metrics, verdict.")

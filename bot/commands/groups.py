@@ -7,11 +7,24 @@ ones (the long-running server commands last).
 
 from __future__ import annotations
 
-from bot.commands import data, evaluation, experiments, make_grammar, platform, registry, training, webhooks
+from bot.commands import (
+    analytics,
+    data,
+    evaluation,
+    experiments,
+    loop,
+    make_grammar,
+    platform,
+    registry,
+    reports,
+    templates,
+    training,
+    webhooks,
+)
 
 SHARED = (
     *platform.SHARED, *data.SHARED, *training.SHARED, *registry.SHARED, *evaluation.SHARED, *experiments.SHARED,
-    *webhooks.SHARED,
+    *templates.SHARED, *webhooks.SHARED, *analytics.SHARED, *loop.SHARED, *reports.SHARED,
 )  # fmt: skip
 
 SLACK = make_grammar(*SHARED, help_text="finetune-ops in Slack.")
@@ -21,6 +34,7 @@ TERMINAL = make_grammar(
     *training.TERMINAL,
     *registry.TERMINAL,
     *evaluation.TERMINAL,
+    *reports.TERMINAL,  # the shared `report`, with --html
     *platform.TERMINAL,
     help_text="finetune-ops: feedback to fine-tuned models, with a human in the loop.",
 )

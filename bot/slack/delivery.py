@@ -8,6 +8,8 @@ Exactly once: the attempt is recorded before a post leaves, and the post
 carries the row's id in its message `metadata`. A row whose post was never
 confirmed (serve was killed, or marking it delivered failed) is looked up in
 the channel's history around the attempt time before it is posted again.
+A new post's attachments (a regression alert's chart) follow in its thread,
+best effort: a failed upload never posts the message again.
 
 Every row fails on its own: Slack down or throttling (HTTP 429, Retry-After
 honoured) backs that row off; a refusal, an unrenderable event or a surprising
@@ -30,7 +32,7 @@ from typing import Any
 from slack_sdk import WebClient
 from slack_sdk.errors import SlackApiError, SlackClientError
 
-from bot.slack.blocks import render_message
+from bot.slack.blocks import Attachment, render_message
 from core.errors import StoreError
 from core.platform import Store, outbox
 from core.platform.scheduler import record_run
@@ -143,6 +145,12 @@ def _target(store: Store, message: outbox.OutboxMessage, default_channel: str | 
     existing = outbox.message_ref(store, message.message_key)
     if existing is not None:
         return existing
+    parent_key = outbox.thread_of(store, message)
+    if parent_key is not None:
+        parent = outbox.message_ref(store, parent_key)
+        if parent is None:  # its thread's first message is not in Slack yet: it goes first
+            raise DeliveryFailed(f"waiting for the first message of its thread ({parent_key})", transient=True)
+        return outbox.MessageRef(channel=parent.channel, ts="", thread_ts=parent.ts)
     channel = (message.slack_channel if message.sending_at else None) or message.channel or default_channel
     if not channel:
         raise DeliveryFailed(
@@ -175,7 +183,9 @@ def _send(
             f"{message.problem}; discard it with `finetune outbox discard {message.id}`", transient=False
         )
     if not target.ts and message.sending_at:
-        earlier = _earlier_post(client, message.id, target.channel, attempted_at=message.sending_at)
+        earlier = _earlier_post(
+            client, message.id, target.channel, attempted_at=message.sending_at, thread_ts=target.thread_ts
+        )
         if earlier is not None:
             log.info("outbox #%s was already in Slack (%s); not posting it again", message.id, earlier.ts)
             return earlier
@@ -186,7 +196,11 @@ def _send(
             return target
         outbox.mark_sending(store, message, channel=target.channel)
         response = client.chat_postMessage(
-            channel=target.channel, text=rendered.text, blocks=rendered.blocks, metadata=_metadata(message)
+            channel=target.channel,
+            text=rendered.text,
+            blocks=rendered.blocks,
+            metadata=_metadata(message),
+            thread_ts=target.thread_ts,
         )
     except SlackApiError as exc:
         raise _refused(exc) from exc
@@ -197,7 +211,22 @@ def _send(
     ts = response.get("ts")
     if not isinstance(ts, str) or not ts:
         raise DeliveryFailed("Slack's reply to chat.postMessage carries no ts", transient=False, posted_maybe=True)
-    return outbox.MessageRef(channel=str(response.get("channel") or target.channel), ts=ts)
+    posted = outbox.MessageRef(channel=str(response.get("channel") or target.channel), ts=ts)
+    _attach(client, posted, rendered.files)
+    return posted
+
+
+def _attach(client: WebClient, posted: outbox.MessageRef, files: list[Attachment]) -> None:
+    """Upload a new post's attachments (a chart) in its thread. Best effort: the post is what must arrive, so a
+    failed upload is logged and never posts the message again."""
+    for file in files:
+        try:
+            client.files_upload_v2(
+                channel=posted.channel, thread_ts=posted.ts, content=file.content, filename=file.filename,
+                title=file.title,
+            )  # fmt: skip
+        except (SlackClientError, OSError) as exc:
+            log.warning("could not attach %s to the post %s (%s)", file.filename, posted.ts, exc)
 
 
 def _metadata(message: outbox.OutboxMessage) -> dict[str, Any]:
@@ -205,17 +234,28 @@ def _metadata(message: outbox.OutboxMessage) -> dict[str, Any]:
     return {"event_type": METADATA_EVENT, "event_payload": {"outbox_id": message.id}}
 
 
-def _earlier_post(client: WebClient, outbox_id: int, channel: str, *, attempted_at: str) -> outbox.MessageRef | None:
-    """The post an unconfirmed attempt made, found by its metadata near the attempt time; None if it never arrived."""
+def _earlier_post(
+    client: WebClient, outbox_id: int, channel: str, *, attempted_at: str, thread_ts: str | None = None
+) -> outbox.MessageRef | None:
+    """The post an unconfirmed attempt made, found by its metadata near the attempt time; None if it never arrived.
+
+    A reply in a thread is looked for among the thread's replies (conversations.replies), others in the channel.
+    """
     at = parse_iso(attempted_at)
     oldest, latest = (f"{(at + side).timestamp():.6f}" for side in (-HISTORY_WINDOW, HISTORY_WINDOW))
     cursor: str | None = None
     for _ in range(HISTORY_PAGES):
         try:
-            page = client.conversations_history(
-                channel=channel, oldest=oldest, latest=latest, inclusive=True, include_all_metadata=True,
-                limit=HISTORY_PAGE_SIZE, cursor=cursor,
-            )  # fmt: skip
+            if thread_ts:
+                page = client.conversations_replies(
+                    channel=channel, ts=thread_ts, oldest=oldest, latest=latest, inclusive=True,
+                    include_all_metadata=True, limit=HISTORY_PAGE_SIZE, cursor=cursor,
+                )  # fmt: skip
+            else:
+                page = client.conversations_history(
+                    channel=channel, oldest=oldest, latest=latest, inclusive=True, include_all_metadata=True,
+                    limit=HISTORY_PAGE_SIZE, cursor=cursor,
+                )  # fmt: skip
         except SlackApiError as exc:
             raise _refused(exc, doing=" while looking for an earlier post (the app needs channels:history)") from exc
         except (SlackClientError, OSError) as exc:

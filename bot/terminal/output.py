@@ -8,35 +8,96 @@ from __future__ import annotations
 
 import contextlib
 import functools
+import time
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 
 from pydantic import BaseModel
 from rich.console import Console
-from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    TextColumn,
+    TimeElapsedColumn,
+    TimeRemainingColumn,
+)
 from rich.table import Table
 
-from bot.commands import ErrorResult, HelpResult, Message, Outcome, ProgressFactory, UsageProblem
+from bot.commands import Advance, ErrorResult, HelpResult, Message, Outcome, ProgressFactory, UsageProblem
+
+LINE_EVERY_SECONDS = 10.0  # without a terminal, a progress line at least this often (and at every tenth of the total)
 
 
-def progress_bar(console: Console) -> ProgressFactory:
-    """A progress factory for long commands: a live counter on stderr when it is a terminal."""
+def progress_bar(console: Console, *, clock: Callable[[], float] = time.monotonic) -> ProgressFactory:
+    """A progress factory for long commands, on `console` (stderr).
+
+    At a terminal: a live bar with done/total, the cost so far and the time left once the total is known (a
+    spinner and a counter until then). Otherwise (a pipe, a log file, CI): plain lines, one at every tenth of the
+    total and at least every LINE_EVERY_SECONDS, so a log shows the run moving without one line per item.
+    """
 
     @contextlib.contextmanager
-    def progress(description: str) -> Iterator[Callable[[int], None]]:
+    def progress(description: str, *, total: int | None = None) -> Iterator[Advance]:
         if not console.is_terminal:
-            yield lambda done: None
+            yield _Lines(console, description, total, clock)
             return
         columns = (
             SpinnerColumn(),
             TextColumn("{task.description}"),
-            TextColumn("{task.completed:,} done"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TextColumn("{task.fields[cost]}"),
+            TimeRemainingColumn(),
             TimeElapsedColumn(),
         )
         with Progress(*columns, console=console, transient=True) as bar:
-            task = bar.add_task(description, total=None)
-            yield lambda done: bar.update(task, completed=done)
+            task = bar.add_task(description, total=total, cost="")
+
+            def advance(done: int, *, total: int | None = None, cost_usd: float | None = None) -> None:
+                if total is not None:
+                    bar.update(task, total=total)
+                if cost_usd is not None:
+                    bar.update(task, cost=f"{_usd(cost_usd)} spent")
+                bar.update(task, completed=done)
+
+            yield advance
 
     return progress
+
+
+class _Lines:
+    """Progress as plain lines: `Evaluating v4 against production: 6 of 12 (50%), $0.0123 spent, about 0:00:31 left`."""
+
+    def __init__(self, console: Console, description: str, total: int | None, clock: Callable[[], float]) -> None:
+        self.console, self.description, self.total, self.clock = console, description, total, clock
+        self.started = self.last_at = clock()
+        self.last_step: int | None = None
+        self.cost_usd: float | None = None
+
+    def __call__(self, done: int, *, total: int | None = None, cost_usd: float | None = None) -> None:
+        self.total = self.total if total is None else total
+        self.cost_usd = self.cost_usd if cost_usd is None else cost_usd
+        now = self.clock()
+        step = done * 10 // self.total if self.total else None
+        if step == self.last_step and now - self.last_at < LINE_EVERY_SECONDS and done != self.total:
+            return
+        self.last_step, self.last_at = step, now
+        self.console.print(self.line(done, now), markup=False, highlight=False, soft_wrap=True)
+
+    def line(self, done: int, now: float) -> str:
+        parts = [f"{done:,} of {self.total:,} ({done / self.total:.0%})" if self.total else f"{done:,} done"]
+        if self.cost_usd is not None:
+            parts.append(f"{_usd(self.cost_usd)} spent")
+        if self.total and 0 < done < self.total:
+            left = (now - self.started) / done * (self.total - done)
+            parts.append(f"about {timedelta(seconds=round(left))} left")
+        return f"{self.description}: {', '.join(parts)}"
+
+
+def _usd(amount: float) -> str:
+    return f"${amount:,.4f}"
 
 
 def emit(outcome: Outcome, console: Console, err_console: Console) -> None:

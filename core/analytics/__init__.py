@@ -5,8 +5,14 @@
 trends, best and worst intents, and comparisons tested with
 `core.evaluation.stats`; `patterns` mines the phrases users delete and add
 into categorised suggestions; `regressions` is the daily check that raises,
-deduplicates and resolves alerts. `db` holds all of their SQL. Faces import
-from here.
+deduplicates and resolves alerts; `costs` is the ledger of training and
+inference spend with each fine-tuned version's ROI; `performance` answers
+people fresh (every agent, one agent in detail, the alerts) and
+`opportunities` turns patterns into actions (DPO pairs, a prompt
+experiment); `templates` sets an
+agent's prompt templates side by side and compares two of them. `db` holds the SQL of the
+rollups, phrases and alerts, `ledger_db` that of the ledger and the
+retraining trigger. Faces import from here.
 """
 
 from core.analytics.acceptance import (
@@ -28,6 +34,18 @@ from core.analytics.acceptance import (
     parse_window,
     window_span,
 )
+from core.analytics.costs import CostPoint, CostRow, CostSummary, Roi, cost_summary
+from core.analytics.opportunities import (
+    AgentOpportunities,
+    Opportunities,
+    Opportunity,
+    PairsAdded,
+    PatternAction,
+    PromptExperiment,
+    add_dpo_pairs,
+    improvement_opportunities,
+    open_prompt_experiment,
+)
 from core.analytics.patterns import (
     ExampleDiff,
     MiningRun,
@@ -40,6 +58,16 @@ from core.analytics.patterns import (
     mine_patterns,
     pattern_report,
 )
+from core.analytics.performance import (
+    BREAKDOWNS,
+    PREVIOUS,
+    AgentPerformance,
+    AlertList,
+    DailyAcceptance,
+    agent_performance,
+    agents_overview,
+    alert_list,
+)
 from core.analytics.regressions import (
     Alert,
     Attribution,
@@ -50,46 +78,98 @@ from core.analytics.regressions import (
     check_regressions,
     open_alerts,
 )
+from core.analytics.retrain import (
+    NothingToRetrain,
+    RetrainProposal,
+    check_retraining,
+    open_proposal,
+    propose_retrain,
+    request_retrain,
+)
 from core.analytics.rollups import RollupRun, local_day, rebuild_rollups, roll_up, today
+from core.analytics.templates import (
+    TemplateComparison,
+    TemplateMetric,
+    TemplateReport,
+    TemplateStats,
+    TemplateTest,
+    compare_templates,
+    list_templates,
+)
 
 __all__ = [
+    "BREAKDOWNS",
     "DEFAULT_MIN_EVENTS",
+    "PREVIOUS",
     "AcceptanceReport",
     "AcceptanceStats",
+    "AgentOpportunities",
+    "AgentPerformance",
     "Alert",
+    "AlertList",
     "Attribution",
     "Comparison",
+    "CostPoint",
+    "CostRow",
+    "CostSummary",
+    "DailyAcceptance",
     "Dimension",
     "ExampleDiff",
     "IntentRanking",
     "Measurement",
     "MiningRun",
+    "NothingToRetrain",
+    "Opportunities",
+    "Opportunity",
+    "PairsAdded",
     "Pattern",
+    "PatternAction",
     "PatternCategory",
     "PatternReport",
     "PhraseKind",
+    "PromptExperiment",
     "RegressionRules",
     "RegressionRun",
+    "RetrainProposal",
+    "Roi",
     "RollupRun",
     "Slice",
     "Span",
     "SuggestedAction",
+    "TemplateComparison",
+    "TemplateMetric",
+    "TemplateReport",
+    "TemplateStats",
+    "TemplateTest",
     "Totals",
     "Trend",
     "Window",
     "acceptance_report",
+    "add_dpo_pairs",
+    "agent_performance",
+    "agents_overview",
+    "alert_list",
     "all_alerts",
     "categorize",
     "check_regressions",
+    "check_retraining",
     "compare",
+    "compare_templates",
+    "cost_summary",
+    "improvement_opportunities",
     "intent_ranking",
+    "list_templates",
     "local_day",
     "mine_patterns",
     "open_alerts",
+    "open_prompt_experiment",
+    "open_proposal",
     "parse_dimension",
     "parse_window",
     "pattern_report",
+    "propose_retrain",
     "rebuild_rollups",
+    "request_retrain",
     "roll_up",
     "today",
     "window_span",

@@ -30,8 +30,6 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
-from scipy import stats as scipy_stats
-from statsmodels.stats.proportion import proportion_confint
 
 from core.analytics import db
 from core.errors import InvalidInput, NotFound
@@ -230,6 +228,8 @@ def describe(
 
 def mean_interval(totals: Totals, confidence: float = DEFAULT_CONFIDENCE) -> Interval | None:
     """Student's t interval of the mean acceptance from the count, sum and sum of squares, clipped to [0, 1]."""
+    from scipy import stats as scipy_stats  # here, not at the top: a command that never computes one skips 0.4 s
+
     n, mean = totals.acceptance_n, totals.acceptance
     if n < 2 or mean is None:
         return None
@@ -241,6 +241,8 @@ def mean_interval(totals: Totals, confidence: float = DEFAULT_CONFIDENCE) -> Int
 
 
 def _wilson(successes: int, trials: int, confidence: float) -> Interval | None:
+    from statsmodels.stats.proportion import proportion_confint
+
     if trials == 0:
         return None
     low, high = proportion_confint(successes, trials, alpha=1 - confidence, method="wilson")
@@ -309,7 +311,7 @@ def intent_ranking(
         raise InvalidInput(f"`{name}` must be at least 1.", hint="Pass a positive whole number.", argument=name)
     report = acceptance_report(store, window=window, as_of=as_of, by=Dimension.INTENT, agent=agent)
     if not report.rows:
-        raise _no_feedback(store, agent, report.span)
+        raise no_feedback(store, agent, report.span)
     ranked = [row for row in report.rows if row.value is not None and row.acceptance is not None]
     kept = sorted((row for row in ranked if row.events >= min_events), key=lambda row: -(row.acceptance or 0))
     best = kept[:count]
@@ -319,13 +321,13 @@ def intent_ranking(
     )
 
 
-def _no_feedback(store: Store, agent: str, span: Span) -> NotFound:
+def no_feedback(store: Store, agent: str, span: Span) -> NotFound:
     known = db.agents_with_rollups(store)
     listed = ", ".join(sorted(known)[:20]) or "none yet"
     when = f"from {span.start} to {span.end}" if span.start else f"up to {span.end}"
     return NotFound(
         f"no feedback from agent {agent!r} {when}.",
-        hint=f"Agents with feedback: {listed}. Rollups follow ingest within minutes while `finetune serve` runs.",
+        hint=f"Agents with feedback: {listed}. Check the name, or choose a longer window.",
         agent=agent,
     )
 
@@ -334,16 +336,18 @@ def _no_feedback(store: Store, agent: str, span: Span) -> NotFound:
 
 
 class Slice(BaseModel):
-    """One agent over a span of days."""
+    """One agent over a span of days; with `template`, only the drafts that prompt template produced."""
 
     model_config = ConfigDict(frozen=True)
 
     agent: str
     span: Span
+    template: str | None = None
 
     def label(self) -> str:
         start = self.span.start.isoformat() if self.span.start else "the start"
-        return f"{self.agent} {start}..{self.span.end.isoformat()}"
+        who = f"{self.agent} template {self.template}" if self.template else self.agent
+        return f"{who} {start}..{self.span.end.isoformat()}"
 
 
 class Comparison(BaseModel):
@@ -395,13 +399,21 @@ def _slice_totals(store: Store, side: Slice, name: str) -> tuple[Totals, list[fl
             hint="Give the first day before the last.",
             argument=name,
         )
-    rows = db.rollup_totals(store, group_by=["day"], agent=side.agent, **side.span.bounds())
+    rows = slice_days(store, side)
     if not rows:
-        raise _no_feedback(store, side.agent, side.span)
+        raise no_feedback(store, side.agent, side.span)
     totals = Totals()
     for row in rows:
         totals.add(Totals.of(row))
     return totals, daily_means(rows)
+
+
+def slice_days(store: Store, side: Slice) -> list[dict[str, Any]]:
+    """A slice's rollup sums, one row per day that has feedback."""
+    if side.template is None:
+        return db.rollup_totals(store, group_by=["day"], agent=side.agent, **side.span.bounds())
+    rows = db.rollup_totals(store, group_by=["day", "template"], agent=side.agent, **side.span.bounds())
+    return [row for row in rows if row["template"] == side.template]
 
 
 def daily_means(rows: Iterable[Mapping[str, Any]]) -> list[float]:

@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import json
 import string
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -156,6 +157,23 @@ def runs(text: str) -> list[list[str]]:
 def words(text: str) -> list[str]:
     """The normalised words of `text`, all runs together."""
     return [word for run in runs(text) for word in run]
+
+
+def normalise_phrase(text: str) -> str:
+    """`text` as patterns name phrases: "Let me analyze this." is "let me analyze this"."""
+    return " ".join(words(text))
+
+
+def edits_show(ops_json: str | None, wanted: Collection[str]) -> bool:
+    """Whether stored edit operations deleted or added any of the `wanted` phrases (normalised), within one run of
+    words as mining counts them: the edited drafts a pattern's support counts are exactly those that show it."""
+    for op in _ops(ops_json):
+        for kind in PhraseKind:
+            for run in _edited_runs(str(op.get(kind.value) or "")):
+                text = f" {' '.join(run)} "
+                if any(f" {phrase} " in text for phrase in wanted):
+                    return True
+    return False
 
 
 def phrases(word_runs: list[list[str]], *, max_n: int = MAX_N) -> set[str]:

@@ -344,7 +344,7 @@ def _judge(
     cause = attribute(
         store, agent, kind, recent=measured.recent, baseline=measured.baseline, min_mix_shift=rules.min_mix_shift
     )
-    return _raise(store, agent, kind, measured, cause, rules=rules, now=now, channel=channel)
+    return _raise(store, agent, kind, measured, cause, days, rules=rules, now=now, channel=channel)
 
 
 def _raise(
@@ -353,6 +353,7 @@ def _raise(
     kind: AlertKind,
     measured: Measurement,
     cause: Attribution | None,
+    days: Days,
     *,
     rules: RegressionRules,
     now: str,
@@ -374,7 +375,11 @@ def _raise(
             store, kind=kind, subject=agent, severity=severity, message=headline, dedupe_key=f"{kind}:{agent}",
             evidence=evidence, now=now,
         )  # fmt: skip
-        event = events.RegressionAlert(alert_id=alert_id, alert=kind, agent=agent, resolved=False, headline=headline)
+        event = events.RegressionAlert(
+            alert_id=alert_id, alert=kind, agent=agent, resolved=False, headline=headline, metric=METRIC_NAMES[kind],
+            facts=alert_facts(kind, measured, cause, severity=severity), daily=daily_values(days, kind, measured),
+            recent_start=measured.recent.bounds()["start"],
+        )  # fmt: skip
         outbox.enqueue(store, event, channel=channel)
     return Alert(
         id=alert_id, kind=kind, agent=agent, severity=severity, message=headline, created_at=now, resolved_at=None,
@@ -392,11 +397,56 @@ def _resolve(store: Store, alert: Alert, measured: Measurement, *, now: str, cha
     evidence = {**alert.evidence, "recovery": measured.model_dump(mode="json")}
     with store.write():
         db.resolve_alert(store, alert.id, resolved_at=now, evidence=evidence)
+        recovery = {
+            "Recovered to": f"{_shown(alert.kind, measured.recent_value)} over the {measured.recent.days} days to"
+            f" {measured.recent.end} ({measured.recent_events:,} events)",
+            "Before the alert": _shown(alert.kind, alert.evidence.get("baseline_value")),
+        }
         event = events.RegressionAlert(
-            alert_id=alert.id, alert=alert.kind, agent=alert.agent, resolved=True, headline=headline
-        )
+            alert_id=alert.id, alert=alert.kind, agent=alert.agent, resolved=True, headline=headline, metric=name,
+            facts=recovery,
+        )  # fmt: skip
         outbox.enqueue(store, event, channel=channel)
     return alert.model_copy(update={"resolved_at": now, "evidence": evidence})
+
+
+def alert_facts(kind: AlertKind, measured: Measurement, cause: Attribution | None, *, severity: str) -> dict[str, str]:
+    """The evidence of a raised alert, as label and text (what a Slack notice or a terminal shows beside it)."""
+    recent, baseline = measured.recent, measured.baseline
+    test = measured.test
+    facts = {
+        "Recent": f"{_shown(kind, measured.recent_value)} over the {recent.days} days {recent.start} to {recent.end}"
+        f" ({measured.recent_events:,} events)",
+        "Baseline": f"{_shown(kind, measured.baseline_value)} over the {baseline.days} days {baseline.start} to"
+        f" {baseline.end} ({measured.baseline_events:,} events)",
+        "Test": (
+            f"Welch's t-test on the daily values: t = {test.statistic:.2f}, df = {test.df:.1f}, p = {test.p_value:.2g}"
+            if test is not None
+            else "too few days to test"
+        ),
+        "Severity": severity,
+    }
+    if cause is None:
+        facts["Attributed to"] = "nothing: model version, template and intent mix did not change"
+    else:
+        facts["Attributed to"] = cause.sentence()
+        if cause.value_metric is not None and cause.rest_metric is not None:
+            facts["Attributed to"] += (
+                f"; {_shown(kind, cause.value_metric)} with it, {_shown(kind, cause.rest_metric)} for the rest"
+            )
+    return facts
+
+
+def daily_values(days: Days, kind: AlertKind, measured: Measurement) -> list[tuple[str, float]]:
+    """The metric on each day of the baseline and recent windows that has a value, in day order."""
+    start, end = measured.baseline.bounds()["start"] or "", measured.recent.bounds()["end"] or ""
+    metric = _METRIC[kind]
+    found = []
+    for day, totals in sorted(days.items()):
+        value = metric(totals)
+        if start <= day <= end and value is not None:
+            found.append((day, value))
+    return found
 
 
 def _change_ratio(kind: AlertKind, measured: Measurement, rules: RegressionRules) -> float:

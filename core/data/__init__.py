@@ -4,7 +4,7 @@ The public surface faces use; the modules behind it are this package's own.
 `targets` is the export-target registry (one entry per `core.vocabulary.ExportTarget`).
 """
 
-from core.data import datasets, exports, feedback, targets
+from core.data import capture, datasets, exports, feedback, targets
 from core.data.datasets import DatasetFilters, DatasetList, DatasetVersion, Recipe, VersionDiff
 from core.data.exports import DatasetValidation, ExportResult
 from core.data.feedback import IngestReport
@@ -23,6 +23,7 @@ __all__ = [
     "TargetSpec",
     "ValidationReport",
     "VersionDiff",
+    "capture",
     "datasets",
     "exports",
     "feedback",

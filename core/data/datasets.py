@@ -22,6 +22,11 @@ empty or longer than 100,000 characters fail the length sanity check and are
 dropped before scoring. A version's stats say how many candidates were left
 out, per reason (`left_out`).
 
+`edit_phrases` selects the edited events whose edit operations deleted or
+added one of the phrases, matched as edit-pattern mining matches them
+(`core.analytics.patterns`): the very examples behind a pattern, which the
+`openai-dpo` export turns into preference pairs (draft rejected, final chosen).
+
 The split is deterministic and stratified by agent: within each agent,
 examples are ordered by SHA-256(seed, feedback id) and the first 80 % (by
 default) go to train, the next 10 % to validation, the rest to test.
@@ -53,6 +58,8 @@ SPLITS = ("train", "validation", "test")
 MAX_COMPLETION_CHARS = 100_000
 MAX_SEED = 2**63 - 1  # the largest integer SQLite stores
 REJECTED_AT = 2.0  # a rating at or below this turns the draft down (thumbs down is stored as 1)
+MAX_EDIT_PHRASES = 50
+MAX_EDIT_PHRASE_CHARS = 256
 LEFT_OUT = ("rejected_drafts", "length", "low_quality", "exact_duplicates", "near_duplicates")
 """Why a candidate is left out of a version, in the order the reasons are checked."""
 
@@ -75,6 +82,28 @@ class DatasetFilters(BaseModel):
         default=False,
         description="Keep rejected drafts too: events rated 2 or lower (or thumbs down) that the user did not correct.",
     )
+    edit_phrases: list[str] = Field(
+        default_factory=list,
+        max_length=MAX_EDIT_PHRASES,
+        exclude_if=lambda phrases: not phrases,  # recipes without it keep the content hash they always had
+        description="Keep only edited events whose edits deleted or added any of these phrases, compared as edit "
+        "patterns compare them (lowercase words, punctuation trimmed, within one sentence): the examples behind "
+        "the patterns `finetune analytics patterns` lists, as preference pairs of draft and final.",
+    )
+
+    @field_validator("edit_phrases")
+    @classmethod
+    def _phrases(cls, given: list[str]) -> list[str]:
+        from core.analytics.patterns import normalise_phrase  # the one definition of a phrase; analytics reads data
+
+        phrases = []
+        for text in given:
+            phrase = normalise_phrase(text) if isinstance(text, str) else ""
+            if not phrase or len(phrase) > MAX_EDIT_PHRASE_CHARS:
+                raise ValueError(f"{text!r} is no phrase of 1 to {MAX_EDIT_PHRASE_CHARS} characters of words")
+            if phrase not in phrases:
+                phrases.append(phrase)
+        return sorted(phrases)
 
     @field_validator("since", "until")
     @classmethod
@@ -113,6 +142,7 @@ _RECIPE_HINTS = {
     "seed": f"Give a whole number from 0 to {MAX_SEED}.",
     "split": "Give three finite train,validation,test shares summing to 1, train above 0, e.g. 0.8,0.1,0.1.",
     "near_duplicate_threshold": "Give a similarity above 0 and at most 1, e.g. 0.8.",
+    "edit_phrases": f"Give up to {MAX_EDIT_PHRASES} phrases of words, e.g. 'let me analyze this'.",
 }
 
 
@@ -230,7 +260,10 @@ def _select(
     seen: set[int] = set()
     report = RedactionReport()
     filters = recipe.filters
-    candidates = db.feedback_candidates(store, **filters.model_dump(exclude={"min_quality", "include_rejected"}))
+    chosen = filters.model_dump(exclude={"min_quality", "include_rejected", "edit_phrases"})
+    candidates = db.feedback_candidates(store, **chosen)
+    if filters.edit_phrases:
+        candidates = (row for row in candidates if _shows_phrases(row["edit_ops"], filters.edit_phrases))
     for ordinal, row in enumerate(candidates):
         counts["candidates"] += 1
         if on_progress and counts["candidates"] % 5000 == 0:
@@ -267,6 +300,12 @@ def _select(
         if counts["near_duplicates"]:
             report = _redactions_of_kept(store)
     return counts, report
+
+
+def _shows_phrases(ops_json: str | None, phrases: list[str]) -> bool:
+    from core.analytics.patterns import edits_show
+
+    return edits_show(ops_json, phrases)
 
 
 def _drop_near_duplicates(store: Store, threshold: float) -> int:
@@ -421,6 +460,11 @@ def get_version(store: Store, ref: str) -> DatasetVersion:
         stats=json.loads(row["token_stats"]), redaction_report=RedactionReport.model_validate_json(row["redaction_report"]),
         content_hash=row["content_hash"], created_by=row["created_by"], created_at=row["created_at"],
     )  # fmt: skip
+
+
+def recent_versions(store: Store, *, limit: int = 100) -> list[str]:
+    """The ids of the most recently built versions of every dataset, newest first."""
+    return db.recent_version_ids(store, limit)
 
 
 def list_datasets(store: Store) -> DatasetList:

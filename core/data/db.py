@@ -99,6 +99,26 @@ def _chunks(values: list[str]) -> Iterator[list[str]]:
         yield values[start : start + _LOOKUP_CHUNK]
 
 
+def feedback_stored(store: Store, event_id: str) -> bool:
+    """Whether a published feedback event has this id."""
+    return store.scalar("SELECT 1 FROM feedback WHERE id = ?", (event_id,)) is not None
+
+
+def known_agents(store: Store, limit: int) -> list[str]:
+    """The distinct agents of stored feedback, alphabetically: one index step per agent, never a full scan."""
+    rows = store.query(
+        """WITH RECURSIVE seen(agent) AS (
+               SELECT min(agent) FROM feedback
+               UNION ALL
+               SELECT (SELECT min(agent) FROM feedback WHERE agent > seen.agent) FROM seen
+               WHERE seen.agent IS NOT NULL
+           )
+           SELECT agent FROM seen WHERE agent IS NOT NULL LIMIT ?""",
+        (limit,),
+    )
+    return [str(row["agent"]) for row in rows]
+
+
 def stage_events(store: Store, rows: list[tuple[int, EventValues]]) -> None:
     """Stage (line, row values) pairs of new events, in a transaction of the staging file alone."""
     if not rows:
@@ -170,7 +190,7 @@ def feedback_candidates(
         edited_only=edited_only,
     )  # fmt: skip
     sql = (
-        "SELECT rowid, id, agent, rating, input_messages, ai_output, final_output, redactions FROM feedback"
+        "SELECT rowid, id, agent, rating, input_messages, ai_output, final_output, redactions, edit_ops FROM feedback"
         f"{where} ORDER BY created_at, id"
     )
     cursor = store.db.conn.execute(sql, params)

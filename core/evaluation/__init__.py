@@ -28,7 +28,14 @@ from core.evaluation.experiments import conclude as conclude_experiment
 from core.evaluation.experiments import create as create_experiment
 from core.evaluation.experiments import report as experiment_report
 from core.evaluation.experiments import stop as stop_experiment
-from core.evaluation.guard import CanaryCheck, acceptance_guard, canary_facts, check_canary, guard_canaries
+from core.evaluation.guard import (
+    CanaryCheck,
+    acceptance_guard,
+    canary_facts,
+    check_canary,
+    guard_action_for,
+    guard_canaries,
+)
 from core.evaluation.judge import Calibration, HeadToHead, JudgedPair, Outcome, Pick, calibrate_judge, head_to_head
 from core.evaluation.metrics import (
     METRICS,
@@ -142,6 +149,7 @@ __all__ = [
     "exact_match",
     "experiment_report",
     "get_evaluation",
+    "guard_action_for",
     "guard_canaries",
     "head_to_head",
     "holm",

@@ -118,6 +118,16 @@ def guard_action(store: Store, *, model_name: str, alias: str, canary: str, sinc
     return rows[0] if rows else None
 
 
+def latest_guard_action(store: Store, *, model_name: str, alias: str, canary: str) -> dict[str, Any] | None:
+    """The guard's latest action on `canary` behind `model_name@alias`, whichever canary run it was in."""
+    rows = store.query(
+        "SELECT * FROM canary_guard_actions WHERE model_name = ? AND alias = ? AND canary_version_id = ?"
+        " ORDER BY at DESC LIMIT 1",
+        (model_name, alias, canary),
+    )
+    return rows[0] if rows else None
+
+
 def record_guard_action(
     store: Store, *, model_name: str, alias: str, canary: str, since: str, action: str, approval_id: str | None,
     evidence: str, now: str,

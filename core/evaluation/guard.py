@@ -28,6 +28,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
 from core import registry
 from core.errors import FinetuneError
@@ -191,6 +192,11 @@ def _act(svc: Services, check: CanaryCheck) -> tuple[CanaryAction, str | None]:
     if change.applied:
         return CanaryAction.PERFORMED, None
     return CanaryAction.PROPOSED, change.approval.id if change.approval else None
+
+
+def guard_action_for(store: Store, name: str, alias: str, version_id: str) -> dict[str, Any] | None:
+    """What the guard last did about `version_id` as the canary of `name@alias` (action, approval_id, evidence)."""
+    return exp_db.latest_guard_action(store, model_name=name, alias=alias, canary=version_id)
 
 
 # What approvers read --------------------------------------------------------------------------------------

@@ -117,6 +117,7 @@ JUDGE = "judge"  # who answered a judgment or calibration row, for the cost esti
 _KEY = "evaluation"  # the caller key for resolving a base model (versions and aliases resolve to stable versions)
 
 Progress = Callable[[int, int], None]  # (examples done, examples in all)
+Spending = Callable[[float], None]  # dollars spent so far (answers and judge whose price is known), after each example
 
 
 class Evaluation(BaseModel):
@@ -198,19 +199,21 @@ def run_evaluation(
     svc: Services, *, candidate: str, baseline: str, dataset_version: str | None = None, judge: str | None = None,
     max_cost_usd: float | None = None, limit: int | None = None, max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
     actor: Actor, engine: InferenceEngine | None = None, on_progress: Progress | None = None,
+    on_spend: Spending | None = None,
 ) -> Evaluation:  # fmt: skip
     """Run an evaluation here and now and return it finished (succeeded, stopped or failed).
 
-    Without `engine`, one is built from the settings for this run and closed after it.
+    Without `engine`, one is built from the settings for this run and closed after it. After each example,
+    `on_spend` hears what was spent so far and then `on_progress` how many examples are done.
     """
     plan = _plan(svc, candidate=candidate, baseline=baseline, dataset_version=dataset_version, judge=judge,
                  max_cost_usd=max_cost_usd, limit=limit, max_new_tokens=max_new_tokens, actor=actor)  # fmt: skip
     row = _create(svc, plan, actor=actor, runner=runner_id(), key=None)
     if engine is not None:
-        return _execute(svc, row, engine=engine, on_progress=on_progress)
+        return _execute(svc, row, engine=engine, on_progress=on_progress, on_spend=on_spend)
     owned = build_engine(svc.settings, catalog=svc.catalog)
     try:
-        return _execute(svc, row, engine=owned, on_progress=on_progress)
+        return _execute(svc, row, engine=owned, on_progress=on_progress, on_spend=on_spend)
     finally:
         owned.close()
 
@@ -529,12 +532,13 @@ def _create(svc: Services, plan: _Plan, *, actor: Actor, runner: str | None, key
 
 
 def _execute(
-    svc: Services, row: dict[str, Any], *, engine: InferenceEngine, on_progress: Progress | None
-) -> Evaluation:
+    svc: Services, row: dict[str, Any], *, engine: InferenceEngine, on_progress: Progress | None,
+    on_spend: Spending | None = None,
+) -> Evaluation:  # fmt: skip
     """Run a claimed evaluation to its end; an error ends it as failed (never raised), an interruption as stopped."""
     run: _Run | None = None
     try:
-        run = _Run.prepare(svc, row, engine=engine, on_progress=on_progress)
+        run = _Run.prepare(svc, row, engine=engine, on_progress=on_progress, on_spend=on_spend)
         return run.measure()
     except FinetuneError as exc:
         return _end(svc, row["id"], EvaluationState.FAILED, reason=str(exc), run=run)
@@ -560,6 +564,7 @@ class _Run:
     examples: list[Example]
     pending: list[tuple[int, Example]]
     on_progress: Progress | None
+    on_spend: Spending | None = None
     done: int = 0
     spent: float = 0.0
     unpriced: int = 0
@@ -568,8 +573,9 @@ class _Run:
 
     @classmethod
     def prepare(
-        cls, svc: Services, row: dict[str, Any], *, engine: InferenceEngine, on_progress: Progress | None
-    ) -> _Run:
+        cls, svc: Services, row: dict[str, Any], *, engine: InferenceEngine, on_progress: Progress | None,
+        on_spend: Spending | None = None,
+    ) -> _Run:  # fmt: skip
         store = svc.store
         sides = {arm: chat_target(store, row[f"{arm}_ref"], key=_KEY) for arm in (CANDIDATE, BASELINE)}
         judge = chat_target(store, row["judge"], key=_KEY)
@@ -580,7 +586,7 @@ class _Run:
             svc=svc, row=row, engine=engine, sides=sides, judge=judge, rubric=load_rubric(svc.data_dir),
             tokenizers={arm: tokenizer_of(t.base_model or t.model, catalog=svc.catalog) for arm, t in sides.items()},
             examples=examples, pending=[(i, ex) for i, ex in enumerate(examples) if ex.id not in measured],
-            on_progress=on_progress,
+            on_progress=on_progress, on_spend=on_spend,
         )  # fmt: skip
         run._resume(db.results(store, row["id"]))
         with store.write():
@@ -711,6 +717,8 @@ class _Run:
             db.progress(
                 store, self.row["id"], done=self.done, cost_usd=round(self.spent, 9), unpriced=self.unpriced, now=iso()
             )
+        if self.on_spend is not None:
+            self.on_spend(self.spent)
         if self.on_progress is not None:
             self.on_progress(self.done, len(self.examples))
         self._announce()

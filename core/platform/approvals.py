@@ -109,14 +109,15 @@ def request_event(approval: Approval) -> events.ApprovalRequested:
 def request(
     store: Store, *, action: Action, subject_id: str, summary: str, actor: Actor, ttl_hours: float,
     payload: dict[str, Any] | None = None, cost_usd: float | None = None, facts: dict[str, str] | None = None,
-    needed: int = 1,
+    needed: int = 1, now: datetime | None = None,
 ) -> Approval:  # fmt: skip
     """Open an approval request (inside the caller's transaction) and announce it with `facts` for deciders.
 
-    `needed` different people must approve it (see `approvals_needed`).
+    `needed` different people must approve it (see `approvals_needed`). `now` is the caller's clock (the
+    services' clock, which decides and expires it too).
     """
     approval_id = "ap_" + uuid.uuid4().hex[:12]
-    now = utcnow()
+    now = now or utcnow()
     expires_at = iso(now + timedelta(hours=ttl_hours))
     with store.write() as db:
         db.table("approvals").insert(

@@ -9,7 +9,7 @@ the first is posted and later ones update that same message.
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
 
@@ -22,6 +22,8 @@ from core.vocabulary import (
     EvaluationState,
     ExperimentState,
     JobState,
+    LoopOutcome,
+    LoopStep,
     Provider,
     RolloutState,
 )
@@ -294,6 +296,14 @@ class RegressionAlert(_Event):
     agent: str
     resolved: bool = False
     headline: str = Field(description="What moved, by how much, and what changed with it, in one or two sentences.")
+    metric: str | None = Field(default=None, description="acceptance, latency or cost per event.")
+    facts: dict[str, str] = Field(
+        default_factory=dict, description="The evidence: each window's value and volume, the test, what changed."
+    )
+    daily: list[tuple[str, float]] = Field(
+        default_factory=list, description="The metric on each day of both windows (ISO day, value), for a chart."
+    )
+    recent_start: str | None = Field(default=None, description="The first day of the recent window (ISO).")
 
     @property
     def message_key(self) -> str:
@@ -301,6 +311,66 @@ class RegressionAlert(_Event):
 
     def summary(self) -> str:
         return f"{'Resolved' if self.resolved else 'Regression'} ({self.alert} of {self.agent}): {self.headline}"
+
+
+class LoopChanged(_Event):
+    """A run of the closed loop took a step: its summary, the first message of its thread, edited in place."""
+
+    kind: Literal["loop"] = "loop"
+    run_id: str
+    model_name: str
+    alias: str
+    step: LoopStep
+    outcome: LoopOutcome | None = None
+    waiting_for: str = Field(description="What the run waits for now, or how it ended.")
+    latest: str = Field(description="The step just taken, in a sentence.")
+    job_id: str | None = None
+    version_id: str | None = None
+    evaluation_id: str | None = None
+    retry: bool = Field(default=False, description="The run failed and can be retried (a Retry button).")
+
+    @property
+    def message_key(self) -> str:
+        return f"loop:{self.run_id}"
+
+    def summary(self) -> str:
+        state = f"ended {self.outcome}" if self.outcome else f"waits for {self.waiting_for}"
+        return f"Loop run {self.run_id} of {self.model_name}@{self.alias}: {state}. {self.latest}"
+
+
+class LoopStepPosted(_Event):
+    """One step of a loop run, told as a reply in the run's thread."""
+
+    kind: Literal["loop_step"] = "loop_step"
+    run_id: str
+    seq: int
+    step: LoopStep
+    text: str
+    by: str
+
+    @property
+    def thread_key(self) -> str:
+        return f"loop:{self.run_id}"
+
+    def summary(self) -> str:
+        return f"Loop run {self.run_id}, step {self.seq} ({self.step}): {self.text}"
+
+
+class DigestReady(_Event):
+    """The weekly digest of an ISO week, posted to the team channel once, its charts uploaded beside it."""
+
+    kind: Literal["digest"] = "digest"
+    week: str = Field(description="YYYY-Www.")
+    headline: str = Field(description="The week's numbers in one sentence.")
+    digest: dict[str, Any] = Field(description="The digest as built (reports.digest.Digest, as JSON): what is posted.")
+    page_url: str | None = Field(default=None, description="Where its HTML page is served, when that is known.")
+
+    @property
+    def message_key(self) -> str:
+        return f"digest:{self.week}"
+
+    def summary(self) -> str:
+        return f"Weekly digest {self.headline}"
 
 
 Event = Annotated[
@@ -314,12 +384,15 @@ Event = Annotated[
     | EvaluationChanged
     | ExperimentEnded
     | CanaryGuarded
-    | RegressionAlert,
+    | RegressionAlert
+    | LoopChanged
+    | LoopStepPosted
+    | DigestReady,
     Field(discriminator="kind"),
 ]
 EVENT_KINDS: tuple[type[_Event], ...] = (
     Notice, JobChanged, ApprovalRequested, ApprovalDecided, ApprovalAnswered, AliasMoved, RolloutChanged,
-    EvaluationChanged, ExperimentEnded, CanaryGuarded, RegressionAlert,
+    EvaluationChanged, ExperimentEnded, CanaryGuarded, RegressionAlert, LoopChanged, LoopStepPosted, DigestReady,
 )  # fmt: skip
 _ADAPTER: TypeAdapter[Event] = TypeAdapter(Event)
 

@@ -676,10 +676,71 @@ ANALYTICS = Migration(
     ),
 )
 
+CLOSED_LOOP = Migration(
+    16,
+    "closed loop: runs that link a retraining request to its job, version, evaluation, canary and outcome, their"
+    " steps; messages posted as replies in another message's thread",
+    (
+        """CREATE TABLE loop_runs (
+            id TEXT PRIMARY KEY,
+            model_name TEXT NOT NULL,
+            alias TEXT NOT NULL,
+            step TEXT NOT NULL CHECK (step IN ('retrain_approval', 'training', 'evaluating', 'canary_approval',
+                                               'canary', 'rollback_approval', 'done')),
+            outcome TEXT CHECK (outcome IN ('promoted', 'rolled_back', 'not_deployed', 'rejected', 'failed',
+                                            'cancelled')),
+            reason TEXT,
+            retrain_approval_id TEXT REFERENCES approvals (id),
+            dataset_version_id TEXT,
+            job_id TEXT REFERENCES jobs (id),
+            version_id TEXT REFERENCES model_versions (id),
+            evaluation_id TEXT,
+            canary_approval_id TEXT REFERENCES approvals (id),
+            rollout_id TEXT,
+            rollback_approval_id TEXT REFERENCES approvals (id),
+            attempt INTEGER NOT NULL DEFAULT 1,
+            requested_by TEXT NOT NULL,
+            revision INTEGER NOT NULL DEFAULT 0,
+            created_at TEXT NOT NULL,
+            updated_at TEXT NOT NULL
+        )""",
+        # One run in progress per model; one run per retraining request.
+        "CREATE UNIQUE INDEX loop_runs_active ON loop_runs (model_name) WHERE outcome IS NULL",
+        "CREATE UNIQUE INDEX loop_runs_retrain ON loop_runs (retrain_approval_id) WHERE retrain_approval_id IS NOT NULL",
+        "CREATE INDEX loop_runs_created ON loop_runs (created_at)",
+        """CREATE TABLE loop_steps (
+            run_id TEXT NOT NULL REFERENCES loop_runs (id),
+            seq INTEGER NOT NULL,
+            step TEXT NOT NULL,
+            text TEXT NOT NULL,
+            at TEXT NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        ) WITHOUT ROWID""",
+        """CREATE TABLE message_threads (
+            message_key TEXT PRIMARY KEY,
+            thread_key TEXT NOT NULL
+        ) WITHOUT ROWID""",
+    ),
+)
+
+WEEKLY_DIGESTS = Migration(
+    17,
+    "weekly digests: one per ISO week, with the notification that posts it",
+    (
+        """CREATE TABLE digests (
+            week TEXT PRIMARY KEY,
+            outbox_id INTEGER REFERENCES outbox (id),
+            page TEXT,
+            headline TEXT NOT NULL,
+            created_at TEXT NOT NULL
+        )""",
+    ),
+)
+
 MIGRATIONS: tuple[Migration, ...] = (
     INFRASTRUCTURE, DOMAIN, TYPED_EVENTS, COUNTERS, DELIVERY_STATES, REQUESTER_IDENTITIES, MODEL_REGISTRY,
     APPROVAL_QUORUMS, WEBHOOKS, STAGED_ROLLOUTS, DEPLOYMENTS, FEEDBACK_OUTCOMES, OFFLINE_EVALUATIONS,
-    ONLINE_EXPERIMENTS, ANALYTICS,
+    ONLINE_EXPERIMENTS, ANALYTICS, CLOSED_LOOP, WEEKLY_DIGESTS,
 )  # fmt: skip
 LATEST = MIGRATIONS[-1].version
 

@@ -67,6 +67,7 @@ class OutboxMessage(BaseModel):
 class MessageRef(BaseModel):
     channel: str
     ts: str
+    thread_ts: str | None = None  # a new post that replies in this thread
 
 
 def enqueue(store: Store, event: Event, *, channel: str | None = None) -> int:
@@ -147,6 +148,29 @@ def message_ref(store: Store, message_key: str | None) -> MessageRef | None:
         return None
     rows = store.query("SELECT channel, ts FROM slack_messages WHERE message_key = ?", (message_key,))
     return MessageRef(**rows[0]) if rows else None
+
+
+def thread(store: Store, *, message_key: str, thread_key: str) -> None:
+    """Post the message keyed `message_key` as a reply in the thread of the message keyed `thread_key`.
+
+    Call inside the transaction that enqueues the message, so it is never posted outside its thread.
+    """
+    with store.write() as db:
+        db.execute(
+            "INSERT INTO message_threads (message_key, thread_key) VALUES (?, ?) ON CONFLICT (message_key) DO NOTHING",
+            (message_key, thread_key),
+        )
+
+
+def thread_of(store: Store, message: OutboxMessage) -> str | None:
+    """The key of the message whose thread `message` replies in, if it replies in one."""
+    own = getattr(message.event, "thread_key", None)
+    if own:
+        return str(own)
+    if not message.message_key:
+        return None
+    found = store.scalar("SELECT thread_key FROM message_threads WHERE message_key = ?", (message.message_key,))
+    return str(found) if found else None
 
 
 # Recording attempts ------------------------------------------------------------------------------------

@@ -54,6 +54,7 @@ POLICY: dict[Operation, Rule] = {
     Operation.RETIRE_VERSION: Rule(Role.OPERATOR, "retire model versions", approval=ApprovalNeed.ALWAYS),
     Operation.RUN_EXPERIMENT: Rule(Role.OPERATOR, "create, stop or conclude A/B experiments"),
     Operation.EVALUATE: Rule(Role.OPERATOR, "run evaluations"),
+    Operation.LOOP: Rule(Role.OPERATOR, "start, retry or cancel runs of the closed loop"),
 }
 
 

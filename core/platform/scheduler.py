@@ -30,9 +30,14 @@ APPROVALS_SECONDS = 60  # how often overdue approval requests are expired
 EVALUATIONS_SECONDS = 10  # how often the evaluation runner is woken to look for queued evaluations
 ROLLOUTS_SECONDS = 60  # how often staged rollouts whose hold has passed advance
 CANARIES_SECONDS = 300  # how often every running canary is re-tested against its stable version
+LOOP_SECONDS = 15  # how often every run of the closed loop is advanced as far as its subjects allow
 ANALYTICS_SECONDS = 300  # how often new feedback is folded into the rollups and the edit-pattern counts
 REGRESSION_HOUR = 6  # local hour (FINETUNE_TIMEZONE) of the daily regression check
+RETRAIN_HOUR = 7  # local hour of the daily retraining check (after the regression check)
 DAILY_GRACE_SECONDS = 6 * 3600  # a daily job missed while serve was down still runs if serve is back by then
+DIGEST_DAY = "mon"  # the weekly digest of the week just ended goes out on Monday ...
+DIGEST_HOUR = 9  # ... at 09:00 local (FINETUNE_TIMEZONE)
+WEEKLY_GRACE_SECONDS = 24 * 3600  # a weekly job missed while serve was down still runs if serve is back that day
 
 JOB_DEFAULTS = {
     "coalesce": True,  # after a pause, run once, not once per missed slot
@@ -97,6 +102,30 @@ def add_daily_job(
     )
 
 
+def add_weekly_job(
+    scheduler: AsyncIOScheduler,
+    func: Callable[..., Any],
+    *,
+    job_id: str,
+    day_of_week: str,
+    hour: int,
+    args: tuple[object, ...] = (),
+) -> None:
+    """Run `func` every week on `day_of_week` (mon, tue, ...) at `hour`:00 in the scheduler's time zone."""
+    scheduler.add_job(
+        func,
+        "cron",
+        day_of_week=day_of_week,
+        hour=hour,
+        minute=0,
+        timezone=scheduler.timezone,
+        id=job_id,
+        replace_existing=True,
+        args=args,
+        misfire_grace_time=WEEKLY_GRACE_SECONDS,
+    )
+
+
 def record_run(
     store: Store, job_id: str, *, outcome: str = "ok", detail: str | None = None, interval_seconds: float | None = None
 ) -> None:
@@ -149,6 +178,14 @@ def advance_rollouts(svc: Services) -> None:
     record_run(svc.store, "rollouts", detail=f"advanced {advanced}")
 
 
+def advance_loops(svc: Services) -> None:
+    """Takes up new retraining requests as loop runs and advances every run in progress (see core.loop)."""
+    from core.loop import advance_runs
+
+    moved = advance_runs(svc)
+    record_run(svc.store, "loop", detail=f"{moved} steps")
+
+
 def guard_canaries(svc: Services) -> None:
     """Re-tests every running canary; one significantly worse is rolled back or proposed for it, once (see
     core.evaluation.guard)."""
@@ -187,3 +224,22 @@ def check_regressions(svc: Services) -> None:
         svc.store, "regressions", detail=f"{len(run.raised)} raised, {len(run.resolved)} resolved, "
         f"{len(run.still_open)} still open",
     )  # fmt: skip
+
+
+def check_retraining(svc: Services) -> None:
+    """The daily retraining check: proposes retraining each agent with enough new corrections, once (see
+    core.analytics.retrain)."""
+    from core import analytics
+
+    made = analytics.check_retraining(svc)
+    record_run(svc.store, "retrain", detail=f"proposed {len(made)}: {', '.join(p.agent for p in made) or 'none'}")
+
+
+def publish_digest(svc: Services) -> None:
+    """The weekly digest of the last full week: its page under the data directory, and its Slack post, once per
+    week (see reports.publish)."""
+    from core.platform.actors import SCHEDULER
+    from reports.publish import publish_weekly
+
+    published = publish_weekly(svc, actor=SCHEDULER)
+    record_run(svc.store, "digest", detail=f"{published.week}: {'posted' if published.posted else 'already posted'}")

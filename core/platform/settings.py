@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import difflib
 import ipaddress
+import itertools
 import os
 import re
 import urllib.parse
@@ -25,7 +26,7 @@ from pydantic import AliasChoices, Field, PrivateAttr, SecretStr, field_validato
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from core.platform.identity import canonical, parse_identities, parse_identity, parse_people, parse_tokens
-from core.vocabulary import CHAT_PROVIDERS, Commitment, Role, RolloutApproval
+from core.vocabulary import CHAT_PROVIDERS, Commitment, Provider, Role, RolloutApproval
 
 DATA_DIR_NAME = ".finetune"  # the folder `finetune` looks for, walking up from the working directory
 DB_NAME = "finetune.db"
@@ -146,6 +147,12 @@ class Settings(BaseSettings):
         "/mcp accepts requests for these names, and only these, besides loopback.",
         default_factory=list,
     )
+    public_url: str | None = _env(
+        "FINETUNE_PUBLIC_URL",
+        "Address people open `finetune serve` at in a browser, e.g. https://finetune.example.com; the weekly Slack "
+        "digest links its page there (/reports/YYYY-Www.html).",
+        default=None,
+    )
     mcp_token: SecretStr | None = _env(
         "FINETUNE_MCP_TOKEN",
         "Bearer token required on /mcp, named `default` (mandatory off loopback, at least 32 characters).",
@@ -244,6 +251,47 @@ class Settings(BaseSettings):
         default=50.0,
         gt=0,
     )
+    minutes_saved_per_accepted_draft: float = _env(
+        "FINETUNE_MINUTES_SAVED_PER_ACCEPTED_DRAFT",
+        "Minutes of a person's work one accepted draft saves; with FINETUNE_COST_PER_MINUTE_USD it values the "
+        "acceptance lift in `analytics costs` ROI.",
+        default=3.0,
+        ge=0,
+    )
+    cost_per_minute_usd: float = _env(
+        "FINETUNE_COST_PER_MINUTE_USD",
+        "What a minute of that work costs, in USD (the default, $0.75, is $45 an hour).",
+        default=0.75,
+        ge=0,
+    )
+    retrain_min_corrections: int = _env(
+        "FINETUNE_RETRAIN_MIN_CORRECTIONS",
+        "New corrections (a final that differs from the draft, passing the agent's last dataset recipe and "
+        "FINETUNE_RETRAIN_MIN_QUALITY) since an agent's last dataset version that make the scheduler propose "
+        "retraining it.",
+        default=50,
+        ge=1,
+    )
+    retrain_min_quality: float = _env(
+        "FINETUNE_RETRAIN_MIN_QUALITY",
+        "Least quality score (0-1, the dataset builder's score) a correction needs to count toward retraining; "
+        "the agent's last recipe's min_quality applies too, whichever is higher.",
+        default=0.0,
+        ge=0,
+        le=1,
+    )
+    retrain_provider: Provider = _env(
+        "FINETUNE_RETRAIN_PROVIDER",
+        "Provider of a retraining job for an agent that has no job yet (otherwise its last job's provider).",
+        default=Provider.LOCAL,
+    )
+    retrain_base_model: str = _env(
+        "FINETUNE_RETRAIN_BASE_MODEL",
+        "Base model of a retraining job for an agent that has no job yet (otherwise its last job's); default on "
+        "local means FINETUNE_LOCAL_BASE_MODEL.",
+        default="default",
+        min_length=1,
+    )
     inference_concurrency: int = _env(
         "FINETUNE_INFERENCE_CONCURRENCY",
         "Batches of chat calls to local models that serve generates at once; more calls wait in a queue.",
@@ -304,11 +352,54 @@ class Settings(BaseSettings):
         "approves every stage; later stages advance after their hold) or stage (each stage waits for its own).",
         default=RolloutApproval.PLAN,
     )
+    loop_alias: str = _env(
+        "FINETUNE_LOOP_ALIAS",
+        "The alias a run of the closed loop aims its candidate at: evaluated against it, then canaried behind it.",
+        default="production",
+    )
+    loop_canary_plan: str = _env(
+        "FINETUNE_LOOP_CANARY_PLAN",
+        "The canary shares (percent, ending at 100) a loop run rolls its candidate out through, e.g. 10,50,100.",
+        default="10,50,100",
+    )
+    loop_canary_every: str = _env(
+        "FINETUNE_LOOP_CANARY_EVERY",
+        "How long each canary stage of a loop run holds before the next (e.g. 24h, 30m); the acceptance guard "
+        "watches it throughout.",
+        default="24h",
+    )
+    loop_eval_limit: int = _env(
+        "FINETUNE_LOOP_EVAL_LIMIT",
+        "Examples of the test split a loop run's automatic evaluation measures and judges (1-5000).",
+        default=100, ge=1, le=5000,
+    )  # fmt: skip
+    loop_eval_max_cost_usd: float | None = _env(
+        "FINETUNE_LOOP_EVAL_MAX_COST_USD",
+        "The cost cap of a loop run's automatic evaluation (answers and judge), in USD; empty for none (a cap "
+        "needs every model's price in the catalog).",
+        default=5.0, gt=0,
+    )  # fmt: skip
     canary_auto_rollback: bool = _env(
         "FINETUNE_CANARY_AUTO_ROLLBACK",
         "Let the scheduler roll back a canary whose acceptance is significantly worse than its stable version's "
         "(always-valid sequential test) without an approval; off, it requests the rollback from approvers.",
         default=False,
+    )
+    require_evaluation: Annotated[list[str], NoDecode] = _env(
+        "FINETUNE_REQUIRE_EVALUATION",
+        "Model aliases a version may enter (deploy, canary, promotion) only after a finished evaluation against the "
+        "alias's current version that passes FINETUNE_EVALUATION_MARGIN, comma-separated, e.g. production; empty: "
+        "none. Rollbacks are never held back.",
+        default_factory=list,
+    )
+    evaluation_margin: float = _env(
+        "FINETUNE_EVALUATION_MARGIN",
+        "How far below its baseline a candidate may fall and still pass FINETUNE_REQUIRE_EVALUATION, on both "
+        "measures the evaluation's verdict weighs: the judge's win rate (against 50%) and the mean acceptance of "
+        "its outputs (0.02 = 2 points).",
+        default=0.02,
+        ge=0,
+        lt=0.5,
     )
     local_base_model: str | None = _env(
         "FINETUNE_LOCAL_BASE_MODEL",
@@ -486,7 +577,7 @@ class Settings(BaseSettings):
     def _quorums(cls, value: object) -> object:
         return parse_quorums(value) if isinstance(value, str) else value
 
-    @field_validator("protected_aliases", mode="before")
+    @field_validator("protected_aliases", "require_evaluation", mode="before")
     @classmethod
     def _alias_names(cls, value: object) -> object:
         parts = value.split(",") if isinstance(value, str) else value
@@ -499,6 +590,31 @@ class Settings(BaseSettings):
                     f"{name!r} is not an alias name: 1-40 lowercase letters, digits, '-' or '_', starting with a letter"
                 )
         return names
+
+    @field_validator("loop_alias")
+    @classmethod
+    def _loop_alias(cls, value: str) -> str:
+        if not ALIAS_NAME.fullmatch(value):
+            raise ValueError(f"{value!r} is not an alias name: 1-40 lowercase letters, digits, '-' or '_'")
+        return value
+
+    @field_validator("loop_canary_plan")
+    @classmethod
+    def _loop_plan(cls, value: str) -> str:
+        try:
+            shares = [int(part) for part in value.split(",")]
+        except ValueError:
+            raise ValueError(f"{value!r} is not a list of percentages such as 10,50,100") from None
+        if not shares or shares[-1] != 100 or any(not 0 < a < b for a, b in itertools.pairwise(shares)):
+            raise ValueError(f"{value!r}: shares must rise from above 0 and end at 100, e.g. 10,50,100")
+        return ",".join(str(share) for share in shares)
+
+    @field_validator("loop_canary_every")
+    @classmethod
+    def _loop_every(cls, value: str) -> str:
+        if not re.fullmatch(r"([0-9]{1,6}[mhd])+", value.strip().lower()):
+            raise ValueError(f"{value!r} is not a duration such as 30m, 24h, 2d or 1d12h")
+        return value.strip()
 
     @field_validator("timezone")
     @classmethod
@@ -519,6 +635,19 @@ class Settings(BaseSettings):
                 "e.g. anthropic:claude-sonnet-5-5 or openai:gpt-4.1-mini"
             )
         return f"{provider}:{model.strip()}"
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urllib.parse.urlsplit(value.strip())
+        if parts.scheme not in ("http", "https") or not parts.hostname or "@" in parts.netloc:
+            raise ValueError(
+                f"{value!r} is not an http(s) address without credentials; write it as e.g. "
+                "https://finetune.example.com"
+            )
+        return value.strip().rstrip("/")
 
     @field_validator("slack_api_url")
     @classmethod

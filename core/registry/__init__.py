@@ -36,6 +36,8 @@ from core.registry.service import (
     ModelSummary,
     ModelVersion,
     RegistryChange,
+    alias_state,
+    check_approvable,
     describe_model,
     get_version,
     history,
@@ -52,6 +54,7 @@ from core.registry.service import (
     retire,
     rollback,
     set_canary_share,
+    version_of_job,
 )
 
 __all__ = [
@@ -76,8 +79,10 @@ __all__ = [
     "RolloutGuard",
     "active_rollouts",
     "advance_due",
+    "alias_state",
     "bucket",
     "cancel_rollout",
+    "check_approvable",
     "check_hold",
     "check_plan",
     "describe_model",
@@ -103,4 +108,5 @@ __all__ = [
     "retire",
     "rollback",
     "set_canary_share",
+    "version_of_job",
 ]

@@ -70,6 +70,22 @@ def latest_evaluation(store: Store, version_id: str) -> dict[str, Any] | None:
     return rows[0] if rows else None
 
 
+def latest_evaluation_against(store: Store, version_id: str, baseline_version_id: str) -> dict[str, Any] | None:
+    """The newest finished evaluation of `version_id` against `baseline_version_id` (id, summary JSON), if any."""
+    rows = store.query(
+        """SELECT id, summary, finished_at FROM evaluations
+           WHERE model_version_id = ? AND baseline_version_id = ? AND status = 'succeeded'
+           ORDER BY finished_at DESC, rowid DESC LIMIT 1""",
+        (version_id, baseline_version_id),
+    )
+    return rows[0] if rows else None
+
+
+def version_of_job(store: Store, job_id: str) -> dict[str, Any] | None:
+    rows = store.query("SELECT * FROM model_versions WHERE job_id = ? ORDER BY version DESC LIMIT 1", (job_id,))
+    return rows[0] if rows else None
+
+
 def versions(store: Store, name: str) -> list[dict[str, Any]]:
     return store.query("SELECT * FROM model_versions WHERE name = ? ORDER BY version", (name,))
 

@@ -43,7 +43,7 @@ from core.platform.actors import Actor
 from core.platform.policy import POLICY, authorize
 from core.platform.store import Store
 from core.platform.timeutil import iso, parse_iso
-from core.registry import db, deployments, rollouts
+from core.registry import db, deployments, gate, rollouts
 from core.registry.deployments import Deployment
 from core.registry.facts import lineage_facts
 from core.registry.rollouts import Rollout, RolloutStep
@@ -56,6 +56,7 @@ CANDIDATE = "candidate"  # the alias a newly trained version takes
 _ALIAS = re.compile(r"[a-z][a-z0-9_-]{0,39}")
 _VERSION = re.compile(r"(?:(?P<name>.+):)?v?(?P<number>[0-9]{1,9})")
 _LIST_LIMIT = 10
+_REASON_SHOWN = 1000  # characters of a reason an approval request shows; the ledger keeps it whole
 
 
 # Results -------------------------------------------------------------------------------------------------
@@ -196,6 +197,18 @@ def list_versions(store: Store, name: str) -> list[ModelVersion]:
 def list_aliases(store: Store, name: str) -> list[AliasState]:
     _require_model(store, name)
     return [_alias(row) for row in db.aliases(store, name)]
+
+
+def alias_state(store: Store, name: str, alias: str) -> AliasState | None:
+    """What `name@alias` serves now (stable version and canary), or None when it serves nothing."""
+    row = db.alias(store, name, alias)
+    return _alias(row) if row else None
+
+
+def version_of_job(store: Store, job_id: str) -> ModelVersion | None:
+    """The version a fine-tuning job registered, once it has."""
+    row = db.version_of_job(store, job_id)
+    return _version(row) if row else None
 
 
 class ModelSummary(BaseModel):
@@ -416,6 +429,7 @@ def _change(
     operation = Operation.MOVE_PROTECTED_ALIAS if change.alias in settings.protected_aliases else Operation.MOVE_ALIAS
     authorize(actor, operation)
     store = svc.store
+    checked = gate.require(settings, store, change)  # FINETUNE_REQUIRE_EVALUATION: refused unless it passes
     args = {"model": change.name, "alias": change.alias, "after": change.after.model_dump(), "reason": change.reason}
     with store.write():
         needs_approval = POLICY[operation].approval is not ApprovalNeed.NEVER and preapproval is None and not direct
@@ -424,8 +438,9 @@ def _change(
             approval = approvals.request(
                 store, action=action, subject_id=f"{change.name}@{change.alias}", summary=change.describe(),
                 actor=actor, ttl_hours=settings.approval_ttl_hours, payload=change.model_dump(mode="json"),
-                facts=_change_facts(store, change) | deployments.approval_facts(svc, _arriving(change)),
-                needed=approvals.approvals_needed(settings, action, change.alias),
+                facts=_change_facts(store, change) | deployments.approval_facts(svc, _arriving(change))
+                | ({gate.FACT: checked.reason} if checked else {}),
+                needed=approvals.approvals_needed(settings, action, change.alias), now=svc.clock(),
             )  # fmt: skip
             audit.record(store, actor, f"request_{change.move}", args, detail=f"waiting for approval {approval.id}")
             return RegistryChange(applied=False, alias=_alias_or_none(store, change), approval=approval)
@@ -435,14 +450,22 @@ def _change(
 
 
 def _change_facts(store: Store, change: _AliasChange) -> dict[str, str]:
-    """What deciders read: the alias before and after, and the lineage of the version the change brings in."""
-    facts = {"From": _describe_state(change.before), "To": _describe_state(change.after)}
+    """What deciders read: the alias before and after, why it was asked, and the lineage of the version the change
+    brings in."""
+    facts = {"From": _describe_state(change.before), "To": _describe_state(change.after)} | _reason_fact(change.reason)
     before = change.before.version_id if change.before else None
     incoming = change.after.canary_version_id or change.after.version_id
     if incoming == before and change.after.canary_version_id is None:
         return facts  # no version comes in: a canary ended or its share changed only
     facts["Version"] = incoming
     return facts | lineage_facts(store, incoming)
+
+
+def _reason_fact(reason: str | None) -> dict[str, str]:
+    """The requester's reason (the canary guard's evidence, for its rollbacks), as deciders read it."""
+    if not reason:
+        return {}
+    return {"Reason": reason if len(reason) <= _REASON_SHOWN else reason[: _REASON_SHOWN - 1] + "…"}
 
 
 def _arriving(change: _AliasChange) -> list[str]:
@@ -492,6 +515,12 @@ def _check_applicable(store: Store, change: _AliasChange, approval_id: str | Non
         _refuse_retired(store, version_id)  # retired since the request was made
 
 
+def check_approvable(svc: Services, approval: approvals.Approval) -> None:
+    """Before any approving vote: the change must still pass the evaluation policy (EvaluationRequired if not), so
+    a request made before the policy applied, or before a newer evaluation failed, cannot be approved."""
+    gate.require(svc.settings, svc.store, _AliasChange.model_validate(approval.payload))
+
+
 def on_alias_decided(store: Store, approval: approvals.Approval, approved: bool) -> None:
     """An alias change was decided: approved, it happens now, in the deciding transaction; otherwise nothing moves
     (and a staged rollout whose stage it was is cancelled)."""
@@ -530,8 +559,8 @@ def retire(svc: Services, *, actor: Actor, name: str, version: int | str, reason
             approval = approvals.request(
                 store, action=Action.RETIRE, subject_id=target.id, summary=f"retire {target.id}", actor=actor,
                 ttl_hours=svc.settings.approval_ttl_hours, payload={"version_id": target.id, "reason": reason},
-                facts={"Version": target.id} | lineage_facts(store, target.id),
-                needed=approvals.approvals_needed(svc.settings, Action.RETIRE),
+                facts={"Version": target.id} | _reason_fact(reason) | lineage_facts(store, target.id),
+                needed=approvals.approvals_needed(svc.settings, Action.RETIRE), now=svc.clock(),
             )  # fmt: skip
             audit.record(store, actor, "request_retire", args, detail=f"waiting for approval {approval.id}")
             return RegistryChange(applied=False, version=target, approval=approval)

@@ -93,6 +93,7 @@ _CLI_COMMANDS: tuple[tuple[re.Pattern[str], str], ...] = (
         r"validate_dataset (version=\1, target=\2)",
     ),
     (re.compile(r"`finetune jobs list`"), "list_jobs"),
+    (re.compile(r"`finetune eval run (\S+?) --baseline (\S+?)`"), r"evaluate_model (candidate=\1, baseline=\2)"),
     (re.compile(r"finetune data build NAME"), "build_dataset (name=NAME)"),
 )
 _FLAGS = {

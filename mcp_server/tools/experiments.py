@@ -8,6 +8,9 @@ from typing import Annotated
 from mcp.server.mcpserver import Context
 from pydantic import Field
 
+from core.analytics import TemplateComparison, TemplateReport, Window
+from core.analytics import compare_templates as compare_two
+from core.analytics import list_templates as template_report
 from core.evaluation import ExperimentReport, experiment_report
 from core.evaluation import create_experiment as create
 from core.vocabulary import ExperimentMetric
@@ -86,4 +89,43 @@ def get_experiment(ctx: Context, experiment_id: ExperimentId) -> ExperimentRepor
     return call_core(
         ctx, "get_experiment", {"experiment_id": experiment_id},
         lambda svc, actor: experiment_report(svc, experiment_id),
+    )  # fmt: skip
+
+
+TemplateName = Annotated[
+    str, Field(description="A prompt template, as the feedback's `template` names it (e.g. greet-v2).", min_length=1,
+               max_length=256),
+]  # fmt: skip
+AgentName = Annotated[
+    str | None,
+    Field(description="The agent whose templates are read; default: every agent (compare: the one agent whose "
+          "feedback names both templates).", max_length=ID_LIMIT),
+]  # fmt: skip
+WindowName = Annotated[
+    Window, Field(description="Days covered, ending today in FINETUNE_TIMEZONE: 7d, 30d, 90d or all.")
+]
+
+
+@TOOLS.tool(title="List templates", effect=READS)
+def list_templates(ctx: Context, agent: AgentName = None, window: WindowName = Window.DAYS_30) -> TemplateReport:
+    """Every prompt template of an agent (or of every agent) over a window, from the feedback that names it: events
+    and days served, acceptance (mean share of each draft kept) with its interval, unedited share with its interval,
+    mean rating, cost per event and mean latency. Events naming no template are a row of their own."""
+    return call_core(
+        ctx, "list_templates", {"agent": agent, "window": window},
+        lambda svc, actor: template_report(svc, agent=agent, window=window),
+    )  # fmt: skip
+
+
+@TOOLS.tool(title="Compare templates", effect=READS)
+def compare_templates(
+    ctx: Context, a: TemplateName, b: TemplateName, agent: AgentName = None, window: WindowName = Window.DAYS_30,
+) -> TemplateComparison:  # fmt: skip
+    """Template `b` (candidate) against template `a` (baseline) of one agent over a window: Welch's t-test on the
+    daily mean acceptance and on the daily mean rating and the two-proportion z-test on the unedited share, each with
+    its interval of the difference, Holm's correction across them, and the verdict on `b` (winner, loser,
+    inconclusive) in one sentence."""
+    return call_core(
+        ctx, "compare_templates", {"a": a, "b": b, "agent": agent, "window": window},
+        lambda svc, actor: compare_two(svc, a=a, b=b, agent=agent, window=window),
     )  # fmt: skip

@@ -7,6 +7,7 @@ answers them); its decision edits the same message, without buttons.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from datetime import date
 
 from bot.slack.blocks.kit import Block, SlackMessage, context, fields, header, render, section
 from core.platform import events, outbox
@@ -180,9 +181,25 @@ def _(event: events.RolloutChanged) -> SlackMessage:
 
 @render.register
 def _(event: events.RegressionAlert) -> SlackMessage:
+    from bot.slack.blocks.analytics import daily_chart  # analytics' blocks are loaded after these
+
     icon = ":white_check_mark: Resolved" if event.resolved else ":chart_with_downwards_trend: Regression"
     text = f"{icon} ({event.alert}, `{event.agent}`): {event.headline}"
-    return SlackMessage(text, [section(text)])
+    blocks = [section(text), *fields(list(event.facts.items()))]
+    start = event.recent_start or ""
+    series = {
+        "baseline": [(date.fromisoformat(day), value) for day, value in event.daily if day < start],
+        "recent": [(date.fromisoformat(day), value) for day, value in event.daily if day >= start],
+    }
+    metric = event.metric or str(event.alert)
+    chart = daily_chart(
+        series, title=f"{event.agent}: daily {metric}", ylabel=metric + (" (%)" if metric == "acceptance" else ""),
+        filename=f"alert-{event.alert_id}.png", percent=metric == "acceptance",
+    )  # fmt: skip
+    if chart:
+        blocks.append(context(f"Daily {metric}, baseline and recent windows, attached."))
+    blocks.append(context(f"Alert #{event.alert_id} · `/finetune alerts` lists the open ones"))
+    return SlackMessage(text, blocks, files=chart)
 
 
 def _button(label: str, action_id: str, value: str, *, style: str) -> Block:

@@ -21,6 +21,7 @@ from bot.commands import Invocation, Outcome, run_text
 from bot.commands.groups import SLACK
 from bot.invoke import slack_actor
 from bot.slack.blocks import Attachment, render_outcome
+from bot.slack.listeners import launch_wizard
 from bot.slack.listeners.redelivery import first_delivery
 from core.services import Services
 
@@ -45,6 +46,12 @@ def register(app: App, services: Services) -> None:
             log.warning("ignoring a /finetune request without a user id or text")
             return
         if not first_delivery(services, body):
+            return
+        if launch_wizard.opens_wizard(text) and isinstance(trigger, str) and trigger:
+            launch_wizard.open_wizard(
+                services, client, user_id=user_id, trigger_id=trigger, channel=body.get("channel_id"),
+                response_url=body.get("response_url"),
+            )  # fmt: skip
             return
         outcome = run_slack_text(
             services, user_id=user_id, text=text, request_key=f"slack:{trigger}" if trigger else None
