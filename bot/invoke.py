@@ -190,6 +190,7 @@ COMMANDS: dict[str, Operation] = {
     "ab conclude": Operation.RUN_EXPERIMENT,
     "templates": Operation.READ,
     "templates compare": Operation.READ,
+    "demo": Operation.READ,  # runs in a data directory of its own, never the team's
     "loop": Operation.READ,
     "loop start": Operation.LOOP,
     "loop show": Operation.READ,

@@ -12,6 +12,7 @@ from bot.commands import (
     ErrorResult,
     analytics,
     data,
+    demo,
     evaluation,
     experiments,
     groups,
@@ -127,7 +128,7 @@ def test_slack_offers_the_shared_commands_and_the_terminal_adds_its_own():
     ]  # fmt: skip
     terminal_only = [
         c.name
-        for module in (data, training, registry, evaluation, reports, platform)
+        for module in (data, training, registry, evaluation, reports, demo, platform)
         for c in module.TERMINAL
         if c.name not in shared  # the terminal's `report` takes the shared one's place (it adds --html)
     ]  # servers last

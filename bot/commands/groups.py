@@ -10,6 +10,7 @@ from __future__ import annotations
 from bot.commands import (
     analytics,
     data,
+    demo,
     evaluation,
     experiments,
     loop,
@@ -35,6 +36,7 @@ TERMINAL = make_grammar(
     *registry.TERMINAL,
     *evaluation.TERMINAL,
     *reports.TERMINAL,  # the shared `report`, with --html
+    *demo.TERMINAL,
     *platform.TERMINAL,
     help_text="finetune-ops: feedback to fine-tuned models, with a human in the loop.",
 )

@@ -149,7 +149,7 @@ def _propose(svc: Services, *, agent: str, actor: Actor, minimum: int) -> Retrai
             payload={
                 "agent": agent, "dataset": last.dataset, "since_version": last.id, "corrections": corrections,
                 "recipe": last.recipe.model_dump(mode="json"), "provider": provider, "base_model": base_model,
-                "method": method,
+                "method": method, "hyperparameters": _whole_where_whole(settings.retrain_hyperparameters),
             },
             facts={
                 "Agent": agent, "New corrections": f"{corrections:,} since {dataset_fact(store, last.id)}",
@@ -281,6 +281,11 @@ def _estimate(
     return estimate.model_copy(update={"notes": [note, *estimate.notes]})
 
 
+def _whole_where_whole(values: dict[str, float]) -> dict[str, float | int]:
+    """Settings' numbers as a job takes them: 4.0 epochs as 4."""
+    return {name: int(value) if float(value).is_integer() else value for name, value in values.items()}
+
+
 # Deciding -------------------------------------------------------------------------------------------------
 
 
@@ -301,6 +306,7 @@ def after_retrain_approved(svc: Services, approval: approvals.Approval) -> None:
         launched = jobs.launch_job(
             svc, dataset_version=version.id, provider=str(payload["provider"]), base_model=str(payload["base_model"]),
             actor=SCHEDULER, method=str(payload.get("method") or Method.SUPERVISED), key=f"retrain:{approval.id}",
+            hyperparameters=dict(payload.get("hyperparameters") or {}) or None,
         )  # fmt: skip
     except FinetuneError as exc:
         with store.write():

@@ -5,33 +5,46 @@ population of reviewers who share the preferences planted in the bundled sample 
 reviewers want no filler and their sign-off, sales reviewers no hedging and a concrete next step, billing
 reviewers no "Unfortunately," and the invoice number.
 
-For a customer message, `ideal_reply` is what the agent's reviewers want: it is read off the message, so the
-same message always gets the same ideal, and the sample's finals are exactly these replies. `react` compares a
-draft with that ideal through the product's own edit measure (`core.data.edits.compare`, the one ingest
-records as acceptance), read both ways:
+Reviewers edit the way busy people do: they fix what they care about and send the rest. `edit_as_reviewer`
+applies an agent's preferences to a draft (deletes the filler, hedges, padding and "Unfortunately,"; ends it with
+the team's ending), leaving the answer's own words as the draft has them. `react` first asks whether the draft
+answers the customer at all: its `similarity` to `ideal_reply` (what the team would write, read off the message),
+through the product's own edit measure (`core.data.edits.compare`, read both ways: the smaller of the share of
+the draft kept and the share of the ideal covered). Under the reviewer's `reject_below` (around `REJECT_BELOW`)
+the draft is rejected (rated 1-2) and rewritten as the ideal. Otherwise a draft their edit leaves unchanged is
+accepted unedited (rated 4-5), and one it changes is sent edited (rated 3-4). So a model that learns the team's
+preferences from its corrections gets its drafts accepted more often: what the demo's loop is about.
 
-    kept     = acceptance of the draft against the ideal: the share of the draft the reviewer would keep
-    covered  = acceptance of the ideal against the draft: the share of the ideal the draft already holds
-    similarity = min(kept, covered)
-
-A draft with nothing to change is accepted unedited (rated 4-5). A draft the reviewer would change is edited into
-the ideal (rated 3-4) unless its similarity is under the reviewer's `reject_below` (around `REJECT_BELOW`): then
-it is rejected (rated 1-2) and rewritten as the ideal. Reviewers are not machines: each lets a change of one word
-(`SMALL_CHANGE`) slide now and then (`lets_slide`), and some rate a point higher (`generous`); which
-reviewer reacts, and those coin flips, come from the `rng` passed in, so a seeded rng replays a run exactly.
+Reviewers are not machines: each lets a change of one word (`SMALL_CHANGE`) slide now and then (`lets_slide`),
+and some rate a point higher (`generous`); which reviewer reacts, and those coin flips, come from the `rng`
+passed in, so a seeded rng replays a run exactly.
 """
 
 from __future__ import annotations
 
 import functools
 import random
+import re
 from dataclasses import dataclass
 
 from core.data import edits
-from core.demo.samples import AGENTS, compose_message, ideal_parts, profile
+from core.demo.samples import (
+    AGENTS,
+    FILLERS,
+    HEDGE,
+    HEDGE_OPENERS,
+    PROFILES,
+    SIGN_OFF,
+    SUPPORT_CLOSERS,
+    UNFORTUNATELY,
+    VAGUE_ENDINGS,
+    compose_message,
+    ideal_parts,
+    profile,
+)
 from core.errors import InvalidInput
 
-REJECT_BELOW = 0.4  # similarity under which a reviewer rewrites the draft; each reviewer's own is within ±0.05
+REJECT_BELOW = 0.25  # similarity to the ideal under which a draft does not answer the customer (±0.05 each)
 SMALL_CHANGE = 1  # words: a draft that needs one word changed, added or deleted may slide through unedited
 ACCEPTED_FIVE = 0.75  # accepted drafts rated 5 rather than 4
 
@@ -96,15 +109,62 @@ def react(agent: str, prompt: str, draft: str, rng: random.Random) -> Reaction:
     """A simulated reviewer's reaction to `draft`, an answer to the customer message `prompt` (see the module doc)."""
     ideal = ideal_reply(agent, prompt)
     user = rng.choice(population(agent))
-    change = edits.compare(draft, ideal)
     score = similarity(draft, ideal)
-    if not change.ops:
-        return Reaction(None, 5 if rng.random() < ACCEPTED_FIVE else 4, True, user.name, score)
     if score < user.reject_below:
         return Reaction(ideal, _bump(2 if score >= 0.15 else 1, 2, user, rng), False, user.name, score)
+    edited = edit_as_reviewer(agent, prompt, draft)
+    change = edits.compare(draft, edited)
+    if not change.ops:
+        return Reaction(None, 5 if rng.random() < ACCEPTED_FIVE else 4, True, user.name, score)
     if _small(change) and rng.random() < user.lets_slide:
         return Reaction(None, 4, True, user.name, score)
-    return Reaction(ideal, _bump(4 if score >= 0.75 else 3, 4, user, rng), False, user.name, score)
+    return Reaction(edited, _bump(4 if change.acceptance >= 0.75 else 3, 4, user, rng), False, user.name, score)
+
+
+def preference_score(agent: str, prompt: str, draft: str) -> float:
+    """How much of the draft a reviewer keeps: 0 when it does not answer the customer, else the share their edit
+    keeps (1.0 when they would send it as it is). What the demo's judge compares."""
+    if similarity(draft, ideal_reply(agent, prompt)) < REJECT_BELOW:
+        return 0.0
+    return edits.compare(draft, edit_as_reviewer(agent, prompt, draft)).acceptance
+
+
+def edit_as_reviewer(agent: str, prompt: str, draft: str) -> str:
+    """`draft` as `agent`'s reviewers send it: their dislikes deleted, the team's ending in place, the rest kept."""
+    paragraphs = [part.strip() for part in draft.strip().split("\n\n") if part.strip()]
+    if not paragraphs:
+        return ideal_reply(agent, prompt)
+    ending = ideal_parts(agent, prompt).ending
+    known_endings = {SIGN_OFF, *SUPPORT_CLOSERS, *VAGUE_ENDINGS} | set(_ENDINGS.findall(draft))
+    if len(paragraphs) > 1 and (paragraphs[-1] in known_endings or _ENDING.fullmatch(paragraphs[-1])):
+        paragraphs.pop()  # their ending replaces whatever closed the draft
+    greeting, body = (paragraphs[0], paragraphs[1:]) if _GREETING.match(paragraphs[0]) else (None, paragraphs)
+    cleaned = [_clean(agent, paragraph) for paragraph in body]
+    parts = ([greeting] if greeting else []) + [part for part in cleaned if part]
+    if ending:
+        parts.append(ending)
+    return "\n\n".join(parts)
+
+
+def _clean(agent: str, paragraph: str) -> str:
+    """A body paragraph without the sentences and openers `agent`'s reviewers delete."""
+    disliked = (
+        set(FILLERS) | set(HEDGE_OPENERS) | set(PROFILES[agent].padding) | set(SUPPORT_CLOSERS) | set(VAGUE_ENDINGS)
+    )
+    sentences = [s for s in _SENTENCES.split(paragraph) if s and s.strip() not in disliked]
+    text = " ".join(sentence.strip() for sentence in sentences)
+    for opener in (f"{UNFORTUNATELY} ", f"{HEDGE} "):
+        while opener in text:
+            at = text.index(opener)
+            rest = text[at + len(opener) :]
+            text = text[:at] + rest[:1].upper() + rest[1:]
+    return text.strip()
+
+
+_SENTENCES = re.compile(r"(?<=[.!?])\s+")
+_GREETING = re.compile(r"^(Hi|Hello|Dear)\b[^\n]*,$")
+_ENDING = re.compile(r"(Best regards\b.*|Would .* work for a 20-minute call\?|Invoice reference: \S+)")
+_ENDINGS = re.compile(r"Would [^\n?]* work for a 20-minute call\?")
 
 
 def _small(change: edits.EditSummary) -> bool:
@@ -134,8 +194,10 @@ __all__ = [
     "SMALL_CHANGE",
     "Reaction",
     "SimulatedUser",
+    "edit_as_reviewer",
     "ideal_reply",
     "population",
+    "preference_score",
     "prompts",
     "react",
     "similarity",

@@ -47,8 +47,13 @@ from core.vocabulary import CanaryAction, ExperimentMetric, GuardDecision
 
 log = logging.getLogger(__name__)
 
+_MEASURES = {
+    ExperimentMetric.ACCEPTANCE: "acceptance rate",
+    ExperimentMetric.MEAN_ACCEPTANCE: "mean acceptance (the share of each draft kept)",
+}
+
 GUARD_SECONDS = 300  # how often serve re-tests every running canary
-_ACCEPTANCE = [ExperimentMetric.ACCEPTANCE]
+_ACCEPTANCE = [ExperimentMetric.ACCEPTANCE, ExperimentMetric.MEAN_ACCEPTANCE]  # drafts kept whole; share kept
 
 
 @dataclass(frozen=True)
@@ -60,7 +65,14 @@ class CanaryCheck:
 
     @property
     def acceptance(self) -> MetricResult:
-        return self.analysis.metrics[0]
+        """The measure of acceptance that speaks loudest: of those worse, the one with the smallest adjusted p-value;
+        else the share of drafts accepted."""
+        worse = [
+            metric for metric in self.analysis.metrics
+            if metric.difference is not None and metric.adjusted_p_value is not None
+            and (metric.difference < 0) == metric.higher_is_better
+        ]  # fmt: skip
+        return min(worse, key=lambda metric: metric.adjusted_p_value or 1.0) if worse else self.analysis.metrics[0]
 
     @property
     def outcomes(self) -> int:
@@ -86,8 +98,9 @@ class CanaryCheck:
     def evidence(self) -> str:
         """One sentence: which way the canary's acceptance differs, by how much, how sure, on how much feedback."""
         worse = "significantly worse than" if self.worse else "compared with"
+        measure = _MEASURES.get(self.acceptance.metric, str(self.acceptance.metric))
         return (
-            f"the acceptance rate of {self.arms.treatment} is {worse} {self.arms.control}'s:"
+            f"the {measure} of {self.arms.treatment} is {worse} {self.arms.control}'s:"
             f" {metric_text(self.acceptance)} ({self.counts()})."
         )
 

@@ -396,12 +396,14 @@ def _during_canary(svc: Services, run: LoopRun) -> Move | None:
     if guarded is not None:
         if guarded["action"] == "performed":
             return _end(
-                LoopOutcome.ROLLED_BACK, f"The acceptance guard rolled {run.version_id} back: {guarded['evidence']}."
+                LoopOutcome.ROLLED_BACK,
+                f"The acceptance guard rolled {run.version_id} back: {str(guarded['evidence']).rstrip('.')}.",
             )
         if guarded["action"] == "proposed" and guarded["approval_id"]:
             return Move(
                 LoopStep.ROLLBACK_APPROVAL,
-                f"The acceptance guard found {run.version_id} worse and proposed its rollback: {guarded['evidence']}.",
+                f"The acceptance guard found {run.version_id} worse and proposed its rollback: "
+                f"{str(guarded['evidence']).rstrip('.')}.",
                 changes={"rollback_approval_id": guarded["approval_id"]},
             )
     if rollout.status in (RolloutState.CANCELLED, RolloutState.SUPERSEDED, RolloutState.HALTED):
@@ -563,6 +565,7 @@ def _job_spec(svc: Services, run: LoopRun) -> dict[str, Any]:
     return {
         "dataset_version": str(version), "provider": str(payload["provider"]),
         "base_model": str(payload["base_model"]), "method": str(payload.get("method") or "supervised"),
+        "hyperparameters": dict(payload.get("hyperparameters") or {}) or None,
     }  # fmt: skip
 
 

@@ -142,6 +142,12 @@ def _message(row: dict[str, Any]) -> OutboxMessage:
     return OutboxMessage(**fields | {"event": event, "problem": problem})
 
 
+def queued_after(store: Store, after_id: int, *, limit: int = 200) -> list[OutboxMessage]:
+    """Messages queued after row `after_id`, oldest first, whatever their state: what a terminal shows of them."""
+    rows = store.query("SELECT * FROM outbox WHERE id > ? ORDER BY id LIMIT ?", (after_id, limit))
+    return [_message(row) for row in rows]
+
+
 def message_ref(store: Store, message_key: str | None) -> MessageRef | None:
     """Where an earlier message with this key was posted, so the next one edits it."""
     if not message_key:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import difflib
 import ipaddress
 import itertools
+import math
 import os
 import re
 import urllib.parse
@@ -116,6 +117,23 @@ def parse_quorums(text: str) -> dict[str, int]:
             raise ValueError(f"{entry!r}: the count must be from 1 to {MAX_APPROVALS_NEEDED}")
         quorums[key] = int(count)
     return quorums
+
+
+def parse_hyperparameters(text: str) -> dict[str, float]:
+    """`learning_rate=0.001,epochs=4` as {"learning_rate": 0.001, "epochs": 4.0}; ValueError naming the bad entry."""
+    values: dict[str, float] = {}
+    for entry in (part.strip() for part in text.split(",")):
+        if not entry:
+            continue
+        name, sep, number = (piece.strip() for piece in entry.partition("="))
+        try:
+            value = float(number)
+        except ValueError:
+            value = math.nan
+        if not sep or not re.fullmatch(r"[a-z][a-z0-9_]{0,39}", name) or not math.isfinite(value):
+            raise ValueError(f"{entry!r} must be NAME=NUMBER, e.g. learning_rate=0.001")
+        values[name] = value
+    return values
 
 
 _ROLE_LIST_FORMS = "Slack user ids (U123 or slack:U123), slack-group:S123, os:NAME or mcp:TOKEN-NAME, comma-separated"
@@ -291,6 +309,12 @@ class Settings(BaseSettings):
         "local means FINETUNE_LOCAL_BASE_MODEL.",
         default="default",
         min_length=1,
+    )
+    retrain_hyperparameters: Annotated[dict[str, float], NoDecode] = _env(
+        "FINETUNE_RETRAIN_HYPERPARAMETERS",
+        "Hyperparameters every retraining job asks for, e.g. learning_rate=0.001,epochs=4 (checked against the base "
+        "model's ranges at launch); the others are suggested for the new version's size. Empty: all suggested.",
+        default_factory=dict,
     )
     inference_concurrency: int = _env(
         "FINETUNE_INFERENCE_CONCURRENCY",
@@ -571,6 +595,11 @@ class Settings(BaseSettings):
                     "or finetune.example.com:8443 (no scheme, no path)"
                 )
         return hosts
+
+    @field_validator("retrain_hyperparameters", mode="before")
+    @classmethod
+    def _hyperparameters(cls, value: object) -> object:
+        return parse_hyperparameters(value) if isinstance(value, str) else value
 
     @field_validator("approvals_needed", mode="before")
     @classmethod
