@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import time
 import urllib.parse
 from collections.abc import Iterator
@@ -400,7 +401,7 @@ def test_a_failed_runs_retry_button_relaunches_its_job_as_the_person_who_clicked
 # MCP: an agent starts and follows a run, and can decide nothing ----------------------------------------------
 
 
-def test_an_agent_starts_a_run_reads_where_it_stands_and_cannot_approve_it(world):
+def test_an_agent_drives_a_run_from_start_to_promotion_stopping_at_each_human_step(world):
     w = world
     tools, [started] = session(w.svc, ("start_loop", {"agent": "support"}))
     assert not started.is_error, started
@@ -418,6 +419,20 @@ def test_an_agent_starts_a_run_reads_where_it_stands_and_cannot_approve_it(world
     assert shown["step"] == "training" and shown["job_id"] and [step["step"] for step in shown["steps"]] == [
         "retrain_approval", "training",
     ]  # fmt: skip
+    w.chats.answers["ft:support:v2"] = GOOD
+    w.finish_job(shown["job_id"], model="ft:support:v2")
+    w.tick()
+    _, [read, pending] = session(w.svc, ("get_loop_run", {"run_id": run["id"]}), ("list_approvals", {}))
+    shown = read.structured_content
+    assert shown["step"] == "canary_approval" and shown["canary_approval_id"]
+    assert shown["canary_approval_id"] in json.dumps(pending.structured_content)  # the agent sees what waits
+    approve(w, shown["canary_approval_id"], BOB, CAT)  # people decide, in Slack or a terminal
+    w.tick()
+    w.clock.now += 2 * DAY
+    registry.advance_due(w.svc, now=w.clock())
+    w.tick()
+    _, [read] = session(w.svc, ("get_loop_run", {"run_id": run["id"]}))
+    assert (read.structured_content["step"], read.structured_content["outcome"]) == ("done", "promoted")
 
 
 def test_with_slack_down_the_thread_waits_and_arrives_whole_once_slack_is_back(world, fake_slack):
@@ -435,3 +450,45 @@ def test_with_slack_down_the_thread_waits_and_arrives_whole_once_slack_is_back(w
     before = len(fake_slack.posted)
     deliver(w, fake_slack)
     assert len(fake_slack.posted) == before  # nothing posted twice
+
+
+# kill -9 of serve, twice, in the middle of a run --------------------------------------------------------------
+
+
+def test_a_run_resumes_where_serve_was_killed_and_nothing_is_doubled(tmp_path, start_serve):
+    """A run whose local job is training when serve is killed -9: the next serve re-attaches the job, the run goes
+    on to its deploy request; killed again there, the next serve requests nothing twice."""
+    settings = make_settings(tmp_path, retrain_provider=Provider.LOCAL, retrain_base_model="tiny",
+                             retrain_min_corrections=5)  # fmt: skip
+    services = build_services(settings)
+    store = services.store
+    feedback.ingest_batch(store, make_events(60), actor=cli_actor())
+    datasets.build_dataset(store, name="support", actor=cli_actor())
+    feedback.ingest_batch(store, make_events(45, start=1000, seed=11), actor=cli_actor())
+    run = loop.start_run(services, agent="support", actor=ANN)
+    actions.decide(services, approval_id=some(run.retrain_approval_id), actor=CAT, approve=True)  # launches the job
+    env = {"FINETUNE_RETRAIN_PROVIDER": "local", "FINETUNE_RETRAIN_BASE_MODEL": "tiny"}
+
+    serve = start_serve(settings, **env)
+    wait_until(lambda: loop.get_run(services, run.id).step is LoopStep.TRAINING, timeout=30, what="the run training")
+    serve.stop(signal.SIGKILL)  # the job's worker is a process of its own: it trains on
+
+    serve = start_serve(settings, **env)
+    wait_until(
+        lambda: loop.get_run(services, run.id).step is LoopStep.CANARY_APPROVAL, timeout=120,
+        what="the run past its job (support@production serves nothing yet: a first deploy is requested)",
+    )  # fmt: skip
+    serve.stop(signal.SIGKILL)
+    serve = start_serve(settings, **env)
+    time.sleep(2)  # serve advances every run at start: give it the chance to double something
+    serve.stop()
+
+    resumed = loop.get_run(services, run.id)
+    assert [step.step for step in resumed.steps] == [
+        LoopStep.RETRAIN_APPROVAL, LoopStep.TRAINING, LoopStep.CANARY_APPROVAL,
+    ]  # fmt: skip
+    assert store.scalar("SELECT COUNT(*) FROM jobs") == 1
+    assert store.scalar("SELECT status FROM jobs") == "succeeded"
+    assert store.scalar("SELECT COUNT(*) FROM approvals WHERE action = 'deploy'") == 1
+    assert store.scalar("SELECT COUNT(*) FROM model_versions") == 1
+    services.close()

@@ -109,8 +109,8 @@ def _run(console: Console, where: Path, judge_url: str, *, fast: bool) -> Messag
     demo = Demo(services, engine, clock, options=DemoOptions(fast=fast), say=printer.note, between=printer.slack)
     try:
         result = demo.run(where / BASE_MODEL_DIR)
-        demo.step("The weekly digest of the demo's week")
-        published = publish_weekly(services, actor=demo.operator, week=_this_week(clock().date()))
+        demo.step("The weekly digest of the last full week, as Slack gets it each Monday")
+        published = publish_weekly(services, actor=demo.operator)
         printer.slack()
         demo.detail(published.headline)
         demo.look(f"open {published.page}")
@@ -122,11 +122,6 @@ def _run(console: Console, where: Path, judge_url: str, *, fast: bool) -> Messag
         text=f"Demo done in {result.seconds / 60:.1f} minutes ({rounds}). Everything it did is in {where}: "
         f"FINETUNE_DATA_DIR={settings.data_dir} finetune loop (or audit, models history support, report weekly)."
     )
-
-
-def _this_week(day: object) -> str:
-    year, week, _ = day.isocalendar()  # type: ignore[attr-defined]
-    return f"{year}-W{week:02d}"
 
 
 TERMINAL: tuple[click.Command, ...] = (demo_command,)
