@@ -279,7 +279,8 @@ def build_app(services: Services) -> Starlette:
         add_interval_job(scheduler, expire_approvals, job_id="approvals", seconds=APPROVALS_SECONDS, args=(services,))
         add_interval_job(scheduler, advance_rollouts, job_id="rollouts", seconds=ROLLOUTS_SECONDS, args=(services,))
         add_interval_job(scheduler, guard_canaries, job_id="canaries", seconds=CANARIES_SECONDS, args=(services,))
-        add_interval_job(scheduler, advance_loops, job_id="loop", seconds=LOOP_SECONDS, args=(services,))
+        loop_seconds = min(LOOP_SECONDS, settings.poll_seconds)  # runs mostly wait on jobs: follow them as often
+        add_interval_job(scheduler, advance_loops, job_id="loop", seconds=loop_seconds, args=(services,))
         add_interval_job(scheduler, update_analytics, job_id="analytics", seconds=ANALYTICS_SECONDS, args=(services,))
         add_daily_job(scheduler, check_regressions, job_id="regressions", hour=REGRESSION_HOUR, args=(services,))
         add_weekly_job(

@@ -467,7 +467,7 @@ def test_a_run_resumes_where_serve_was_killed_and_nothing_is_doubled(tmp_path, s
     feedback.ingest_batch(store, make_events(45, start=1000, seed=11), actor=cli_actor())
     run = loop.start_run(services, agent="support", actor=ANN)
     actions.decide(services, approval_id=some(run.retrain_approval_id), actor=CAT, approve=True)  # launches the job
-    env = {"FINETUNE_RETRAIN_PROVIDER": "local", "FINETUNE_RETRAIN_BASE_MODEL": "tiny"}
+    env = {"FINETUNE_RETRAIN_PROVIDER": "local", "FINETUNE_RETRAIN_BASE_MODEL": "tiny", "FINETUNE_POLL_SECONDS": "1"}
 
     serve = start_serve(settings, **env)
     wait_until(lambda: loop.get_run(services, run.id).step is LoopStep.TRAINING, timeout=30, what="the run training")

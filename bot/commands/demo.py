@@ -78,12 +78,12 @@ def _fresh(where: Path) -> None:
     (where / MARKER).write_text("made by `finetune demo`; the next demo replaces this directory\n")
 
 
-def demo_settings(where: Path, judge_url: str) -> Settings:
+def demo_settings(where: Path, judge_url: str, *, canary_plan: str = "25,50,100") -> Settings:
     """The demo's own settings: nothing from the environment decides what it does."""
     return Settings(
         _env_file=None, data_dir=where / "data", local_base_model=str(where / BASE_MODEL_DIR), approvers=["os:ana", "os:ben"], operators=["os:demo-operator"],
         judge_model="compatible:demo-judge", compatible_base_url=judge_url, loop_eval_max_cost_usd=None,
-        loop_canary_plan="25,50,100", loop_canary_every="2d", retrain_min_corrections=20,
+        loop_canary_plan=canary_plan, loop_canary_every="2d", retrain_min_corrections=20,
         retrain_hyperparameters="epochs=12,learning_rate=0.005",
         retrain_provider="local", slack_bot_token=None, slack_signing_secret=None, slack_app_token=None,
         anthropic_api_key=None, openai_api_key=None, auto_approve_usd=100.0,
@@ -97,7 +97,8 @@ def _run(console: Console, where: Path, judge_url: str, *, fast: bool) -> Messag
     from core.services import build_services
     from reports.publish import publish_weekly
 
-    settings = demo_settings(where, judge_url)
+    options = DemoOptions(fast=fast)
+    settings = demo_settings(where, judge_url, canary_plan=options.canary_plan)
     clock = SimClock()
     services = build_services(settings, clock=clock)
     engine = inference.build_engine(settings)
@@ -106,7 +107,7 @@ def _run(console: Console, where: Path, judge_url: str, *, fast: bool) -> Messag
         f"[bold]finetune demo[/bold]: everything in {where} (SQLite at {settings.db_path}); local provider, no keys, "
         "no network. Slack is off: the messages it would post are shown as [magenta]Slack ›[/magenta] lines."
     )
-    demo = Demo(services, engine, clock, options=DemoOptions(fast=fast), say=printer.note, between=printer.slack)
+    demo = Demo(services, engine, clock, options=options, say=printer.note, between=printer.slack)
     try:
         result = demo.run(where / BASE_MODEL_DIR)
         demo.step("The weekly digest of the last full week, as Slack gets it each Monday")

@@ -70,7 +70,7 @@ class DemoOptions:
 
     @property
     def pretrain_steps(self) -> int:
-        return 400  # fewer leaves a base too weak for the rounds to tell its versions apart
+        return 280 if self.fast else 400  # much fewer leaves a base too weak for the rounds to tell versions apart
 
     @property
     def traffic_per_day(self) -> int:
@@ -78,7 +78,16 @@ class DemoOptions:
 
     @property
     def first_week_days(self) -> int:
-        return 3 if self.fast else 5
+        return 2 if self.fast else 5
+
+    @property
+    def days_between_rounds(self) -> int:
+        return 1 if self.fast else 2
+
+    @property
+    def canary_plan(self) -> str:
+        """The canary's stages: the fast demo goes straight to half of the traffic (more outcomes a day)."""
+        return "50,100" if self.fast else "25,50,100"
 
     @property
     def max_new_tokens(self) -> int:
@@ -161,7 +170,10 @@ class Demo:
         self.deploy_first(v1)
         self.serve_days(self.options.first_week_days, what="a week of support traffic on support:v1")
         self.result.rounds.append(self.round(1))
-        self.serve_days(2, what="two more days of support traffic on support:v2")
+        between = self.options.days_between_rounds
+        self.serve_days(
+            between, what=f"{'a day' if between == 1 else f'{between} days'} of support traffic on support:v2"
+        )
         self.step("A recipe slip: support's dataset is rebuilt with the sales agent's filter instead of support's")
         self.build(Recipe(filters=DatasetFilters(agents=["sales"])), why="by mistake, sales conversations")
         self.serve_days(1, what="a day of support traffic, so there are new corrections since that build")
